@@ -1,0 +1,41 @@
+"""The one routes table: DynamoDB operation name -> handler.
+
+A handler is ``async def handler(ctx, request) -> dict | bytes``. ``request`` is the decoded JSON
+body, already checked against the operation's declarative spec (types, required members,
+lengths, enums) by the dispatcher, so a handler does the semantic validation and the work.
+It returns the response body as a dict (encoded with orjson) or as ready JSON bytes (fast paths
+that splice stored item bytes). It raises ``quorumdb.errors`` types for every failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from quorumdb.db.contract import DataPlane
+
+__all__ = ["RequestContext", "Handler", "OPERATIONS", "operation"]
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestContext:
+    db: DataPlane
+    request_id: str
+    now: Callable[[], float]  # wall clock, seconds since the epoch; injected for tests
+
+
+Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any] | bytes]]
+
+OPERATIONS: dict[str, Handler] = {}
+
+
+def operation(name: str) -> Callable[[Handler], Handler]:
+    """Register ``handler`` for the DynamoDB operation ``name`` (e.g. ``"PutItem"``)."""
+
+    def register(handler: Handler) -> Handler:
+        assert name not in OPERATIONS, f"operation {name} registered twice"
+        OPERATIONS[name] = handler
+        return handler
+
+    return register

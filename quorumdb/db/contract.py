@@ -1,0 +1,176 @@
+"""The seam between the API handlers and everything below them.
+
+Handlers (``quorumdb.api``) validate a request completely, build pure functions, and call a
+``DataPlane``. The data plane routes table + partition key to a partition, and the partition
+to its replica group and storage engine. On a single node a partition is a key range of the
+local engine; in the cluster the same calls go through replication. Handlers never touch an
+engine directly, so replication slots in below them without rewriting them.
+
+Rules every implementation keeps:
+
+- ``write``/``write_many``/``transact_write`` resolve only after the change is durable (an
+  acknowledged write survives kill -9). Concurrent writes may be group-committed.
+- A mutation is a pure ``Mutator``: ``mutate(old) -> new`` where ``old``/``new`` are the stored
+  item or ``None`` (absent / delete). It may raise (e.g. ``ConditionalCheckFailedError``,
+  ``ValidationError``); then nothing of that write is applied. It may be called more than once
+  (a retry under replication) and must not have side effects.
+- Index entries (LSI/GSI) change atomically with their item on a single node.
+- Reads come from a consistent snapshot; no read observes part of a ``transact_write``.
+- Items are in wire shape (``quorumdb.model.types``) and already validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from quorumdb.model.schema import IndexDef, TableDef
+from quorumdb.model.types import AttributeValue, Item, Key
+
+__all__ = [
+    "Mutator",
+    "WriteOp",
+    "WriteResult",
+    "StoredItem",
+    "SortKeyRange",
+    "DataPlane",
+]
+
+Mutator = Callable[[Item | None], Item | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteOp:
+    """One item mutation: ``mutate`` sees the current item under ``key`` (or None)."""
+
+    table: TableDef
+    key: Key
+    mutate: Mutator
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteResult:
+    old: Item | None
+    new: Item | None
+    old_size: int  # DynamoDB item size in bytes (0 if absent)
+    new_size: int
+    # Sizes of index entries written/removed per index name, for ConsumedCapacity INDEXES.
+    index_writes: dict[str, int] | None = None
+
+
+class StoredItem(Protocol):
+    """An item as read from storage: decoded lazily, size known without decoding."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def item(self) -> Item: ...
+
+    @property
+    def raw(self) -> bytes:
+        """The item serialized as DynamoDB JSON (``{"a":{"S":"x"}}``), ready to splice into a response."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SortKeyRange:
+    """A KeyConditionExpression's sort-key part, already validated and typed.
+
+    ``op`` is one of ``EQ LT LE GT GE BETWEEN BEGINS_WITH``; ``values`` has one value
+    (two for BETWEEN). ``None`` in place of a range means "every sort key".
+    """
+
+    op: str
+    values: tuple[AttributeValue, ...]
+
+
+class DataPlane(Protocol):
+    # -- catalog ---------------------------------------------------------------------------
+    def table(self, name: str) -> TableDef:
+        """The table's current definition; ResourceNotFoundError if there is none."""
+        ...
+
+    def table_names(self) -> list[str]:
+        """All table names, sorted."""
+        ...
+
+    async def create_table(self, table: TableDef) -> TableDef:
+        """Store a new definition (the table_id is assigned here); ResourceInUseError if the name exists."""
+        ...
+
+    async def update_table(self, table: TableDef) -> TableDef:
+        """Replace a definition (bumps ``version``); starts GSI backfills for new CREATING indexes."""
+        ...
+
+    async def delete_table(self, name: str) -> TableDef:
+        """Remove the definition and all of the table's items and index entries."""
+        ...
+
+    def table_stats(self, table: TableDef) -> tuple[int, int]:
+        """(ItemCount, TableSizeBytes), maintained on write."""
+        ...
+
+    def index_stats(self, table: TableDef, index: IndexDef) -> tuple[int, int]:
+        """(ItemCount, IndexSizeBytes) of one index."""
+        ...
+
+    # -- items -----------------------------------------------------------------------------
+    def get(self, table: TableDef, key: Key, *, consistent: bool = False) -> StoredItem | None: ...
+
+    async def write(self, op: WriteOp) -> WriteResult:
+        """Apply one mutation durably. Raises what ``op.mutate`` raised, applying nothing."""
+        ...
+
+    async def write_many(self, ops: Sequence[WriteOp]) -> list[WriteResult | BaseException]:
+        """Independent mutations (BatchWriteItem): each applies or fails on its own."""
+        ...
+
+    async def transact_write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """All or nothing. If any mutate raises, none applies and TransactionCanceledError is
+        raised with one reason per op in order (ConditionalCheckFailed carries Item if set)."""
+        ...
+
+    def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:
+        """Several items from one snapshot."""
+        ...
+
+    def query(
+        self,
+        table: TableDef,
+        index: IndexDef | None,
+        hash_value: AttributeValue,
+        sort: SortKeyRange | None,
+        *,
+        forward: bool = True,
+        exclusive_start: Key | None = None,
+    ) -> Iterator[StoredItem]:
+        """Items of one partition-key value in sort-key order (reverse if not forward), after
+        ``exclusive_start`` (a table key, plus the index key when ``index`` is given). For an
+        index, the stored item is the projected index entry. The handler stops the iteration
+        at Limit / 1 MB."""
+        ...
+
+    def scan(
+        self,
+        table: TableDef,
+        index: IndexDef | None,
+        *,
+        segment: int = 0,
+        total_segments: int = 1,
+        exclusive_start: Key | None = None,
+    ) -> Iterator[StoredItem]:
+        """Items of the table (or index) in storage order — partition-key hash order, so a
+        segment is a contiguous range of the hash space."""
+        ...
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start background work: the TTL expirer, index backfills, group commit."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending writes and close storage cleanly."""
+        ...
+

@@ -1,0 +1,151 @@
+"""The one error tree of QuorumDB.
+
+Internal code raises these typed errors; only the HTTP layer (``quorumdb.api``) turns them into
+DynamoDB's ``{"__type": "com.amazonaws.dynamodb.v20120810#<Type>", "message": ...}`` bodies.
+Nothing below the API layer formats JSON errors or chooses HTTP status codes by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "DynamoError",
+    "ValidationError",
+    "SerializationError",
+    "UnknownOperationError",
+    "MissingAuthenticationTokenError",
+    "UnrecognizedClientError",
+    "ResourceNotFoundError",
+    "ResourceInUseError",
+    "LimitExceededError",
+    "ConditionalCheckFailedError",
+    "ProvisionedThroughputExceededError",
+    "ThrottlingError",
+    "RequestLimitExceededError",
+    "ItemCollectionSizeLimitExceededError",
+    "TransactionCanceledError",
+    "TransactionConflictError",
+    "TransactionInProgressError",
+    "IdempotentParameterMismatchError",
+    "InternalServerError",
+    "ERROR_PREFIX",
+]
+
+# The real service puts a few types (ValidationException, SerializationException) in the
+# com.amazon.coral namespaces; every SDK matches only the suffix after '#', so one prefix serves.
+ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+
+
+class DynamoError(Exception):
+    """Base of every error a client may see. ``type_name`` is the ``__type`` suffix."""
+
+    type_name: str = "InternalServerError"
+    http_status: int = 400
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body DynamoDB sends for this error."""
+        return {"__type": ERROR_PREFIX + self.type_name, "message": self.message}
+
+
+class ValidationError(DynamoError):
+    type_name = "ValidationException"
+
+
+class SerializationError(DynamoError):
+    type_name = "SerializationException"
+
+
+class UnknownOperationError(DynamoError):
+    type_name = "UnknownOperationException"
+
+
+class MissingAuthenticationTokenError(DynamoError):
+    type_name = "MissingAuthenticationTokenException"
+
+
+class UnrecognizedClientError(DynamoError):
+    type_name = "UnrecognizedClientException"
+
+
+class ResourceNotFoundError(DynamoError):
+    type_name = "ResourceNotFoundException"
+
+
+class ResourceInUseError(DynamoError):
+    type_name = "ResourceInUseException"
+
+
+class LimitExceededError(DynamoError):
+    type_name = "LimitExceededException"
+
+
+class ConditionalCheckFailedError(DynamoError):
+    """A condition evaluated false. ``item`` is returned when the caller asked for ALL_OLD."""
+
+    type_name = "ConditionalCheckFailedException"
+
+    def __init__(
+        self, message: str = "The conditional request failed", item: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.item = item
+
+    def body(self) -> dict[str, Any]:
+        out = super().body()
+        if self.item is not None:
+            out["Item"] = self.item
+        return out
+
+
+class ProvisionedThroughputExceededError(DynamoError):
+    type_name = "ProvisionedThroughputExceededException"
+
+
+class ThrottlingError(DynamoError):
+    type_name = "ThrottlingException"
+
+
+class RequestLimitExceededError(DynamoError):
+    type_name = "RequestLimitExceeded"
+
+
+class ItemCollectionSizeLimitExceededError(DynamoError):
+    type_name = "ItemCollectionSizeLimitExceededException"
+
+
+class TransactionCanceledError(DynamoError):
+    """Carries one reason per action, in request order: ``{"Code": "None"}`` for those that passed."""
+
+    type_name = "TransactionCanceledException"
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        codes = ", ".join(r.get("Code", "None") for r in reasons)
+        super().__init__(f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]")
+        self.reasons = reasons
+
+    def body(self) -> dict[str, Any]:
+        out = super().body()
+        out["CancellationReasons"] = self.reasons
+        return out
+
+
+class TransactionConflictError(DynamoError):
+    type_name = "TransactionConflictException"
+
+
+class TransactionInProgressError(DynamoError):
+    type_name = "TransactionInProgressException"
+
+
+class IdempotentParameterMismatchError(DynamoError):
+    type_name = "IdempotentParameterMismatchException"
+
+
+class InternalServerError(DynamoError):
+    type_name = "InternalServerError"
+    http_status = 500
