@@ -1,0 +1,100 @@
+"""The narrow log-storage protocol a replica persists through, and an in-memory implementation.
+
+A replica never writes storage itself: it returns ``PersistAction``s in its ``Ready`` and the
+driver performs them with ``persist_ready`` (in order, then ``sync``) before sending that
+Ready's messages. On restart, ``load()`` returns everything needed to rebuild the replica.
+
+Implementations must make ``sync()`` durable (fsync or equivalent) for everything written
+before it, keep entries by index (a put overwrites the same index), and must never change the
+meaning of stored data. This module must never import from ``runtime``, ``sim`` or ``api``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .ready import PutEntries, Ready, SaveHardState, SaveSnapshot
+from .values import ZERO_BALLOT, Entry, HardState, Snapshot
+
+__all__ = ["StoredState", "LogStorage", "MemoryLogStorage", "persist_ready"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredState:
+    """Everything a replica needs to restart (entries above the snapshot, by index)."""
+
+    hard_state: HardState
+    snapshot: Snapshot | None
+    entries: tuple[Entry, ...]
+
+
+class LogStorage(Protocol):
+    def load(self) -> StoredState: ...
+
+    def save_hard_state(self, hard_state: HardState) -> None: ...
+
+    def put_entries(self, entries: tuple[Entry, ...]) -> None: ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot`` and drop every entry at or below ``snapshot.index``."""
+        ...
+
+    def sync(self) -> None:
+        """Make every earlier write durable."""
+        ...
+
+
+class MemoryLogStorage:
+    """Reference implementation: a dict of entries, the hard state and the last snapshot.
+
+    ``sync`` is a no-op; a simulator models a crash by keeping only what was synced (copy the
+    object at sync time) or simply by keeping this object across a replica restart.
+    """
+
+    def __init__(self) -> None:
+        self.hard_state = HardState(promised=ZERO_BALLOT, commit_index=0)
+        self.snapshot: Snapshot | None = None
+        self.entries: dict[int, Entry] = {}
+        self.syncs = 0
+
+    def load(self) -> StoredState:
+        return StoredState(
+            hard_state=self.hard_state,
+            snapshot=self.snapshot,
+            entries=tuple(self.entries[i] for i in sorted(self.entries)),
+        )
+
+    def save_hard_state(self, hard_state: HardState) -> None:
+        self.hard_state = hard_state
+
+    def put_entries(self, entries: tuple[Entry, ...]) -> None:
+        floor = self.snapshot.index if self.snapshot is not None else 0
+        for e in entries:
+            if e.index > floor:
+                self.entries[e.index] = e
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        if self.snapshot is not None and snapshot.index < self.snapshot.index:
+            return
+        self.snapshot = snapshot
+        for i in [i for i in self.entries if i <= snapshot.index]:
+            del self.entries[i]
+
+    def sync(self) -> None:
+        self.syncs += 1
+
+
+def persist_ready(storage: LogStorage, ready: Ready) -> None:
+    """Perform ``ready.persist`` in order, then ``sync`` (only if there was something to do)."""
+    if not ready.persist:
+        return
+    for action in ready.persist:
+        match action:
+            case SaveHardState():
+                storage.save_hard_state(action.hard_state)
+            case PutEntries():
+                storage.put_entries(action.entries)
+            case SaveSnapshot():
+                storage.save_snapshot(action.snapshot)
+    storage.sync()
