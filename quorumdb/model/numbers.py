@@ -9,7 +9,7 @@ Nothing here uses binary floating point.
 from __future__ import annotations
 
 import re
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Underflow
+from decimal import Context, Decimal, Inexact, InvalidOperation
 
 from quorumdb.errors import ValidationError
 
@@ -20,8 +20,6 @@ MAX_ADJUSTED_EXP = 125  # 9.99...E+125
 MIN_ADJUSTED_EXP = -130  # 1E-130
 
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-# Wide enough to hold any valid operand exactly; arithmetic results are then checked.
-_EXACT = Context(prec=400, Emax=999_999, Emin=-999_999, traps=[InvalidOperation, Overflow, Underflow])
 _ARITH = Context(prec=MAX_DIGITS, Emax=999_999, Emin=-999_999, traps=[Inexact, InvalidOperation])
 
 _cache: dict[str, str] = {}
@@ -40,14 +38,15 @@ def _check(d: Decimal) -> None:
     sign, digits, exp = d.as_tuple()
     assert isinstance(exp, int)
     # Significant digits: strip leading and trailing zeros of the coefficient.
-    text = "".join(map(str, digits)).strip("0")
-    if len(text) > MAX_DIGITS:
-        raise ValidationError(TOO_PRECISE)
+    # Range before precision, as DynamoDB reports them.
     adjusted = d.adjusted()
     if adjusted > MAX_ADJUSTED_EXP:
         raise ValidationError(OVERFLOW)
     if adjusted < MIN_ADJUSTED_EXP:
         raise ValidationError(UNDERFLOW)
+    text = "".join(map(str, digits)).strip("0")
+    if len(text) > MAX_DIGITS:
+        raise ValidationError(TOO_PRECISE)
 
 
 def format_decimal(d: Decimal) -> str:
@@ -75,12 +74,9 @@ def format_decimal(d: Decimal) -> str:
 def _parse(text: str) -> Decimal:
     if not isinstance(text, str) or not _NUMBER_RE.fullmatch(text):
         raise ValidationError(NOT_A_NUMBER)
-    try:
-        return _EXACT.create_decimal(text)
-    except ArithmeticError:
-        # An exponent far outside any supported range: its sign says which way.
-        exponent = text.lower().rpartition("e")[2]
-        raise ValidationError(UNDERFLOW if exponent.startswith("-") else OVERFLOW) from None
+    # The Decimal constructor is exact whatever its length (a context would round, and a
+    # 400-digit context once accepted 1.000...0001 as 1); exponents are unbounded integers.
+    return Decimal(text)
 
 
 def canonical(text: str) -> str:
@@ -103,6 +99,8 @@ def to_decimal(text: str) -> Decimal:
 
 def _arith(result_fn: str, a: str, b: str) -> str:
     da, db = _parse(a), _parse(b)
+    _check(da)
+    _check(db)
     try:
         r = getattr(_ARITH, result_fn)(da, db)
     except Inexact:
