@@ -1,0 +1,287 @@
+"""Shared glue of the item handlers (items, reads, transactions).
+
+Everything here is request validation and translation: legacy-vs-expression parameter checks,
+building conditions / updates / projections (from expressions or their legacy equivalents),
+key and item validation against a table definition (including secondary-index key types),
+and ReturnValues shaping. It raises ``quorumdb.errors`` types with DynamoDB's messages.
+
+It never performs I/O or writes: handlers call the data plane themselves, after every check
+here has passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from quorumdb.errors import ResourceNotFoundError, ValidationError
+from quorumdb.model.schema import IndexDef, KeySchema, TableDef
+from quorumdb.model.types import Item, Key
+
+__all__ = [
+    "MAX_ITEM_BYTES",
+    "INVALID",
+    "table_of",
+    "check_expression_params",
+    "check_duplicate_names",
+    "Parsed",
+    "parse_expressions",
+    "validate_key",
+    "validate_item_for_table",
+    "check_index_keys",
+    "updated_attributes",
+    "key_fingerprint",
+    "item_collection_metrics",
+]
+
+MAX_ITEM_BYTES = 400 * 1024
+INVALID = "One or more parameter values were invalid: "
+
+
+def table_of(ctx_db: Any, name: str) -> TableDef:
+    """The table definition, or ResourceNotFoundError with DynamoDB's text."""
+    try:
+        table: TableDef = ctx_db.table(name)
+    except ResourceNotFoundError:
+        raise ResourceNotFoundError("Requested resource not found") from None
+    return table
+
+
+def check_expression_params(
+    req: Mapping[str, Any], expressions: Sequence[str], legacy: Sequence[str]
+) -> None:
+    """Refuse mixing expression and legacy parameters, and stray ExpressionAttribute* maps."""
+    used = [p for p in expressions if req.get(p) is not None]
+    if used:
+        legacy_used = [p for p in legacy if req.get(p) is not None]
+        if (
+            "KeyConditions" in legacy_used
+            and req.get("KeyConditionExpression") is None
+        ):
+            legacy_used.remove("KeyConditions")
+        if legacy_used:
+            raise ValidationError(
+                "Can not use both expression and non-expression parameters in the same request: "
+                f"Non-expression parameters: {{{', '.join(legacy_used)}}} "
+                f"Expression parameters: {{{', '.join(used)}}}"
+            )
+    if req.get("ExpressionAttributeNames") is not None and not used:
+        raise ValidationError(
+            "ExpressionAttributeNames can only be specified when using expressions"
+        )
+    value_exprs = [p for p in expressions if p != "ProjectionExpression"]
+    if (
+        value_exprs
+        and req.get("ExpressionAttributeValues") is not None
+        and all(req.get(p) is None for p in value_exprs)
+    ):
+        verb = "are" if len(value_exprs) > 1 else "is"
+        raise ValidationError(
+            "ExpressionAttributeValues can only be specified when using expressions: "
+            f"{' and '.join(value_exprs)} {verb} null"
+        )
+
+
+def check_duplicate_names(names: Sequence[str] | None) -> None:
+    """AttributesToGet may not repeat a name."""
+    if not names:
+        return
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValidationError(INVALID + f"Duplicate value in attribute name: {n}")
+        seen.add(n)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parsed:
+    """The compiled expressions of one request (None where absent)."""
+
+    condition: Any = None
+    update: Any = None
+    key_condition: Any = None
+    filter: Any = None
+    projection: Any = None
+
+
+_EMPTY = Parsed()
+
+
+def parse_expressions(
+    req: Mapping[str, Any],
+    *,
+    key_schema: KeySchema | None = None,
+    filter_param: str = "FilterExpression",
+    legacy_filter: str | None = None,
+    legacy_updates: bool = False,
+    legacy_expected: bool = False,
+    legacy_key_conditions: bool = False,
+) -> Parsed:
+    """Compile the request's expressions (or legacy parameters) in DynamoDB's order.
+
+    Expressions are parsed in DynamoDB's order (update, condition, key condition, filter,
+    projection), then unused placeholders are refused. Legacy parameters become the same
+    objects through ``quorumdb.expr.legacy``.
+    """
+    upd_t = req.get("UpdateExpression")
+    cond_t = req.get("ConditionExpression")
+    key_t = req.get("KeyConditionExpression")
+    filt_t = req.get(filter_param) if filter_param == "FilterExpression" else None
+    proj_t = req.get("ProjectionExpression")
+    names = req.get("ExpressionAttributeNames")
+    values = req.get("ExpressionAttributeValues")
+
+    condition = update = key_condition = filt = projection = None
+    if (
+        upd_t is not None
+        or cond_t is not None
+        or key_t is not None
+        or filt_t is not None
+        or proj_t is not None
+        or names is not None
+        or values is not None
+    ):
+        from quorumdb.expr import ExpressionContext
+
+        ec = ExpressionContext(names, values)
+        if upd_t is not None:
+            update = ec.update(upd_t)
+        if cond_t is not None:
+            condition = ec.condition(cond_t, "ConditionExpression")
+        if key_t is not None:
+            assert key_schema is not None
+            key_condition = ec.key_condition(key_t, key_schema)
+        if filt_t is not None:
+            filt = ec.condition(filt_t, "FilterExpression")
+        if proj_t is not None:
+            projection = ec.projection(proj_t)
+        ec.check_unused()
+
+    op = req.get("ConditionalOperator")
+    if legacy_updates and req.get("AttributeUpdates") is not None:
+        update = _legacy().attribute_updates(req["AttributeUpdates"])
+    if legacy_expected and req.get("Expected") is not None:
+        condition = _legacy().expected(req["Expected"], op)
+    if legacy_filter and req.get(legacy_filter) is not None:
+        filt = _legacy().filter_conditions(req[legacy_filter], op, legacy_filter)
+    if legacy_key_conditions and req.get("KeyConditions") is not None and key_t is None:
+        assert key_schema is not None
+        key_condition = _legacy().key_conditions(req["KeyConditions"], key_schema)
+    if projection is None and req.get("AttributesToGet") is not None:
+        projection = _legacy().attributes_to_get(req["AttributesToGet"])
+
+    if (
+        condition is None
+        and update is None
+        and key_condition is None
+        and filt is None
+        and projection is None
+    ):
+        return _EMPTY
+    return Parsed(
+        condition=condition,
+        update=update,
+        key_condition=key_condition,
+        filter=filt,
+        projection=projection,
+    )
+
+
+def _legacy() -> Any:
+    from quorumdb.expr import legacy
+
+    return legacy
+
+
+def validate_key(table: TableDef, key: Item) -> Key:
+    """A request's Key: values valid, exactly the table's key attributes with their types."""
+    from quorumdb.model.keys import extract_key
+    from quorumdb.model.values import validate_item
+
+    return extract_key(table.key_schema, validate_item(key), exact=True)
+
+
+def validate_item_for_table(table: TableDef, item: Item) -> Key:
+    """An already value-validated item against the table: primary key, index key types.
+
+    Returns the item's primary key.
+    """
+    from quorumdb.model.keys import extract_key
+
+    key = extract_key(table.key_schema, item, exact=False)
+    if table.indexes:
+        check_index_keys(table, item)
+    return key
+
+
+def _index_key_error(ix: IndexDef, name: str, expected: str, av: Mapping[str, Any]) -> ValidationError:
+    actual = next(iter(av))
+    if actual == expected and av[actual] == "" and expected in ("S", "B"):
+        kind = "string" if expected == "S" else "binary"
+        return ValidationError(
+            "One or more parameter values are not valid. A value specified for a secondary index "
+            "key is not supported. The AttributeValue for a key attribute cannot contain an empty "
+            f"{kind} value. IndexName: {ix.name}, IndexKey: {name}"
+        )
+    return ValidationError(
+        INVALID
+        + f"Type mismatch for Index Key {name} Expected: {expected} Actual: {actual} IndexName: {ix.name}"
+    )
+
+
+def check_index_keys(table: TableDef, item: Item) -> None:
+    """Index key attributes present in ``item`` must have the declared type and not be empty."""
+    for ix in table.indexes:
+        ks = ix.key_schema
+        for attr in (ks.hash, ks.range):
+            if attr is None:
+                continue
+            av = item.get(attr.name)
+            if av is None:
+                continue
+            v = av.get(attr.type)
+            if v is None or v == "":
+                raise _index_key_error(ix, attr.name, attr.type, av)
+
+
+def updated_attributes(item: Item | None, update: Any) -> Item:
+    """The attributes an update touched, as found in ``item`` (UPDATED_OLD / UPDATED_NEW).
+
+    DynamoDB returns the updated paths; we return each touched top-level attribute, narrowed to
+    the touched paths when the update can project them.
+    """
+    if not item:
+        return {}
+    project = getattr(update, "project_updated", None)
+    if project is not None:
+        out: Item = project(item)
+        return out
+    paths = getattr(update, "updated_paths", ())
+    out = {}
+    for p in paths:
+        head = p if isinstance(p, str) else p[0]
+        if isinstance(head, str):
+            v = item.get(head)
+            if v is not None:
+                out[head] = v
+    return out
+
+
+def key_fingerprint(key: Key) -> tuple[Any, ...]:
+    """A hashable identity of a validated key (numbers are canonical already)."""
+    if len(key) == 1:
+        ((n, av),) = key.items()
+        ((t, v),) = av.items()
+        return (n, t, v)
+    return tuple(sorted((n, t, v) for n, av in key.items() for t, v in av.items()))
+
+
+def item_collection_metrics(table: TableDef, key: Key, req: Mapping[str, Any]) -> dict[str, Any] | None:
+    """ItemCollectionMetrics for ReturnItemCollectionMetrics=SIZE on tables with an LSI."""
+    if req.get("ReturnItemCollectionMetrics") != "SIZE":
+        return None
+    if not any(ix.local for ix in table.indexes):
+        return None
+    h = table.key_schema.hash.name
+    return {"ItemCollectionKey": {h: key[h]}, "SizeEstimateRangeGB": [0.0, 1.0]}

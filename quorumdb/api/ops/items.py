@@ -1,0 +1,460 @@
+"""Single-item and batch item handlers: PutItem, GetItem, UpdateItem, DeleteItem,
+BatchGetItem, BatchWriteItem.
+
+Each handler validates the whole request first (DynamoDB's messages and precedence), then
+reads or writes through the data plane. Writes are pure mutators (``old -> new``) evaluated
+by the data plane, which may call them more than once: they never have side effects, and
+results are taken from the returned ``WriteResult``.
+
+Handlers never touch a storage engine, never format HTTP errors, and never write before
+every check has passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from quorumdb.api import capacity
+from quorumdb.api.common import (
+    INVALID,
+    MAX_ITEM_BYTES,
+    check_duplicate_names,
+    check_expression_params,
+    check_index_keys,
+    item_collection_metrics,
+    key_fingerprint,
+    parse_expressions,
+    table_of,
+    updated_attributes,
+    validate_item_for_table,
+)
+from quorumdb.api.registry import RequestContext, operation
+from quorumdb.db.contract import WriteOp, WriteResult
+from quorumdb.errors import (
+    ConditionalCheckFailedError,
+    ProvisionedThroughputExceededError,
+    RequestLimitExceededError,
+    ThrottlingError,
+    ValidationError,
+)
+from quorumdb.model.keys import extract_key
+from quorumdb.model.schema import TableDef
+from quorumdb.model.size import item_size
+from quorumdb.model.types import Item, Key
+from quorumdb.model.values import validate_item
+
+__all__ = [
+    "put_item",
+    "get_item",
+    "update_item",
+    "delete_item",
+    "batch_get_item",
+    "batch_write_item",
+    "conditional_mutator",
+    "update_mutator",
+]
+
+_COND_EXPR = ("ConditionExpression",)
+_COND_LEGACY = ("Expected",)
+_ITEM_TOO_BIG = "Item size has exceeded the maximum allowed size"
+_UPDATE_TOO_BIG = "Item size to update has exceeded the maximum allowed size"
+_DUPLICATE_KEYS = "Provided list of item keys contains duplicates"
+BATCH_GET_KEYS_MAX = 100
+BATCH_WRITE_REQUESTS_MAX = 25
+BATCH_GET_RESPONSE_BYTES_MAX = 16 * 1024 * 1024
+_RETRYABLE = (ProvisionedThroughputExceededError, ThrottlingError, RequestLimitExceededError)
+
+
+# -- mutators (pure) ---------------------------------------------------------------------------
+
+
+def conditional_mutator(
+    condition: Any, new_item: Item | None, return_old_on_fail: bool
+) -> Callable[[Item | None], Item | None]:
+    """``old -> new_item`` if ``condition`` holds for ``old`` (Put and Delete)."""
+    if condition is None:
+        return lambda old: new_item
+
+    def mutate(old: Item | None) -> Item | None:
+        if not condition.evaluate(old):
+            raise ConditionalCheckFailedError(item=old if return_old_on_fail else None)
+        return new_item
+
+    return mutate
+
+
+def update_mutator(
+    table: TableDef, key: Key, condition: Any, update: Any, return_old_on_fail: bool
+) -> Callable[[Item | None], Item | None]:
+    """``old -> old with the update applied`` (or a new item made of ``key``)."""
+    has_indexes = bool(table.indexes)
+
+    def mutate(old: Item | None) -> Item | None:
+        if condition is not None and not condition.evaluate(old):
+            raise ConditionalCheckFailedError(item=old if return_old_on_fail else None)
+        base = old if old is not None else dict(key)
+        if update is None:
+            return base
+        new: Item = update.apply(base)
+        if has_indexes:
+            check_index_keys(table, new)
+        if item_size(new) > MAX_ITEM_BYTES:
+            raise ValidationError(_UPDATE_TOO_BIG)
+        return new
+
+    return mutate
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _write_capacity(table: TableDef, mode: str | None, res: WriteResult) -> dict[str, Any] | None:
+    units = capacity.write_units(res.old_size, res.new_size)
+    if res.index_writes:
+        local, glob = capacity.index_write_units(table, res.index_writes)
+        return capacity.consumed(table.name, mode, units, local=local, glob=glob)
+    return capacity.consumed(table.name, mode, units)
+
+
+def _finish_write(
+    table: TableDef, key: Key, req: dict[str, Any], res: WriteResult, attributes: Item | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if attributes:
+        out["Attributes"] = attributes
+    mode = capacity.wants_capacity(req)
+    if mode is not None:
+        out["ConsumedCapacity"] = _write_capacity(table, mode, res)
+    icm = item_collection_metrics(table, key, req)
+    if icm is not None:
+        out["ItemCollectionMetrics"] = icm
+    return out
+
+
+def _check_return_values_put_delete(req: dict[str, Any]) -> bool:
+    rv = req.get("ReturnValues")
+    if rv is None or rv == "NONE":
+        return False
+    if rv != "ALL_OLD":
+        raise ValidationError("ReturnValues can only be ALL_OLD or NONE")
+    return True
+
+
+# -- PutItem -----------------------------------------------------------------------------------
+
+
+@operation("PutItem")
+async def put_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    check_expression_params(req, _COND_EXPR, _COND_LEGACY)
+    item = validate_item(req["Item"])
+    want_old = _check_return_values_put_delete(req)
+    if item_size(item) > MAX_ITEM_BYTES:
+        raise ValidationError(_ITEM_TOO_BIG)
+    parsed = parse_expressions(req, legacy_expected=True)
+    table = table_of(ctx.db, req["TableName"])
+    key = validate_item_for_table(table, item)
+    fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+    res = await ctx.db.write(
+        WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, item, fail_old))
+    )
+    return _finish_write(table, key, req, res, res.old if want_old else None)
+
+
+# -- DeleteItem --------------------------------------------------------------------------------
+
+
+@operation("DeleteItem")
+async def delete_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    check_expression_params(req, _COND_EXPR, _COND_LEGACY)
+    key_in = validate_item(req["Key"])
+    want_old = _check_return_values_put_delete(req)
+    parsed = parse_expressions(req, legacy_expected=True)
+    table = table_of(ctx.db, req["TableName"])
+    key = extract_key(table.key_schema, key_in, exact=True)
+    fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+    res = await ctx.db.write(
+        WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, None, fail_old))
+    )
+    return _finish_write(table, key, req, res, res.old if want_old else None)
+
+
+# -- UpdateItem --------------------------------------------------------------------------------
+
+
+def _check_attribute_updates(updates: dict[str, Any] | None) -> None:
+    if not updates:
+        return
+    for name, upd in updates.items():
+        value = upd.get("Value")
+        action = upd.get("Action") or "PUT"
+        if value is not None:
+            validate_item({name: value})
+        if value is None and action != "DELETE":
+            raise ValidationError(
+                INVALID + "Only DELETE action is allowed when no attribute value is specified"
+            )
+        if value is not None and action == "DELETE":
+            t = next(iter(value))
+            if t not in ("SS", "NS", "BS"):
+                raise ValidationError(
+                    INVALID + f"DELETE action with value is not supported for the type {t}"
+                )
+        if value is not None and action == "ADD":
+            t = next(iter(value))
+            if t not in ("L", "SS", "NS", "BS", "N"):
+                raise ValidationError(INVALID + f"ADD action is not supported for the type {t}")
+
+
+@operation("UpdateItem")
+async def update_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    check_expression_params(
+        req, ("UpdateExpression", "ConditionExpression"), ("AttributeUpdates", "Expected")
+    )
+    key_in = validate_item(req["Key"])
+    _check_attribute_updates(req.get("AttributeUpdates"))
+    parsed = parse_expressions(req, legacy_expected=True, legacy_updates=True)
+    rv = req.get("ReturnValues") or "NONE"
+    table = table_of(ctx.db, req["TableName"])
+    key = extract_key(table.key_schema, key_in, exact=True)
+    update = parsed.update
+    if update is not None:
+        update.check_keys(table.key_schema)
+    fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+    res = await ctx.db.write(
+        WriteOp(
+            table=table,
+            key=key,
+            mutate=update_mutator(table, key, parsed.condition, update, fail_old),
+        )
+    )
+    attributes: Item | None
+    if rv == "NONE":
+        attributes = None
+    elif rv == "ALL_NEW":
+        attributes = res.new
+    elif rv == "ALL_OLD":
+        attributes = res.old
+    elif rv == "UPDATED_NEW":
+        attributes = updated_attributes(res.new, update) if update is not None else None
+    else:  # UPDATED_OLD
+        attributes = updated_attributes(res.old, update) if update is not None else None
+    return _finish_write(table, key, req, res, attributes)
+
+
+# -- GetItem -----------------------------------------------------------------------------------
+
+
+@operation("GetItem")
+async def get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    check_expression_params(req, ("ProjectionExpression",), ("AttributesToGet",))
+    key_in = validate_item(req["Key"])
+    check_duplicate_names(req.get("AttributesToGet"))
+    projection = None
+    if (
+        req.get("ProjectionExpression") is not None
+        or req.get("AttributesToGet") is not None
+        or req.get("ExpressionAttributeNames") is not None
+    ):
+        projection = parse_expressions(req).projection
+    table = table_of(ctx.db, req["TableName"])
+    key = extract_key(table.key_schema, key_in, exact=True)
+    consistent = bool(req.get("ConsistentRead"))
+    stored = ctx.db.get(table, key, consistent=consistent)
+    mode = capacity.wants_capacity(req)
+    cc = None
+    if mode is not None:
+        units = capacity.read_units(stored.size if stored is not None else 0, consistent=consistent)
+        cc = capacity.consumed(table.name, mode, units)
+    if projection is None:
+        # Fast path: splice the stored JSON bytes into the response.
+        if stored is None:
+            return b"{}" if cc is None else b'{"ConsumedCapacity":' + orjson.dumps(cc) + b"}"
+        if cc is None:
+            return b'{"Item":' + stored.raw + b"}"
+        return b'{"Item":' + stored.raw + b',"ConsumedCapacity":' + orjson.dumps(cc) + b"}"
+    out: dict[str, Any] = {}
+    if stored is not None:
+        out["Item"] = projection.apply(stored.item)
+    if cc is not None:
+        out["ConsumedCapacity"] = cc
+    return out
+
+
+# -- BatchGetItem ------------------------------------------------------------------------------
+
+
+@operation("BatchGetItem")
+async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    request_items: dict[str, dict[str, Any]] = req["RequestItems"]
+    plans: list[tuple[str, dict[str, Any], Any, list[Item]]] = []
+    total = 0
+    for name, spec in request_items.items():
+        check_expression_params(spec, ("ProjectionExpression",), ("AttributesToGet",))
+        check_duplicate_names(spec.get("AttributesToGet"))
+        projection = parse_expressions(spec).projection
+        seen: set[tuple[Any, ...]] = set()
+        keys: list[Item] = []
+        for k in spec["Keys"]:
+            kv = validate_item(k)
+            fp = key_fingerprint(kv)
+            if fp in seen:
+                raise ValidationError(_DUPLICATE_KEYS)
+            seen.add(fp)
+            keys.append(kv)
+            total += 1
+            if total > BATCH_GET_KEYS_MAX:
+                raise ValidationError("Too many items requested for the BatchGetItem call")
+        plans.append((name, spec, projection, keys))
+
+    resolved: list[tuple[TableDef, dict[str, Any], Any, list[Key]]] = []
+    for name, spec, projection, keys in plans:
+        table = table_of(ctx.db, name)
+        schema = table.key_schema
+        resolved.append((table, spec, projection, [extract_key(schema, k, exact=True) for k in keys]))
+
+    mode = capacity.wants_capacity(req)
+    responses: dict[str, list[Item]] = {}
+    unprocessed: dict[str, dict[str, Any]] = {}
+    cap_entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
+    size_total = 0
+    full = False
+    for table, spec, projection, keys in resolved:
+        consistent = bool(spec.get("ConsistentRead"))
+        items = responses.setdefault(table.name, [])
+        units = 0.0
+        for key in keys:
+            if full:
+                _unprocessed_key(unprocessed, table.name, spec, key)
+                continue
+            stored = ctx.db.get(table, key, consistent=consistent)
+            size = stored.size if stored is not None else 0
+            units += capacity.read_units(size, consistent=consistent)
+            if stored is None:
+                continue
+            if size_total + size > BATCH_GET_RESPONSE_BYTES_MAX:
+                full = True
+                _unprocessed_key(unprocessed, table.name, spec, key)
+                continue
+            size_total += size
+            item = stored.item
+            items.append(projection.apply(item) if projection is not None else item)
+        if mode is not None:
+            cap_entries.append((table.name, units, {}, {}))
+    out: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
+    if mode is not None:
+        out["ConsumedCapacity"] = capacity.merge_by_table(mode, cap_entries)
+    return out
+
+
+_KEEP_IN_UNPROCESSED = (
+    "AttributesToGet",
+    "ConsistentRead",
+    "ProjectionExpression",
+    "ExpressionAttributeNames",
+)
+
+
+def _unprocessed_key(
+    unprocessed: dict[str, dict[str, Any]], name: str, spec: dict[str, Any], key: Key
+) -> None:
+    entry = unprocessed.get(name)
+    if entry is None:
+        entry = {"Keys": []}
+        for p in _KEEP_IN_UNPROCESSED:
+            if spec.get(p) is not None:
+                entry[p] = spec[p]
+        unprocessed[name] = entry
+    entry["Keys"].append(key)
+
+
+# -- BatchWriteItem ----------------------------------------------------------------------------
+
+
+_ONE_TYPE = (
+    "Supplied AttributeValue has more than one datatypes set, "
+    "must contain exactly one of the supported datatypes"
+)
+
+
+@operation("BatchWriteItem")
+async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    request_items: dict[str, list[dict[str, Any]]] = req["RequestItems"]
+    # 1. Values, sizes and counts, before looking at any table.
+    staged: list[tuple[str, list[tuple[bool, Item, dict[str, Any]]]]] = []
+    count = 0
+    for name, requests in request_items.items():
+        reqs: list[tuple[bool, Item, dict[str, Any]]] = []
+        for wr in requests:
+            put = wr.get("PutRequest")
+            delete = wr.get("DeleteRequest")
+            if (put is None) == (delete is None):
+                raise ValidationError(_ONE_TYPE)
+            if put is not None:
+                item = validate_item(put["Item"])
+                if item_size(item) > MAX_ITEM_BYTES:
+                    raise ValidationError(_ITEM_TOO_BIG)
+                reqs.append((True, item, wr))
+            else:
+                assert delete is not None
+                reqs.append((False, validate_item(delete["Key"]), wr))
+            count += 1
+        staged.append((name, reqs))
+    if count > BATCH_WRITE_REQUESTS_MAX:
+        raise ValidationError(
+            "Too many items requested for the BatchWriteItem call"
+        )
+    # 2. Tables, keys, duplicates.
+    ops: list[WriteOp] = []
+    origins: list[tuple[TableDef, dict[str, Any]]] = []
+    for name, reqs in staged:
+        table = table_of(ctx.db, name)
+        seen: set[tuple[Any, ...]] = set()
+        for is_put, data, wr in reqs:
+            try:
+                if is_put:
+                    key = validate_item_for_table(table, data)
+                else:
+                    key = extract_key(table.key_schema, data, exact=True)
+            except ValidationError as e:
+                if "Missing the key" in e.message or "Type mismatch for key" in e.message:
+                    raise ValidationError("The provided key element does not match the schema") from None
+                raise
+            fp = key_fingerprint(key)
+            if fp in seen:
+                raise ValidationError(_DUPLICATE_KEYS)
+            seen.add(fp)
+            new_item = data if is_put else None
+            ops.append(WriteOp(table=table, key=key, mutate=_constant(new_item)))
+            origins.append((table, wr))
+    # 3. Write.
+    results = await ctx.db.write_many(ops)
+    mode = capacity.wants_capacity(req)
+    unprocessed: dict[str, list[dict[str, Any]]] = {}
+    cap_entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
+    metrics: dict[str, list[dict[str, Any]]] = {}
+    for (table, wr), op, res in zip(origins, ops, results, strict=True):
+        if isinstance(res, BaseException):
+            if isinstance(res, _RETRYABLE):
+                unprocessed.setdefault(table.name, []).append(wr)
+                continue
+            raise res
+        if mode is not None:
+            units = capacity.write_units(res.old_size, res.new_size)
+            local, glob = capacity.index_write_units(table, res.index_writes)
+            cap_entries.append((table.name, units, local, glob))
+        icm = item_collection_metrics(table, op.key, req)
+        if icm is not None:
+            metrics.setdefault(table.name, []).append(icm)
+    out: dict[str, Any] = {"UnprocessedItems": unprocessed}
+    if mode is not None:
+        out["ConsumedCapacity"] = capacity.merge_by_table(mode, cap_entries)
+    if req.get("ReturnItemCollectionMetrics") == "SIZE":
+        out["ItemCollectionMetrics"] = metrics
+    return out
+
+
+def _constant(item: Item | None) -> Callable[[Item | None], Item | None]:
+    return lambda old: item

@@ -1,0 +1,432 @@
+"""Query and Scan handlers.
+
+They validate the request completely (DynamoDB's messages and order), then walk the data
+plane's iterator, stopping at ``Limit`` items read or 1 MB read (both counted before the
+filter), filter, project, and report ``Count``, ``ScannedCount``, ``LastEvaluatedKey`` and
+``ConsumedCapacity``. A page with neither filter nor projection is answered by splicing the
+stored JSON bytes, without decoding the items.
+
+These handlers never write and never reach below the data plane.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from quorumdb.api import capacity
+from quorumdb.api.common import (
+    INVALID,
+    check_duplicate_names,
+    check_expression_params,
+    parse_expressions,
+    table_of,
+)
+from quorumdb.api.registry import RequestContext, operation
+from quorumdb.db.contract import SortKeyRange, StoredItem
+from quorumdb.errors import ValidationError
+from quorumdb.model.keys import extract_key
+from quorumdb.model.schema import IndexDef, KeySchema, TableDef
+from quorumdb.model.types import AttributeValue, Item, Key
+from quorumdb.model.values import validate_item
+
+__all__ = ["query", "scan", "PAGE_BYTES_MAX"]
+
+PAGE_BYTES_MAX = 1024 * 1024
+_BAD_START = "The provided starting key is invalid"
+# DynamoDB prefixes most value errors in ExclusiveStartKey, but not these.
+_UNPREFIXED = re.compile(
+    r"contains duplicates|number set|numeric value|significant digits|number with magnitude"
+)
+
+
+# -- validation helpers --------------------------------------------------------------------------
+
+
+def _start_key_values(esk: Item | None) -> Item | None:
+    if esk is None:
+        return None
+    try:
+        return validate_item(esk)
+    except ValidationError as e:
+        if _UNPREFIXED.search(e.message):
+            raise
+        raise ValidationError(f"{_BAD_START}: {e.message}") from None
+
+
+def _select(req: dict[str, Any], index: IndexDef | None, has_projection: bool) -> str:
+    sel: str | None = req.get("Select")
+    if sel is None:
+        if has_projection:
+            return "SPECIFIC_ATTRIBUTES"
+        return "ALL_ATTRIBUTES" if index is None else "ALL_PROJECTED_ATTRIBUTES"
+    if has_projection and sel != "SPECIFIC_ATTRIBUTES":
+        param = "AttributesToGet" if req.get("AttributesToGet") is not None else "ProjectionExpression"
+        raise ValidationError(
+            INVALID + f"Cannot specify the {param} when choosing to get {sel}"
+        )
+    if sel == "SPECIFIC_ATTRIBUTES" and not has_projection:
+        raise ValidationError(
+            INVALID
+            + "Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES"
+        )
+    if sel == "ALL_PROJECTED_ATTRIBUTES" and index is None:
+        raise ValidationError(
+            INVALID
+            + "Select type ALL_PROJECTED_ATTRIBUTES is supported only for secondary index queries"
+        )
+    return sel
+
+
+def _resolve_index(
+    table: TableDef, req: dict[str, Any], consistent: bool
+) -> IndexDef | None:
+    name = req.get("IndexName")
+    if name is None:
+        return None
+    index = table.index(name)
+    if index is None:
+        raise ValidationError(f"The table does not have the specified index: {name}")
+    if consistent and not index.local:
+        raise ValidationError("Consistent reads are not supported on global secondary indexes")
+    return index
+
+
+def _key_names(table: TableDef, index: IndexDef | None) -> tuple[str, ...]:
+    names = table.key_schema.names
+    if index is None:
+        return names
+    return names + tuple(n for n in index.key_schema.names if n not in names)
+
+
+def _check_start_key(
+    table: TableDef, index: IndexDef | None, esk: Item, *, is_query: bool
+) -> Key:
+    names = _key_names(table, index)
+    if len(esk) != len(names):
+        if index is None and not is_query:
+            raise ValidationError(f"{_BAD_START}: The provided key element does not match the schema")
+        raise ValidationError(_BAD_START)
+    if index is not None:
+        try:
+            extract_key(index.key_schema, {n: esk[n] for n in index.key_schema.names if n in esk}, exact=False)
+        except ValidationError as e:
+            if "Missing the key" in e.message or "Type mismatch" in e.message:
+                raise ValidationError(_BAD_START) from None
+            raise
+    table_part = {n: esk[n] for n in table.key_schema.names if n in esk}
+    try:
+        tk = extract_key(table.key_schema, table_part, exact=True)
+    except ValidationError as e:
+        raise ValidationError(f"{_BAD_START}: {e.message}") from None
+    if index is None:
+        return tk
+    out = dict(esk)
+    out.update(tk)
+    return out
+
+
+def _matches_sort(sort: SortKeyRange, av: AttributeValue) -> bool:
+    from quorumdb.model.compare import compare
+
+    op, vals = sort.op, sort.values
+    if op == "BEGINS_WITH":
+        ((t, v),) = av.items()
+        ((t2, p),) = vals[0].items()
+        if t != t2:
+            return False
+        if t == "B":
+            import base64
+
+            return base64.b64decode(v).startswith(base64.b64decode(p))
+        return bool(v.startswith(p))
+    c = compare(av, vals[0])
+    if c is None:
+        return False
+    if op == "EQ":
+        return c == 0
+    if op == "LT":
+        return c < 0
+    if op == "LE":
+        return c <= 0
+    if op == "GT":
+        return c > 0
+    if op == "GE":
+        return c >= 0
+    if op == "BETWEEN":
+        c2 = compare(av, vals[1])
+        return c >= 0 and c2 is not None and c2 <= 0
+    raise AssertionError(op)
+
+
+def _values_equal(a: AttributeValue, b: AttributeValue) -> bool:
+    from quorumdb.model.compare import values_equal
+
+    return values_equal(a, b)
+
+
+def _filter_names(filt: Any) -> Any:
+    """Top-level attribute names a filter reads, if the compiled condition exposes them."""
+    return getattr(filt, "attribute_names", None) or getattr(filt, "top_level_names", None)
+
+
+# -- the page walk ---------------------------------------------------------------------------------
+
+
+def _page(
+    ctx: RequestContext,
+    req: dict[str, Any],
+    table: TableDef,
+    index: IndexDef | None,
+    it: Any,
+    *,
+    select: str,
+    filt: Any,
+    projection: Any,
+    consistent: bool,
+) -> dict[str, Any] | bytes:
+    limit: int | None = req.get("Limit")
+    fetch = (
+        index is not None
+        and index.local
+        and index.projection != "ALL"
+        and (select == "ALL_ATTRIBUTES" or projection is not None)
+    )
+    table_schema = table.key_schema
+    mode = capacity.wants_capacity(req)
+    key_names = _key_names(table, index)
+
+    scanned = 0
+    size = 0
+    fetched_size = 0
+    last: StoredItem | None = None
+    truncated = False
+    raw_fast = filt is None and projection is None and not fetch and select != "COUNT"
+    raws: list[bytes] = []
+    items: list[Item] = []
+    count = 0
+    for stored in it:
+        scanned += 1
+        size += stored.size
+        last = stored
+        if raw_fast:
+            raws.append(stored.raw)
+        else:
+            item = stored.item
+            if fetch:
+                full = ctx.db.get(table, table_schema.key_of(item), consistent=consistent)
+                if full is None:
+                    item = {}
+                else:
+                    fetched_size += full.size
+                    item = full.item
+            if item and (filt is None or filt.evaluate(item)):
+                count += 1
+                if select != "COUNT":
+                    items.append(projection.apply(item) if projection is not None else item)
+        if scanned == limit or size >= PAGE_BYTES_MAX:
+            truncated = True
+            break
+
+    lek: Key | None = None
+    if truncated and last is not None:
+        last_item = last.item
+        lek = {n: last_item[n] for n in key_names if n in last_item}
+
+    cc = None
+    if mode is not None:
+        units = capacity.read_units(size, consistent=consistent)
+        if index is None:
+            cc = capacity.consumed(table.name, mode, units)
+        else:
+            t_units = capacity.read_units(fetched_size, consistent=consistent) if fetched_size else 0.0
+            ix = {index.name: units}
+            cc = capacity.consumed(
+                table.name,
+                mode,
+                t_units,
+                local=ix if index.local else None,
+                glob=None if index.local else ix,
+            )
+
+    if raw_fast:
+        parts = [b'{"Items":[', b",".join(raws), b'],"Count":', str(scanned).encode(), b',"ScannedCount":', str(scanned).encode()]
+        if lek is not None:
+            parts += [b',"LastEvaluatedKey":', orjson.dumps(lek)]
+        if cc is not None:
+            parts += [b',"ConsumedCapacity":', orjson.dumps(cc)]
+        parts.append(b"}")
+        return b"".join(parts)
+
+    out: dict[str, Any] = {}
+    if select != "COUNT":
+        out["Items"] = items
+    out["Count"] = count
+    out["ScannedCount"] = scanned
+    if lek is not None:
+        out["LastEvaluatedKey"] = lek
+    if cc is not None:
+        out["ConsumedCapacity"] = cc
+    return out
+
+
+def _check_gsi_select(index: IndexDef | None, select: str) -> None:
+    if (
+        index is not None
+        and not index.local
+        and select == "ALL_ATTRIBUTES"
+        and index.projection != "ALL"
+    ):
+        raise ValidationError(
+            INVALID
+            + f"Select type ALL_ATTRIBUTES is not supported for global secondary index {index.name} "
+            "because its projection type is not ALL"
+        )
+
+
+def _check_filter_keys(filt: Any, schema: KeySchema, param: str) -> None:
+    names = _filter_names(filt)
+    if not names:
+        return
+    for n in schema.names:
+        if n in names:
+            raise ValidationError(
+                f"{param} can only contain non-primary key attributes: Primary key attribute: {n}"
+            )
+
+
+# -- Query -----------------------------------------------------------------------------------------
+
+
+@operation("Query")
+async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    check_expression_params(
+        req,
+        ("ProjectionExpression", "FilterExpression", "KeyConditionExpression"),
+        ("AttributesToGet", "QueryFilter", "ConditionalOperator", "KeyConditions"),
+    )
+    check_duplicate_names(req.get("AttributesToGet"))
+    esk = _start_key_values(req.get("ExclusiveStartKey"))
+    if req.get("KeyConditions") is None and req.get("KeyConditionExpression") is None:
+        raise ValidationError(
+            "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request."
+        )
+    has_projection = (
+        req.get("ProjectionExpression") is not None or req.get("AttributesToGet") is not None
+    )
+    consistent = bool(req.get("ConsistentRead"))
+    table = table_of(ctx.db, req["TableName"])
+    index = _resolve_index(table, req, consistent)
+    select = _select(req, index, has_projection)
+    schema = index.key_schema if index is not None else table.key_schema
+    parsed = parse_expressions(
+        req, key_schema=schema, legacy_filter="QueryFilter", legacy_key_conditions=True
+    )
+    kc = parsed.key_condition
+    assert kc is not None
+    filt = parsed.filter
+    if filt is not None:
+        param = "QueryFilter" if req.get("QueryFilter") is not None else "Filter Expression"
+        _check_filter_keys(filt, schema, param)
+    _check_gsi_select(index, select)
+
+    start: Key | None = None
+    if esk is not None:
+        start = _check_start_key(table, index, esk, is_query=True)
+        hash_av = start.get(schema.hash.name)
+        hash_ok = hash_av is not None and _values_equal(hash_av, kc.hash_value)
+        if schema.range is None or kc.sort is None:
+            if not hash_ok:
+                raise ValidationError(
+                    "The provided starting key is outside query boundaries based on provided conditions"
+                )
+        else:
+            rv = start.get(schema.range.name)
+            if rv is None or not _matches_sort(kc.sort, rv):
+                raise ValidationError(
+                    "The provided starting key does not match the range key predicate"
+                )
+            if not hash_ok:
+                raise ValidationError(
+                    "The query can return at most one row and cannot be restarted"
+                )
+
+    it = ctx.db.query(
+        table,
+        index,
+        kc.hash_value,
+        kc.sort,
+        forward=req.get("ScanIndexForward", True) is not False,
+        exclusive_start=start,
+    )
+    return _page(
+        ctx,
+        req,
+        table,
+        index,
+        it,
+        select=select,
+        filt=filt,
+        projection=parsed.projection,
+        consistent=consistent,
+    )
+
+
+# -- Scan ------------------------------------------------------------------------------------------
+
+
+@operation("Scan")
+async def scan(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    check_expression_params(
+        req,
+        ("ProjectionExpression", "FilterExpression"),
+        ("AttributesToGet", "ScanFilter", "ConditionalOperator"),
+    )
+    check_duplicate_names(req.get("AttributesToGet"))
+    esk = _start_key_values(req.get("ExclusiveStartKey"))
+    segment: int | None = req.get("Segment")
+    total: int | None = req.get("TotalSegments")
+    if segment is not None and total is None:
+        raise ValidationError(
+            "The TotalSegments parameter is required but was not present in the request when "
+            "Segment parameter is present"
+        )
+    if total is not None:
+        if segment is None:
+            raise ValidationError(
+                "The Segment parameter is required but was not present in the request when "
+                "parameter TotalSegments is present"
+            )
+        if segment >= total:
+            raise ValidationError(
+                "The Segment parameter is zero-based and must be less than parameter TotalSegments: "
+                f"Segment: {segment} is not less than TotalSegments: {total}"
+            )
+    parsed = parse_expressions(req, legacy_filter="ScanFilter")
+    has_projection = parsed.projection is not None
+    consistent = bool(req.get("ConsistentRead"))
+    table = table_of(ctx.db, req["TableName"])
+    index = _resolve_index(table, req, consistent)
+    select = _select(req, index, has_projection)
+    _check_gsi_select(index, select)
+    start = _check_start_key(table, index, esk, is_query=False) if esk is not None else None
+    it = ctx.db.scan(
+        table,
+        index,
+        segment=segment or 0,
+        total_segments=total or 1,
+        exclusive_start=start,
+    )
+    return _page(
+        ctx,
+        req,
+        table,
+        index,
+        it,
+        select=select,
+        filt=parsed.filter,
+        projection=parsed.projection,
+        consistent=consistent,
+    )

@@ -1,0 +1,293 @@
+"""TransactWriteItems and TransactGetItems handlers.
+
+Every action is validated before anything is written (same checks as the single-item
+operations, plus the transaction rules: at most 100 actions, 4 MB, one action per item).
+Writes go through ``DataPlane.transact_write`` (all or nothing; it raises
+TransactionCanceledError with one reason per action); reads through ``transact_get`` (one
+snapshot). Capacity is counted double, as DynamoDB counts transactional operations.
+
+ClientRequestToken idempotency: a bounded in-process map keeps, for 10 minutes, the request's
+fingerprint and its successful response, so a retried request is answered without writing
+again and a reused token with other parameters is refused. Only this module owns that map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from quorumdb.api import capacity
+from quorumdb.api.common import (
+    MAX_ITEM_BYTES,
+    check_expression_params,
+    item_collection_metrics,
+    key_fingerprint,
+    parse_expressions,
+    table_of,
+    validate_item_for_table,
+)
+from quorumdb.api.ops.items import conditional_mutator, update_mutator
+from quorumdb.api.registry import RequestContext, operation
+from quorumdb.db.contract import WriteOp
+from quorumdb.errors import (
+    IdempotentParameterMismatchError,
+    TransactionInProgressError,
+    ValidationError,
+)
+from quorumdb.model.keys import extract_key
+from quorumdb.model.schema import TableDef
+from quorumdb.model.size import item_size
+from quorumdb.model.types import Item, Key
+from quorumdb.model.values import validate_item
+
+__all__ = ["transact_write_items", "transact_get_items", "IdempotencyCache", "IDEMPOTENCY"]
+
+TRANSACT_ITEMS_MAX = 100
+TRANSACT_BYTES_MAX = 4 * 1024 * 1024
+IDEMPOTENCY_WINDOW_S = 600.0
+IDEMPOTENCY_ENTRIES_MAX = 10_000
+_MULTIPLE_OPS = "Transaction request cannot include multiple operations on one item"
+_ONE_ACTION = "TransactItems can only contain one of Check, Put, Update or Delete"
+_TOO_BIG = "Transaction request cannot be larger than 4 MB"
+
+
+# -- idempotency -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Entry:
+    fingerprint: bytes
+    response: dict[str, Any] | None  # None while the first request is still running
+    at: float
+
+
+class IdempotencyCache:
+    """token -> (fingerprint, first successful response, time); bounded, expiring."""
+
+    def __init__(self, *, window_s: float = IDEMPOTENCY_WINDOW_S, entries_max: int = IDEMPOTENCY_ENTRIES_MAX) -> None:
+        self._window_s = window_s
+        self._entries_max = entries_max
+        self._map: OrderedDict[tuple[int, str], _Entry] = OrderedDict()
+
+    def _expire(self, now: float) -> None:
+        m = self._map
+        while m:
+            k, e = next(iter(m.items()))
+            if now - e.at < self._window_s and len(m) <= self._entries_max:
+                break
+            del m[k]
+
+    def begin(self, scope: int, token: str, fingerprint: bytes, now: float) -> dict[str, Any] | None:
+        """The recorded response of an identical earlier request, or None (then run it)."""
+        self._expire(now)
+        e = self._map.get((scope, token))
+        if e is None:
+            self._map[(scope, token)] = _Entry(fingerprint=fingerprint, response=None, at=now)
+            return None
+        if e.fingerprint != fingerprint:
+            raise IdempotentParameterMismatchError(
+                "The request uses the same client token as a previous, but non-identical request."
+            )
+        if e.response is None:
+            raise TransactionInProgressError(
+                "The transaction with the given request token is already in progress."
+            )
+        return e.response
+
+    def succeed(self, scope: int, token: str, fingerprint: bytes, response: dict[str, Any], now: float) -> None:
+        self._map[(scope, token)] = _Entry(fingerprint=fingerprint, response=response, at=now)
+        self._map.move_to_end((scope, token))
+
+    def fail(self, scope: int, token: str) -> None:
+        """A failed first attempt leaves no record: a retry runs again."""
+        e = self._map.get((scope, token))
+        if e is not None and e.response is None:
+            del self._map[(scope, token)]
+
+
+IDEMPOTENCY = IdempotencyCache()
+
+
+def _fingerprint(req: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in req.items() if k != "ClientRequestToken"}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+# -- TransactWriteItems ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Planned:
+    kind: str
+    spec: dict[str, Any]
+    item: Item | None
+    key_in: Item | None
+    parsed: Any
+
+
+def _plan_action(action: dict[str, Any]) -> _Planned:
+    present = [k for k in ("ConditionCheck", "Put", "Delete", "Update") if action.get(k) is not None]
+    if len(present) != 1:
+        raise ValidationError(_ONE_ACTION)
+    kind = present[0]
+    spec = action[kind]
+    if kind == "Put":
+        check_expression_params(spec, ("ConditionExpression",), ())
+        item = validate_item(spec["Item"])
+        if item_size(item) > MAX_ITEM_BYTES:
+            raise ValidationError("Item size has exceeded the maximum allowed size")
+        return _Planned(kind=kind, spec=spec, item=item, key_in=None, parsed=parse_expressions(spec))
+    key_in = validate_item(spec["Key"])
+    if kind == "Update":
+        check_expression_params(spec, ("UpdateExpression", "ConditionExpression"), ())
+    else:
+        check_expression_params(spec, ("ConditionExpression",), ())
+    return _Planned(kind=kind, spec=spec, item=None, key_in=key_in, parsed=parse_expressions(spec))
+
+
+@operation("TransactWriteItems")
+async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    actions: list[dict[str, Any]] = req["TransactItems"]
+    if len(actions) > TRANSACT_ITEMS_MAX:
+        raise ValidationError(
+            "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {TRANSACT_ITEMS_MAX}"
+        )
+    planned = [_plan_action(a) for a in actions]
+    tables: dict[str, TableDef] = {}
+    ops: list[WriteOp] = []
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
+    total_bytes = 0
+    for p in planned:
+        name = p.spec["TableName"]
+        table = tables.get(name)
+        if table is None:
+            table = tables[name] = table_of(ctx.db, name)
+        fail_old = p.spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+        cond = p.parsed.condition
+        if p.kind == "Put":
+            assert p.item is not None
+            key = validate_item_for_table(table, p.item)
+            total_bytes += item_size(p.item)
+            mutate = conditional_mutator(cond, p.item, fail_old)
+        else:
+            assert p.key_in is not None
+            key = extract_key(table.key_schema, p.key_in, exact=True)
+            total_bytes += item_size(key)
+            if p.kind == "Delete":
+                mutate = conditional_mutator(cond, None, fail_old)
+            elif p.kind == "Update":
+                update = p.parsed.update
+                update.check_keys(table.key_schema)
+                mutate = update_mutator(table, key, cond, update, fail_old)
+            else:
+                mutate = _check_only(cond, fail_old)
+        ident = (name, key_fingerprint(key))
+        if ident in seen:
+            raise ValidationError(_MULTIPLE_OPS)
+        seen.add(ident)
+        ops.append(WriteOp(table=table, key=key, mutate=mutate))
+    if total_bytes > TRANSACT_BYTES_MAX:
+        raise ValidationError(_TOO_BIG)
+
+    token: str | None = req.get("ClientRequestToken")
+    scope = id(ctx.db)
+    fp = b""
+    if token is not None:
+        fp = _fingerprint(req)
+        earlier = IDEMPOTENCY.begin(scope, token, fp, ctx.now())
+        if earlier is not None:
+            return earlier
+    try:
+        results = await ctx.db.transact_write(ops)
+    except BaseException:
+        if token is not None:
+            IDEMPOTENCY.fail(scope, token)
+        raise
+
+    out: dict[str, Any] = {}
+    mode = capacity.wants_capacity(req)
+    if mode is not None:
+        entries = []
+        for op, res in zip(ops, results, strict=True):
+            units = capacity.write_units(res.old_size, res.new_size, transactional=True)
+            local, glob = capacity.index_write_units(op.table, res.index_writes, transactional=True)
+            entries.append((op.table.name, units, local, glob))
+        out["ConsumedCapacity"] = capacity.merge_by_table(mode, entries, kind="write")
+    if req.get("ReturnItemCollectionMetrics") == "SIZE":
+        metrics: dict[str, list[dict[str, Any]]] = {}
+        for op in ops:
+            icm = item_collection_metrics(op.table, op.key, req)
+            if icm is not None:
+                metrics.setdefault(op.table.name, []).append(icm)
+        out["ItemCollectionMetrics"] = metrics
+    if token is not None:
+        IDEMPOTENCY.succeed(scope, token, fp, out, ctx.now())
+    return out
+
+
+def _check_only(condition: Any, return_old_on_fail: bool) -> Any:
+    from quorumdb.errors import ConditionalCheckFailedError
+
+    def mutate(old: Item | None) -> Item | None:
+        if not condition.evaluate(old):
+            raise ConditionalCheckFailedError(item=old if return_old_on_fail else None)
+        return old
+
+    return mutate
+
+
+# -- TransactGetItems ------------------------------------------------------------------------------
+
+
+@operation("TransactGetItems")
+async def transact_get_items(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
+    actions: list[dict[str, Any]] = req["TransactItems"]
+    if len(actions) > TRANSACT_ITEMS_MAX:
+        raise ValidationError(
+            "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {TRANSACT_ITEMS_MAX}"
+        )
+    staged: list[tuple[dict[str, Any], Item, Any]] = []
+    for a in actions:
+        get = a.get("Get")
+        if get is None:
+            raise ValidationError(_ONE_ACTION)
+        check_expression_params(get, ("ProjectionExpression",), ())
+        key_in = validate_item(get["Key"])
+        staged.append((get, key_in, parse_expressions(get).projection))
+    tables: dict[str, TableDef] = {}
+    keys: list[tuple[TableDef, Key]] = []
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
+    for get, key_in, _ in staged:
+        name = get["TableName"]
+        table = tables.get(name)
+        if table is None:
+            table = tables[name] = table_of(ctx.db, name)
+        key = extract_key(table.key_schema, key_in, exact=True)
+        ident = (name, key_fingerprint(key))
+        if ident in seen:
+            raise ValidationError(_MULTIPLE_OPS)
+        seen.add(ident)
+        keys.append((table, key))
+    found = ctx.db.transact_get(keys)
+    responses: list[dict[str, Any]] = []
+    entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
+    for (table, _), (_, _, projection), stored in zip(keys, staged, found, strict=True):
+        if stored is None:
+            responses.append({})
+            size = 0
+        else:
+            item = stored.item
+            responses.append({"Item": projection.apply(item) if projection is not None else item})
+            size = stored.size
+        entries.append((table.name, capacity.read_units(size, consistent=True, transactional=True), {}, {}))
+    out: dict[str, Any] = {"Responses": responses}
+    mode = capacity.wants_capacity(req)
+    if mode is not None:
+        out["ConsumedCapacity"] = capacity.merge_by_table(mode, entries, kind="read")
+    return out
