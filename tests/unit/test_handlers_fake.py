@@ -290,7 +290,10 @@ class Client:
 
     def call(self, op: str, req: dict[str, Any]) -> dict[str, Any]:
         _import_handlers()
-        out = asyncio.run(OPERATIONS[op](self.ctx, req))
+        async def run() -> dict[str, Any] | bytes:
+            return await OPERATIONS[op](self.ctx, req)
+
+        out = asyncio.run(run())
         if isinstance(out, bytes):
             decoded: dict[str, Any] = orjson.loads(out)
             return decoded
@@ -306,12 +309,16 @@ def make_db(*tables: TableDef) -> FakeDataPlane:
     return db
 
 
+def _const(item: Item) -> Any:
+    return lambda old: item
+
+
 def test_fake_scan_segments_partition_the_table() -> None:
     t = make_table()
     db = make_db(t)
     for i in range(50):
-        item = {"pk": {"S": f"k{i}"}}
-        asyncio.run(db.write(WriteOp(table=t, key=item, mutate=lambda old, it=item: it)))
+        item: Item = {"pk": {"S": f"k{i}"}}
+        asyncio.run(db.write(WriteOp(table=t, key=item, mutate=_const(item))))
     whole = [s.item["pk"]["S"] for s in db.scan(t, None)]
     parts = [s.item["pk"]["S"] for seg in range(3) for s in db.scan(t, None, segment=seg, total_segments=3)]
     assert sorted(whole) == sorted(parts) and len(whole) == 50

@@ -77,7 +77,7 @@ class IdempotencyCache:
         m = self._map
         while m:
             k, e = next(iter(m.items()))
-            if now - e.at < self._window_s and len(m) <= self._entries_max:
+            if now - e.at < self._window_s and len(m) < self._entries_max:
                 break
             del m[k]
 
