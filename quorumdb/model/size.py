@@ -82,32 +82,55 @@ def number_size(text: str) -> int:
 
 def value_size(av: AttributeValue) -> int:
     """Bytes DynamoDB counts for one attribute value (without its name)."""
+    # Plain loops rather than sum(generator), and the common S and N first by dict lookup:
+    # this runs on every write and every page read.
+    v = av.get("S")
+    if v is not None:
+        return len(v) if v.isascii() else len(v.encode("utf-8"))
+    v = av.get("N")
+    if v is not None:
+        hit = _NUMBER_SIZES.get(v)
+        return hit if hit is not None else number_size(v)
     for tag, v in av.items():
-        if tag == "S":
-            return _utf8_len(v)
-        if tag == "N":
-            return number_size(v)
-        if tag == "B":
-            return _b64_len(v)
+        if tag == "M":
+            total = 3
+            for k, x in v.items():
+                total += 1 + (len(k) if k.isascii() else len(k.encode("utf-8"))) + value_size(x)
+            return total
+        if tag == "L":
+            total = 3
+            for x in v:
+                total += 1 + value_size(x)
+            return total
         if tag == "BOOL" or tag == "NULL":
             return 1
-        if tag == "M":
-            return 3 + sum(1 + _utf8_len(k) + value_size(x) for k, x in v.items())
-        if tag == "L":
-            return 3 + sum(1 + value_size(x) for x in v)
+        if tag == "B":
+            return _b64_len(v)
         if tag == "SS":
-            return sum(_utf8_len(x) for x in v)
+            total = 0
+            for x in v:
+                total += len(x) if x.isascii() else len(x.encode("utf-8"))
+            return total
         if tag == "NS":
-            return sum(number_size(x) for x in v)
+            total = 0
+            for x in v:
+                total += number_size(x)
+            return total
         if tag == "BS":
-            return sum(_b64_len(x) for x in v)
+            total = 0
+            for x in v:
+                total += _b64_len(x)
+            return total
         raise ValueError(f"unknown attribute type {tag!r}")
     raise ValueError("empty attribute value")
 
 
 def item_size(item: Item) -> int:
     """Bytes DynamoDB counts for an item: every name (UTF-8) plus every value."""
-    return sum(_utf8_len(name) + value_size(av) for name, av in item.items())
+    total = 0
+    for name, av in item.items():
+        total += (len(name) if name.isascii() else len(name.encode("utf-8"))) + value_size(av)
+    return total
 
 
 def check_item_size(item: Item, *, message: str = ITEM_TOO_BIG) -> int:

@@ -296,6 +296,14 @@ def _walk(av: Any, depth: int, rules: bool, field: bool) -> Any:
             return av
         raise _bad_struct(av, field)
     if len(av) == 1:
+        # Fast paths for the commonest values, by dict lookup.
+        v = av.get("S")
+        if type(v) is str:
+            return av
+        v = av.get("N")
+        if type(v) is str and rules:
+            c = _canonical(v)
+            return av if c == v else {"N": c}
         for tag, v in av.items():
             walker = _WALKERS.get(tag)
             if walker is not None and v is not None:
