@@ -1,0 +1,170 @@
+"""DynamoDB's expression language: parse -> typed AST (cached by text) -> resolve placeholders
+against one request's ExpressionAttributeNames/Values -> evaluate or apply to items.
+
+``ExpressionContext`` is the entry point: one per request, shared by all of its expressions,
+so that ``check_unused`` can report names and values no expression used. Call the expression
+methods in DynamoDB's order (update, condition, key condition, filter, projection) and then
+``check_unused`` to get DynamoDB's error precedence. Nothing in this package does I/O or keeps
+per-request state outside an ``ExpressionContext``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from quorumdb.errors import ValidationError
+from quorumdb.expr.ast import Arith, Call, SetAction
+from quorumdb.expr.condition import Condition
+from quorumdb.expr.keycond import (
+    KeyCondition,
+    conditions_from_expression,
+    key_condition_from_conditions,
+)
+from quorumdb.expr.parser import parse_condition, parse_projection, parse_update
+from quorumdb.expr.projection import Projection, project_paths
+from quorumdb.expr.resolve import ExprError, resolve_condition, resolve_projection, resolve_update
+from quorumdb.expr.update import Update
+from quorumdb.model.schema import KeySchema
+from quorumdb.model.types import AttributeValue
+from quorumdb.model.values import EXPRESSION_VALUES_ERROR, validate_attribute_map
+
+__all__ = [
+    "ExpressionContext",
+    "Condition",
+    "Update",
+    "Projection",
+    "KeyCondition",
+    "project_paths",
+    "MAX_EXPRESSION_BYTES",
+    "MAX_UPDATE_OPERATORS",
+]
+
+MAX_EXPRESSION_BYTES = 4096
+MAX_UPDATE_OPERATORS = 300
+
+_NAME_KEY = re.compile(r"#[0-9A-Za-z_]+")
+_VALUE_KEY = re.compile(r":[0-9A-Za-z_]+")
+
+
+def _count_operators(node: Any) -> int:
+    if isinstance(node, Arith):
+        return 1 + _count_operators(node.left) + _count_operators(node.right)
+    if isinstance(node, Call):
+        return 1 + sum(_count_operators(a) for a in node.args)
+    return 0
+
+
+class ExpressionContext:
+    """One request's placeholders, and the expressions resolved against them."""
+
+    def __init__(self, names: dict[str, str] | None, values: dict[str, Any] | None) -> None:
+        if names is not None:
+            if not names:
+                raise ValidationError("ExpressionAttributeNames must not be empty")
+            for key in names:
+                if not _NAME_KEY.fullmatch(key):
+                    raise ValidationError(
+                        f'ExpressionAttributeNames contains invalid key: Syntax error; key: "{key}"'
+                    )
+        if values is not None:
+            if not values:
+                raise ValidationError("ExpressionAttributeValues must not be empty")
+            for key in values:
+                if not _VALUE_KEY.fullmatch(key):
+                    raise ValidationError(
+                        f'ExpressionAttributeValues contains invalid key: Syntax error; key: "{key}"'
+                    )
+            values = validate_attribute_map(values, error_format=EXPRESSION_VALUES_ERROR)
+        self._names: dict[str, str] = names or {}
+        self._values: dict[str, AttributeValue] = values or {}
+        self._unused_names: dict[str, None] = dict.fromkeys(self._names)
+        self._unused_values: dict[str, None] = dict.fromkeys(self._values)
+
+    # -- Scope (used by resolve) -------------------------------------------------------------
+    def lookup_name(self, placeholder: str) -> str | None:
+        name = self._names.get(placeholder)
+        if name:
+            self._unused_names.pop(placeholder, None)
+            return name
+        return None
+
+    def lookup_value(self, placeholder: str) -> AttributeValue | None:
+        value = self._values.get(placeholder)
+        if value is not None:
+            self._unused_values.pop(placeholder, None)
+        return value
+
+    # -- expressions -------------------------------------------------------------------------
+    @staticmethod
+    def _precheck(text: str, param: str) -> None:
+        if text == "":
+            raise ValidationError(f"Invalid {param}: The expression can not be empty;")
+        size = len(text.encode("utf-8"))
+        if size > MAX_EXPRESSION_BYTES:
+            raise ValidationError(
+                f"Invalid {param}: Expression size has exceeded the maximum allowed size; "
+                f"expression size: {size}"
+            )
+
+    def condition(self, text: str, param: str = "ConditionExpression") -> Condition:
+        """A ConditionExpression or FilterExpression (``param`` names it in errors)."""
+        self._precheck(text, param)
+        parsed = parse_condition(text)
+        if parsed.error is not None or parsed.tree is None:
+            raise ValidationError(f"Invalid {param}: {parsed.error}")
+        try:
+            return Condition(resolve_condition(parsed.tree, self))
+        except ExprError as e:
+            raise ValidationError(f"Invalid {param}: {e.message}") from None
+
+    def update(self, text: str) -> Update:
+        param = "UpdateExpression"
+        self._precheck(text, param)
+        parsed = parse_update(text)
+        if parsed.error is not None:
+            raise ValidationError(f"Invalid {param}: {parsed.error}")
+        operators = sum(
+            1 + (_count_operators(a.value) if isinstance(a, SetAction) else 0)
+            for a in parsed.actions
+        )
+        if operators > MAX_UPDATE_OPERATORS:
+            raise ValidationError(
+                f"Invalid {param}: The expression contains too many operators; "
+                f"operator count: {operators}, maximum: {MAX_UPDATE_OPERATORS}"
+            )
+        try:
+            return Update(resolve_update(parsed.actions, self))
+        except ExprError as e:
+            raise ValidationError(f"Invalid {param}: {e.message}") from None
+
+    def projection(self, text: str) -> Projection:
+        param = "ProjectionExpression"
+        self._precheck(text, param)
+        parsed = parse_projection(text)
+        if parsed.error is not None:
+            raise ValidationError(f"Invalid {param}: {parsed.error}")
+        try:
+            return Projection.of(resolve_projection(parsed.paths, self))
+        except ExprError as e:
+            raise ValidationError(f"Invalid {param}: {e.message}") from None
+
+    def key_condition(self, text: str, schema: KeySchema) -> KeyCondition:
+        """A KeyConditionExpression checked against ``schema`` (the table's or the index's)."""
+        condition = self.condition(text, "KeyConditionExpression")
+        assert condition.node is not None
+        conds = conditions_from_expression(condition.node)
+        return key_condition_from_conditions(conds, schema)
+
+    def check_unused(self) -> None:
+        """Raise if a supplied name or value was used by no expression of the request."""
+        if self._unused_names:
+            raise ValidationError(
+                "Value provided in ExpressionAttributeNames unused in expressions: "
+                "keys: {" + ", ".join(self._unused_names) + "}"
+            )
+        if self._unused_values:
+            raise ValidationError(
+                "Value provided in ExpressionAttributeValues unused in expressions: "
+                "keys: {" + ", ".join(self._unused_values) + "}"
+            )
