@@ -1,0 +1,335 @@
+"""LocalDataPlane: the single-node ``DataPlane`` over one storage engine.
+
+Reads go table -> ``Router`` -> ``Partition`` -> engine snapshot, on the caller's thread.
+Writes (items, DDL, index backfill chunks, deletion chunks, TTL expiry) are jobs of the group
+committer, so each is durable before it is acknowledged and none blocks the event loop.
+
+The catalog lives in the engine (``db.records`` key space); this object caches the definitions
+and re-reads them when the stored catalog version changes, so processes sharing one LMDB
+environment see each other's DDL. Background tasks (started by ``start``): index backfills,
+dropping data of deleted tables / indexes, and the TTL expirer. All resume after a restart.
+
+Never decode items on the read path unless asked (``Record.item`` is lazy) and never sort:
+every order comes from the key encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from quorumdb.db import writer
+from quorumdb.db.committer import GroupCommitter
+from quorumdb.db.contract import SortKeyRange, StoredItem, WriteOp, WriteResult
+from quorumdb.db.partition import HASH_SPACE, Router, segment_range
+from quorumdb.db.records import (
+    CATALOG_VERSION,
+    GC_PREFIX,
+    HEADER_SIZE,
+    Record,
+    counter_key,
+    item_prefix,
+    unpack_counter,
+    unpack_u64,
+)
+from quorumdb.db.writer import RESOURCE_NOT_FOUND, CatalogView, WriteBatch, WriterState
+from quorumdb.errors import ConditionalCheckFailedError, ResourceNotFoundError
+from quorumdb.model.keys import encode_primary_key
+from quorumdb.model.schema import IndexDef, TableDef
+from quorumdb.model.types import AttributeValue, Item, Key
+from quorumdb.storage.engine import Engine, prefix_successor
+
+__all__ = ["LocalDataPlane", "TTL_MAX_AGE_S"]
+
+log = logging.getLogger(__name__)
+
+# DynamoDB does not expire items whose TTL lies more than five years in the past.
+TTL_MAX_AGE_S = 5 * 365 * 24 * 3600
+TTL_SCAN_CHUNK = 512
+
+
+def ttl_expired(item: Item | None, attr: str, now: float) -> bool:
+    if item is None:
+        return False
+    av = item.get(attr)
+    if av is None:
+        return False
+    n = av.get("N")
+    if not isinstance(n, str):
+        return False
+    try:
+        at = float(n)
+    except ValueError:
+        return False
+    return now - TTL_MAX_AGE_S <= at <= now
+
+
+def _expire_mutator(attr: str, now: float) -> Callable[[Item | None], Item | None]:
+    def mutate(old: Item | None) -> Item | None:
+        if not ttl_expired(old, attr, now):
+            raise ConditionalCheckFailedError()  # updated meanwhile: the new TTL wins
+        return None
+
+    return mutate
+
+
+class LocalDataPlane:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], float] = time.time,
+        ttl_interval_s: float = 5.0,
+        background: bool = True,
+        queue_max: int = 8192,
+        batch_max: int = 1024,
+    ) -> None:
+        self.engine = engine
+        self._clock = clock
+        self.ttl_interval_s = ttl_interval_s
+        self._background = background
+        self._state = WriterState()
+        self.committer: GroupCommitter[WriteBatch] = GroupCommitter(
+            engine, self._state.begin, queue_max=queue_max, batch_max=batch_max
+        )
+        self._router = Router(engine)
+        self._shared = bool(getattr(engine, "shared", False))
+        self._catalog = self._load_catalog()
+        self._tasks: dict[Any, asyncio.Task[None]] = {}
+        self._closed = False
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    def _load_catalog(self) -> CatalogView:
+        with self.engine.snapshot() as snap:
+            return CatalogView.load(snap)
+
+    def _fresh_catalog(self) -> CatalogView:
+        cat = self._catalog
+        if self._shared and unpack_u64(self.engine.get(CATALOG_VERSION)) != cat.version:
+            cat = self._catalog = self._load_catalog()
+        return cat
+
+    def table(self, name: str) -> TableDef:
+        t = self._fresh_catalog().by_name.get(name)
+        if t is None:
+            raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
+        return t
+
+    def table_names(self) -> list[str]:
+        return sorted(self._fresh_catalog().by_name)
+
+    async def create_table(self, table: TableDef) -> TableDef:
+        t = await self.committer.submit(lambda b: writer.create_table(b, table))
+        self._catalog = self._load_catalog()
+        return t
+
+    async def update_table(self, table: TableDef) -> TableDef:
+        t, dropped = await self.committer.submit(lambda b: writer.update_table(b, table))
+        self._catalog = self._load_catalog()
+        for prefix in dropped:
+            self._spawn(("gc", prefix), self._gc(prefix))
+        self._start_backfills(t)
+        return t
+
+    async def delete_table(self, name: str) -> TableDef:
+        t, prefix = await self.committer.submit(lambda b: writer.delete_table(b, name))
+        self._catalog = self._load_catalog()
+        self._router.forget(t.table_id)
+        self._spawn(("gc", prefix), self._gc(prefix))
+        return t
+
+    def table_stats(self, table: TableDef) -> tuple[int, int]:
+        return unpack_counter(self.engine.get(counter_key(table.table_id, None)))
+
+    def index_stats(self, table: TableDef, index: IndexDef) -> tuple[int, int]:
+        return unpack_counter(self.engine.get(counter_key(table.table_id, index.index_id)))
+
+    # -- items -----------------------------------------------------------------------------
+
+    def get(self, table: TableDef, key: Key, *, consistent: bool = False) -> StoredItem | None:
+        # A single node has one committed state: every read is the latest (strongly consistent).
+        return self._router.partition_for(table, key[table.key_schema.hash.name]).get(table, key)
+
+    async def write(self, op: WriteOp) -> WriteResult:
+        return await self.committer.submit(lambda b: b.run_write(op))
+
+    async def write_many(self, ops: Sequence[WriteOp]) -> list[WriteResult | BaseException]:
+        futs = [self.committer.submit(_write_job(op)) for op in ops]
+        return list(await asyncio.gather(*futs, return_exceptions=True))
+
+    async def transact_write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        ops = list(ops)
+        return await self.committer.submit(lambda b: b.run_transaction(ops))
+
+    def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:
+        out: list[StoredItem | None] = []
+        with self.engine.snapshot() as snap:
+            for table, key in keys:
+                v = snap.get(item_prefix(table.table_id) + encode_primary_key(table.key_schema, key))
+                out.append(None if v is None else Record(v))
+        return out
+
+    def query(
+        self,
+        table: TableDef,
+        index: IndexDef | None,
+        hash_value: AttributeValue,
+        sort: SortKeyRange | None,
+        *,
+        forward: bool = True,
+        exclusive_start: Key | None = None,
+    ) -> Iterator[StoredItem]:
+        part = self._router.partition_for(table, hash_value)
+        return part.query(
+            table, index, hash_value, sort, forward=forward, exclusive_start=exclusive_start
+        )
+
+    def scan(
+        self,
+        table: TableDef,
+        index: IndexDef | None,
+        *,
+        segment: int = 0,
+        total_segments: int = 1,
+        exclusive_start: Key | None = None,
+    ) -> Iterator[StoredItem]:
+        lo, hi = segment_range(segment, total_segments)
+        parts = self._router.partitions(table, lo, hi)
+        return itertools.chain.from_iterable(
+            p.scan(table, index, hash_lo=lo, hash_hi=hi, exclusive_start=exclusive_start)
+            for p in parts
+        )
+
+    # -- background work -------------------------------------------------------------------
+
+    def _spawn(self, name: Any, coro: Any) -> None:
+        if self._closed or name in self._tasks:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks[name] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(name, None))
+
+    def _start_backfills(self, t: TableDef) -> None:
+        for ix in t.indexes:
+            if ix.backfilling:
+                self._spawn(("backfill", t.table_id, ix.name), self._backfill(t.table_id, ix.name))
+
+    async def _backfill(self, table_id: int, index_name: str) -> None:
+        after: bytes | None = None
+        while True:
+            done, after = await self.committer.submit(
+                functools.partial(writer.backfill_chunk, table_id=table_id, index_name=index_name, after=after)
+            )
+            if done:
+                break
+        await self.committer.submit(lambda b: writer.finish_backfill(b, table_id, index_name))
+        self._catalog = self._load_catalog()
+
+    async def _gc(self, prefix: bytes) -> None:
+        while not await self.committer.submit(lambda b: writer.gc_chunk(b, prefix)):
+            pass
+
+    async def wait_background(self) -> None:
+        """Wait until the current backfills and deletions are done (for tests and shutdown)."""
+        while True:
+            tasks = [t for name, t in self._tasks.items() if name != "ttl"]
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def expire_now(self) -> int:
+        """One TTL pass over every table with TTL enabled; returns the number of items deleted."""
+        now = self._clock()
+        deleted = 0
+        for t in list(self._fresh_catalog().by_name.values()):
+            if not (t.ttl_enabled and t.ttl_attribute):
+                continue
+            after: bytes | None = None
+            while True:
+                keys, after = self._expired_chunk(t, after, now)
+                if keys:
+                    mutate = _expire_mutator(t.ttl_attribute, now)
+                    ops = [WriteOp(table=t, key=k, mutate=mutate) for k in keys]
+                    for r in await self.write_many(ops):
+                        if isinstance(r, WriteResult):
+                            deleted += 1
+                        elif not isinstance(r, ConditionalCheckFailedError | ResourceNotFoundError):
+                            log.warning("TTL deletion failed: %r", r)
+                if after is None:
+                    break
+        return deleted
+
+    def _expired_chunk(self, t: TableDef, after: bytes | None, now: float) -> tuple[list[Key], bytes | None]:
+        assert t.ttl_attribute is not None
+        attr = t.ttl_attribute
+        needle = orjson.dumps(attr) + b':{"N":'
+        lo = item_prefix(t.table_id)
+        hi = prefix_successor(lo)
+        keys: list[Key] = []
+        n = 0
+        last: bytes | None = None
+        with self.engine.snapshot() as snap:
+            it = snap.iterate(lo, hi) if after is None else snap.iterate(after, hi, lo_inclusive=False)
+            for k, v in it:
+                n += 1
+                last = k
+                if v.find(needle, HEADER_SIZE) >= 0:
+                    item = orjson.loads(memoryview(v)[HEADER_SIZE:])
+                    if ttl_expired(item, attr, now):
+                        keys.append(t.key_schema.key_of(item))
+                if n >= TTL_SCAN_CHUNK:
+                    return keys, last
+        return keys, None
+
+    async def _ttl_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_interval_s)
+            try:
+                await self.expire_now()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("TTL pass failed")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.committer.start()
+        if not self._background:
+            return
+        self._catalog = self._load_catalog()
+        for t in self._catalog.by_name.values():
+            self._start_backfills(t)
+        with self.engine.snapshot() as snap:
+            prefixes = [k[len(GC_PREFIX) :] for k, _v in snap.iterate(GC_PREFIX, prefix_successor(GC_PREFIX))]
+        for p in prefixes:
+            self._spawn(("gc", p), self._gc(p))
+        if self.ttl_interval_s > 0:
+            self._spawn("ttl", self._ttl_loop())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.committer.stop()
+        self.engine.close()
+
+
+def _write_job(op: WriteOp) -> Callable[[WriteBatch], WriteResult]:
+    return lambda b: b.run_write(op)
+
+
+assert HASH_SPACE == 1 << 64

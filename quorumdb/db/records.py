@@ -1,0 +1,165 @@
+"""The data plane's on-disk layout: key spaces, item records, counters. A stable format.
+
+Key spaces (first byte):
+
+- ``0x00`` system: ``catalog/version`` (u64), ``catalog/next_table_id`` (u64),
+  ``catalog/table/<name>`` (a TableDef record, JSON), ``catalog/next_index/<tid>`` (u64),
+  ``count/<tid><slot>`` (item count and bytes, two i64; slot 0 = table, index_id + 1 = index),
+  ``gc/<data prefix>`` (data left to delete after DROP of a table or an index).
+- ``0x01`` data: ``0x01 <tid u32> 0x00`` + ``partition_hash(pk) + enc(pk) [+ enc(sk)]`` = item;
+  ``0x01 <tid u32> 0x01 <index_id u16>`` + ``partition_hash(ipk) + enc(ipk) [+ enc(isk)] +
+  enc(pk) [+ enc(sk)]`` = index entry (the projected item).
+
+Item and index-entry values are records: ``0x01`` (format), the DynamoDB item size as u32
+little-endian, then the item as DynamoDB JSON, so ``raw`` can be spliced into a response as is.
+Never change the meaning of a byte written here; add a new format byte or key space instead.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import orjson
+
+from quorumdb.model.types import Item
+
+try:
+    from quorumdb.model.size import item_size
+except ImportError:  # pragma: no cover - stop-gap until model.size lands
+    from quorumdb.db._size_stopgap import item_size
+
+__all__ = [
+    "Record",
+    "make_record",
+    "record_size",
+    "item_size",
+    "CATALOG_VERSION",
+    "NEXT_TABLE_ID",
+    "TABLE_DEF_PREFIX",
+    "table_def_key",
+    "next_index_key",
+    "counter_key",
+    "gc_key",
+    "GC_PREFIX",
+    "table_data_prefix",
+    "item_prefix",
+    "index_prefix",
+    "HEADER_SIZE",
+]
+
+FORMAT_V1 = 0x01
+HEADER_SIZE = 5
+_HEADER = struct.Struct("<BI")
+_COUNTER = struct.Struct(">qq")
+_U64 = struct.Struct(">Q")
+
+CATALOG_VERSION = b"\x00catalog/version"
+NEXT_TABLE_ID = b"\x00catalog/next_table_id"
+TABLE_DEF_PREFIX = b"\x00catalog/table/"
+_NEXT_INDEX_PREFIX = b"\x00catalog/next_index/"
+_COUNTER_PREFIX = b"\x00count/"
+GC_PREFIX = b"\x00gc/"
+
+_DATA = b"\x01"
+_ITEMS = b"\x00"
+_INDEX = b"\x01"
+
+
+def table_def_key(name: str) -> bytes:
+    return TABLE_DEF_PREFIX + name.encode("utf-8")
+
+
+def next_index_key(table_id: int) -> bytes:
+    return _NEXT_INDEX_PREFIX + table_id.to_bytes(4, "big")
+
+
+def counter_key(table_id: int, index_id: int | None) -> bytes:
+    slot = 0 if index_id is None else index_id + 1
+    return _COUNTER_PREFIX + table_id.to_bytes(4, "big") + slot.to_bytes(2, "big")
+
+
+def gc_key(data_prefix: bytes) -> bytes:
+    return GC_PREFIX + data_prefix
+
+
+def table_data_prefix(table_id: int) -> bytes:
+    """Every byte key of the table: items and index entries."""
+    return _DATA + table_id.to_bytes(4, "big")
+
+
+def item_prefix(table_id: int) -> bytes:
+    return _DATA + table_id.to_bytes(4, "big") + _ITEMS
+
+
+def index_prefix(table_id: int, index_id: int) -> bytes:
+    return _DATA + table_id.to_bytes(4, "big") + _INDEX + index_id.to_bytes(2, "big")
+
+
+def pack_u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def unpack_u64(b: bytes | None) -> int:
+    return 0 if b is None else int(_U64.unpack(b)[0])
+
+
+def pack_counter(count: int, size: int) -> bytes:
+    return _COUNTER.pack(count, size)
+
+
+def unpack_counter(b: bytes | None) -> tuple[int, int]:
+    if b is None:
+        return 0, 0
+    c, s = _COUNTER.unpack(b)
+    return int(c), int(s)
+
+
+def make_record(item: Item, size: int) -> bytes:
+    return _HEADER.pack(FORMAT_V1, size) + orjson.dumps(item)
+
+
+def record_size(rec: bytes) -> int:
+    return int.from_bytes(rec[1:5], "little")
+
+
+def record_item(rec: bytes) -> Item:
+    item: Item = orjson.loads(memoryview(rec)[HEADER_SIZE:])
+    return item
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def loads(b: bytes | memoryview) -> Any:
+    return orjson.loads(b)
+
+
+class Record:
+    """A stored item (``contract.StoredItem``): size from the header, JSON decoded on demand."""
+
+    __slots__ = ("_rec", "_item")
+
+    def __init__(self, rec: bytes) -> None:
+        assert rec[0] == FORMAT_V1
+        self._rec = rec
+        self._item: Item | None = None
+
+    @property
+    def size(self) -> int:
+        return int.from_bytes(self._rec[1:5], "little")
+
+    @property
+    def raw(self) -> bytes:
+        return self._rec[HEADER_SIZE:]
+
+    @property
+    def item(self) -> Item:
+        item = self._item
+        if item is None:
+            item = self._item = orjson.loads(memoryview(self._rec)[HEADER_SIZE:])
+        return item
+
+    def __repr__(self) -> str:
+        return f"Record(size={self.size}, raw={self.raw[:80]!r})"
