@@ -1,0 +1,534 @@
+"""The HTTP shell: DynamoDB's JSON 1.0 protocol over HTTP/1.1, on asyncio (uvloop) + httptools.
+
+One ``HttpProtocol`` per connection parses requests with httptools and answers them strictly
+in arrival order (keep-alive and pipelining safe): a connection runs one request at a time,
+later pipelined requests wait in a bounded queue, and reading pauses while that queue or the
+transport's write buffer is full. Every buffer is bounded: URL and header bytes, the body
+(16 MB; a larger ``Content-Length`` is refused before any of the body is read, a larger
+chunked body as soon as it crosses the limit, and the connection is then closed), the queue.
+
+``POST /`` with ``X-Amz-Target: DynamoDB_20120810.<Operation>`` goes to the ``Dispatcher``;
+its coroutine is first run inline and only becomes a task if it actually waits (reads and
+cached lookups finish without one). Every response carries ``x-amzn-RequestId`` and
+``x-amz-crc32``. Credentials are not checked (as DynamoDB Local). ``GET /`` is a health check.
+
+``serve()``/``run()`` start a whole single-node server (data plane + HTTP) and stop it
+gracefully on SIGINT/SIGTERM. This module never interprets request bodies itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+import socket
+import zlib
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
+
+import httptools
+
+from quorumdb.api.dispatch import Dispatcher, error_body
+from quorumdb.api.ops import control
+from quorumdb.errors import InternalServerError
+
+__all__ = [
+    "HttpProtocol",
+    "Server",
+    "serve",
+    "run",
+    "MAX_BODY_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_PIPELINE",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024  # URL + all header names and values of one request
+MAX_PIPELINE = 64  # requests parsed ahead of the one being answered
+WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024
+SMALL_BODY_BYTES = 16 * 1024
+
+_STATUS_LINES = {
+    200: b"HTTP/1.1 200 OK\r\n",
+    400: b"HTTP/1.1 400 Bad Request\r\n",
+    404: b"HTTP/1.1 404 Not Found\r\n",
+    413: b"HTTP/1.1 413 Request Entity Too Large\r\n",
+    431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+    500: b"HTTP/1.1 500 Internal Server Error\r\n",
+    503: b"HTTP/1.1 503 Service Unavailable\r\n",
+}
+_CT_AMZ = b"application/x-amz-json-1.0"
+_CT_JSON = b"application/json"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_HEALTH_BODY = b"healthy: quorumdb "
+_UNKNOWN_OP_BODY = b"<UnknownOperationException/>\n"
+_TOO_LARGE_BODY = (
+    b'{"__type":"com.amazon.coral.service#RequestEntityTooLargeException",'
+    b'"message":"Request payload exceeds the maximum of 16777216 bytes"}'
+)
+_INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
+_BAD_REQUEST_BODY = b'{"__type":"com.amazon.coral.service#SerializationException","message":"Malformed HTTP request"}'
+
+# Request kinds queued on a connection.
+_DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT = range(5)
+
+
+class _Request:
+    __slots__ = ("kind", "target", "body", "keep_alive", "json_ct", "origin", "cors", "status", "reply")
+
+    def __init__(self, kind: int, keep_alive: bool) -> None:
+        self.kind = kind
+        self.keep_alive = keep_alive
+        self.target: bytes | None = None
+        self.body = b""
+        self.json_ct = False
+        self.origin = False
+        self.cors: tuple[bytes, bytes] | None = None
+        self.status = 200
+        self.reply = b""
+
+
+class _RequestIds:
+    """Unique, uuid-shaped request ids: a random per-process prefix and a counter."""
+
+    __slots__ = ("prefix", "counter")
+
+    def __init__(self) -> None:
+        h = os.urandom(10).hex()
+        self.prefix = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-".upper()
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):012X}"
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection (see the module docstring for the rules it keeps)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.dispatcher = server.dispatcher
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[_Request] = deque()
+        self.busy = False  # a dispatched request has not been answered yet
+        self.task: asyncio.Task[None] | None = None
+        self.closed = False
+        self.stop_reading = False  # after a refused request: ignore the rest of the stream
+        self.reading_paused = False
+        self.writing_paused = False
+        self.closing_after_idle = False
+        self.in_message = False
+        self.deferred_continue = False
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self.header_bytes = 0
+        self.target: bytes | None = None
+        self.json_ct = False
+        self.origin = False
+        self.cors_headers = b""
+        self.cors_method = b""
+        self.expect_continue = False
+        self.body_parts: list[bytes] = []
+        self.body_bytes = 0
+        self.too_large = False
+        self.headers_too_large = False
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
+        self.transport = tr = cast(asyncio.Transport, transport)
+        tr.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_BYTES)
+        sock = tr.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.queue.clear()
+        self.server.connections.discard(self)
+        self.server.connection_gone()
+
+    def data_received(self, data: bytes) -> None:
+        if self.stop_reading or self.closed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, _BAD_REQUEST_BODY)
+        except httptools.HttpParserError:
+            if not self.stop_reading:
+                self._refuse(431 if self.headers_too_large else 400, _BAD_REQUEST_BODY)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._update_reading()
+
+    # -- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self._reset_message()
+
+    def on_url(self, url: bytes) -> None:
+        self.header_bytes += len(url)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self.headers_too_large = True
+            raise ValueError("request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self.headers_too_large = True
+            raise ValueError("headers too large")
+        n = name.lower()
+        if n == b"x-amz-target":
+            self.target = value.strip()
+        elif n == b"content-length":
+            try:
+                if int(value) > MAX_BODY_BYTES:
+                    self.too_large = True
+            except ValueError:
+                pass  # httptools refuses a malformed Content-Length itself
+        elif n == b"content-type":
+            self.json_ct = value.lower().startswith(_CT_JSON)
+        elif n == b"expect":
+            self.expect_continue = value.strip().lower() == b"100-continue"
+        elif n == b"origin":
+            self.origin = True
+        elif n == b"access-control-request-headers":
+            self.cors_headers = value
+        elif n == b"access-control-request-method":
+            self.cors_method = value
+
+    def on_headers_complete(self) -> None:
+        if self.too_large:
+            self._refuse(413, _TOO_LARGE_BODY)
+            return
+        if self.expect_continue:
+            if not self.busy and not self.queue:
+                assert self.transport is not None
+                self.transport.write(_CONTINUE)
+            else:
+                self.deferred_continue = True
+
+    def on_body(self, body: bytes) -> None:
+        if self.stop_reading:
+            return
+        self.body_bytes += len(body)
+        if self.body_bytes > MAX_BODY_BYTES:
+            self.body_parts = []
+            self._refuse(413, _TOO_LARGE_BODY)
+            return
+        self.body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        if self.stop_reading:
+            return
+        method = self.parser.get_method()
+        keep_alive = self.parser.should_keep_alive() and not self.closing_after_idle
+        if method == b"POST":
+            req = _Request(_DISPATCH, keep_alive)
+            parts = self.body_parts
+            req.body = parts[0] if len(parts) == 1 else b"".join(parts)
+            req.target = self.target
+            req.json_ct = self.json_ct
+        elif method == b"GET":
+            req = _Request(_HEALTH, keep_alive)
+        elif method == b"OPTIONS" and self.origin:
+            req = _Request(_PREFLIGHT, keep_alive)
+            req.cors = (self.cors_headers, self.cors_method)
+        else:
+            req = _Request(_NOT_FOUND, keep_alive)
+        req.origin = self.origin
+        self.body_parts = []
+        self.queue.append(req)
+        if len(self.queue) >= MAX_PIPELINE:
+            self._update_reading()
+        if not self.busy:
+            self._run_queue()
+
+    # -- answering, in order -------------------------------------------------------------------
+
+    def _refuse(self, status: int, body: bytes) -> None:
+        """Answer the current request with an error once its turn comes, then close."""
+        self.stop_reading = True
+        req = _Request(_REJECT, False)
+        req.status = status
+        req.reply = body
+        req.origin = self.origin
+        self.queue.append(req)
+        self._update_reading()
+        if not self.busy:
+            self._run_queue()
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self.closed:
+            return
+        want_pause = self.stop_reading or self.writing_paused or len(self.queue) >= MAX_PIPELINE
+        if want_pause and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        elif not want_pause and self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def _run_queue(self) -> None:
+        queue = self.queue
+        while queue and not self.busy and not self.closed:
+            req = queue.popleft()
+            if req.kind == _DISPATCH:
+                rid = self.server.ids.next()
+                coro = self.dispatcher.handle(req.target, req.body, rid)
+                try:
+                    waiting = coro.send(None)
+                except StopIteration as done:
+                    status, body = done.value
+                    self._respond(req, status, body, rid)
+                    continue
+                except BaseException:
+                    log.exception("request %s failed outside the dispatcher", rid)
+                    self._respond(req, 500, _INTERNAL_BODY, rid)
+                    continue
+                self.busy = True
+                self.server.inflight += 1
+                self.task = self.loop.create_task(self._finish(coro, waiting, req, rid))
+                return
+            rid = self.server.ids.next()
+            if req.kind == _HEALTH:
+                self._respond(req, 200, _HEALTH_BODY, rid, content_type=b"text/plain")
+            elif req.kind == _PREFLIGHT:
+                self._respond(req, 200, b"", rid, content_type=b"text/plain")
+            elif req.kind == _NOT_FOUND:
+                self._respond(req, 404, _UNKNOWN_OP_BODY, rid, content_type=b"text/xml")
+            else:
+                self._respond(req, req.status, req.reply, rid)
+        if not queue and not self.busy:
+            self._idle()
+        else:
+            self._update_reading()
+
+    def _idle(self) -> None:
+        self._update_reading()
+        if self.deferred_continue and self.in_message and self.transport is not None and not self.closed:
+            self.deferred_continue = False
+            self.transport.write(_CONTINUE)
+        if self.closing_after_idle and not self.in_message and self.transport is not None:
+            self.transport.close()
+
+    async def _finish(self, coro: Coroutine[Any, Any, tuple[int, bytes]], waiting: Any, req: _Request, rid: str) -> None:
+        """Drive a dispatcher coroutine that had to wait, as a Task would, then answer it."""
+        try:
+            while True:
+                if waiting is None:
+                    await asyncio.sleep(0)
+                else:
+                    try:
+                        await waiting
+                    except asyncio.CancelledError:
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            raise  # we are being cancelled, not just the awaited future
+                    except Exception:
+                        pass  # the coroutine reads the future's outcome itself
+                try:
+                    waiting = coro.send(None)
+                except StopIteration as done:
+                    status, body = done.value
+                    break
+        except asyncio.CancelledError:
+            coro.close()
+            raise
+        except BaseException:
+            log.exception("request %s failed outside the dispatcher", rid)
+            status, body = 500, _INTERNAL_BODY
+        finally:
+            self.server.inflight -= 1
+            self.busy = False
+            self.task = None
+        if not self.closed:
+            self._respond(req, status, body, rid)
+            self._run_queue()
+
+    def _respond(self, req: _Request, status: int, body: bytes, rid: str, content_type: bytes | None = None) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if content_type is None:
+            content_type = _CT_JSON if req.json_ct else _CT_AMZ
+        extra = b""
+        if req.origin:
+            extra = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: x-amzn-RequestId,x-amz-crc32\r\n"
+            if req.kind == _PREFLIGHT and req.cors is not None:
+                hdrs, meth = req.cors
+                if hdrs:
+                    extra += b"Access-Control-Allow-Headers: " + hdrs + b"\r\n"
+                if meth:
+                    extra += b"Access-Control-Allow-Methods: " + meth + b"\r\n"
+                extra += b"Access-Control-Max-Age: 172800\r\n"
+        keep_alive = req.keep_alive and not (self.closing_after_idle and not self.queue)
+        if not keep_alive:
+            extra += b"Connection: close\r\n"
+        head = b"%sContent-Type: %s\r\nContent-Length: %d\r\nx-amzn-RequestId: %s\r\nx-amz-crc32: %d\r\n%s\r\n" % (
+            _STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status,
+            content_type,
+            len(body),
+            rid.encode(),
+            zlib.crc32(body),
+            extra,
+        )
+        if len(body) <= SMALL_BODY_BYTES:
+            transport.write(head + body)
+        else:
+            transport.writelines((head, body))
+        if not keep_alive:
+            self.stop_reading = True
+            self.queue.clear()
+            transport.close()
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop taking requests: close now if idle, else after the requests already received."""
+        self.closing_after_idle = True
+        if not self.busy and not self.queue and not self.in_message and self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Server:
+    """The listening HTTP server of one process."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[HttpProtocol] = set()
+        self.inflight = 0
+        self.ids = _RequestIds()
+        self._server: asyncio.AbstractServer | None = None
+        self._drained: asyncio.Event | None = None
+        self.host = ""
+        self.port = 0
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        self._server = await self.loop.create_server(
+            lambda: HttpProtocol(self),
+            host=host,
+            port=port,
+            reuse_port=reuse_port or None,
+            backlog=1024,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self.host, self.port = host, int(sockname[1])
+        control.set_endpoint_address(f"{_host_for_url(host)}:{self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"http://{_host_for_url(self.host)}:{self.port}"
+
+    def connection_gone(self) -> None:
+        if self._drained is not None and not self.connections:
+            self._drained.set()
+
+    async def close(self, *, timeout_s: float = 10.0) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``timeout_s``), close connections."""
+        if self._server is not None:
+            self._server.close()
+        self._drained = asyncio.Event()
+        for conn in list(self.connections):
+            conn.shutdown()
+        if self.connections:
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout_s)
+            except TimeoutError:
+                log.warning("closing %d connections that did not finish in %.0f s", len(self.connections), timeout_s)
+                for conn in list(self.connections):
+                    conn.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+async def serve(
+    host: str,
+    port: int,
+    data_dir: str | None,
+    in_memory: bool,
+    reuse_port: bool = False,
+    *,
+    announce: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run one server process until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly.
+
+    Several processes may call this with ``reuse_port=True`` on the same port and data
+    directory (they then share the port and the LMDB environment).
+    """
+    from quorumdb.db import open_local  # the storage layer; imported here so the API stays light
+
+    path = None if in_memory else os.path.abspath(data_dir or "quorumdb-data")
+    db = open_local(path)
+    await db.start()
+    try:
+        server = Server(Dispatcher(db))
+        await server.start(host, port, reuse_port=reuse_port)
+        where = "in memory" if path is None else f"data: {path}, LMDB"
+        (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await stop.wait()
+        log.info("shutting down")
+        await server.close()
+    finally:
+        await db.close()
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(
+    host: str,
+    port: int,
+    data_dir: str | None,
+    in_memory: bool,
+    reuse_port: bool = False,
+) -> int:
+    """Blocking entry point: ``serve`` on uvloop (plain asyncio where uvloop is unavailable)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        asyncio.run(serve(host, port, data_dir, in_memory, reuse_port))
+    else:
+        uvloop.run(serve(host, port, data_dir, in_memory, reuse_port))
+    return 0
