@@ -1,0 +1,665 @@
+"""The deterministic simulator: a whole Multi-Paxos cluster in one process.
+
+One ``random.Random(seed)`` drives every choice (message delays, drops, duplicates, fault times,
+clock drift, election jitter, client think times, fsync latency) and a priority queue of timed
+events drives virtual time, so a seed reproduces a run exactly; ``trace_hash`` digests every
+event to prove it. Replicas are driven through the core's Ready loop exactly as the runtime
+drives them: persist (to a ``SimDisk``, made durable only when the simulated fsync completes)
+-> send -> apply -> reply. Readies are handled strictly in order; a crash loses every write not
+yet synced and every Ready not yet handled.
+
+Faults (while the fault phase lasts): crash + later restart, pause + resume, partitions (random
+splits, leader isolation) + heal, message drop/duplicate/reorder, clock drift within a bound.
+After the fault phase everything is healed and restarted, and the liveness checker measures the
+time to the next leader and commit. Invariants are checked at the end (``report``).
+
+This module never reads the wall clock, sleeps, or uses unseeded randomness.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from quorumdb.core.paxos import (
+    Entry,
+    Message,
+    PaxosConfig,
+    ProposalCommitted,
+    ProposalRejected,
+    PutEntries,
+    ReadGranted,
+    ReadRejected,
+    Ready,
+    Replica,
+    ReplyReason,
+    Role,
+    SaveHardState,
+    SaveSnapshot,
+)
+from quorumdb.sim.checkers import (
+    History,
+    LinearizabilityResult,
+    LivenessChecker,
+    LivenessResult,
+    LogSafetyChecker,
+    OpKind,
+    check_history,
+)
+from quorumdb.sim.clock import DriftingClock, VirtualClock
+from quorumdb.sim.disk import SimDisk
+from quorumdb.sim.kv import KVStateMachine, decode_command
+from quorumdb.sim.network import NetworkConfig, SimNetwork
+from quorumdb.sim.storage import SimLogStorage
+from quorumdb.sim.workloads import KVWorkload, WorkloadConfig
+
+__all__ = ["SimConfig", "SimReport", "World", "run", "entry_digest"]
+
+GROUP = "g0"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimConfig:
+    seed: int
+    steps: int = 20_000  # events processed in the fault phase + quiet phase
+    nodes: int = 3
+    clients: int = 4
+    keys: int = 3
+    drop: float = 0.02
+    duplicate: float = 0.01
+    delay_ms_min: float = 1.0
+    delay_ms_max: float = 20.0
+    fault_fraction: float = 0.7  # share of the steps during which faults are injected
+    fault_interval_ms: float = 1500.0  # mean virtual time between faults
+    crash_weight: float = 1.0
+    pause_weight: float = 1.0
+    partition_weight: float = 1.0
+    downtime_ms_max: float = 4000.0
+    drift_ppm_max: float = 20_000.0  # 2%: within PaxosConfig.max_clock_drift_ms over a lease
+    fsync_ms_min: float = 0.2
+    fsync_ms_max: float = 5.0
+    torn_writes: bool = True  # a crash may keep a random prefix of unsynced writes
+    tick_ms: int = 10
+    client_timeout_ms: float = 4000.0
+    think_ms_max: float = 30.0
+    compact_threshold_entries: int = 200
+    liveness_bound_ms: float = 15_000.0
+    unsafe_commit_without_majority: bool = False
+
+    def settings(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def paxos(self) -> PaxosConfig:
+        return PaxosConfig(
+            compact_threshold_entries=self.compact_threshold_entries,
+            unsafe_commit_without_majority=self.unsafe_commit_without_majority,
+        )
+
+
+def entry_digest(e: Entry) -> str:
+    """An entry's chosen value, independent of the ballot it was (re-)accepted at."""
+    raw = e.to_wire()
+    return hashlib.sha256(msgpack.packb([raw[2], raw[3], raw[4]], use_bin_type=True)).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class SimNode:
+    """One node: its durable disk survives crashes; everything else is rebuilt on restart."""
+
+    node_id: str
+    disk: SimDisk
+    clock: DriftingClock
+    replica: Replica | None = None
+    kv: KVStateMachine = field(default_factory=KVStateMachine)
+    up: bool = True
+    paused: bool = False
+    incarnation: int = 0
+    compacted_index: int = 0
+    crash_armed: bool = False  # crash right after the next write, before it is synced
+    pending_readies: collections.deque[tuple[int, Ready]] = field(default_factory=collections.deque)
+    written_seq: int = 0
+    synced_seq: int = 0
+    sync_in_flight: bool = False
+    held: list[tuple[str, Any]] = field(default_factory=list)  # inputs held while paused
+    results: dict[Any, Any] = field(default_factory=dict)  # request id -> apply result
+    reads: dict[Any, tuple[int, str]] = field(default_factory=dict)  # read id -> (op id, key)
+    writes: dict[Any, int] = field(default_factory=dict)  # request id -> op id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimReport:
+    config: SimConfig
+    steps: int
+    virtual_ms: float
+    ops: int
+    ops_ok: int
+    ops_failed: int
+    ops_unknown: int
+    commits: int
+    faults: dict[str, int]
+    network: dict[str, int]
+    linearizability: LinearizabilityResult
+    log_safety_ok: bool
+    log_safety: str
+    liveness: LivenessResult
+    convergence_ok: bool
+    convergence: str
+    trace_hash: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.linearizability.ok) and self.log_safety_ok and self.liveness.ok and self.convergence_ok
+
+    def summary(self) -> str:
+        lines = [
+            f"steps={self.steps} virtual_time={self.virtual_ms / 1000:.1f}s",
+            f"ops={self.ops} ok={self.ops_ok} fail={self.ops_failed} unknown={self.ops_unknown} commits={self.commits}",
+            "faults: " + " ".join(f"{k}={v}" for k, v in sorted(self.faults.items())),
+            "network: " + " ".join(f"{k}={v}" for k, v in sorted(self.network.items())),
+            f"linearizability: {self.linearizability.describe()}",
+            f"log safety: {self.log_safety}",
+            f"liveness: {self.liveness.describe()}",
+            f"convergence: {self.convergence}",
+            f"trace hash: {self.trace_hash}",
+            f"verdict: {'PASS' if self.ok else 'FAIL'} (seed {self.config.seed})",
+        ]
+        return "\n".join(lines)
+
+
+class World:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.clock = VirtualClock()
+        self.network = SimNetwork(
+            NetworkConfig(delay_ms_min=config.delay_ms_min, delay_ms_max=config.delay_ms_max,
+                          drop=config.drop, duplicate=config.duplicate),
+            self.rng,
+        )
+        self.node_ids = [f"n{i}" for i in range(1, config.nodes + 1)]
+        self.nodes: dict[str, SimNode] = {}
+        for nid in self.node_ids:
+            rate = self.rng.uniform(-config.drift_ppm_max, config.drift_ppm_max)
+            offset = self.rng.uniform(0, 10_000)
+            self.nodes[nid] = SimNode(node_id=nid, disk=SimDisk(), clock=DriftingClock(self.clock, rate, offset))
+        self.paxos_config = config.paxos()
+        self._queue: list[tuple[float, int, str, Any]] = []
+        self._seq = 0
+        self._trace = hashlib.sha256()
+        self.steps = 0
+        self.history = History()
+        self.log_safety = LogSafetyChecker()
+        self.liveness = LivenessChecker(bound=config.liveness_bound_ms)
+        self.faults: collections.Counter[str] = collections.Counter()
+        self.commits = 0
+        self.fault_phase = True
+        self.oracle = KVStateMachine()
+        self.oracle_digests: dict[int, str] = {0: self.oracle.digest()}
+        self._oracle_entries: dict[int, Entry] = {}
+        self.leader_seen: dict[str, int] = {}
+        self.workload = KVWorkload(self, WorkloadConfig(clients=config.clients, keys=config.keys,
+                                                         timeout_ms=config.client_timeout_ms,
+                                                         think_ms_max=config.think_ms_max))
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            "tick": self._on_tick,
+            "deliver": self._on_deliver,
+            "sync": self._on_sync,
+            "fault": self._on_fault,
+            "restart": self._on_restart,
+            "resume": self._on_resume,
+            "heal": self._on_heal,
+            "client": self.workload.on_event,
+        }
+
+    # -- event queue -----------------------------------------------------------------------------
+
+    def schedule(self, delay_ms: float, kind: str, payload: Any) -> None:
+        assert delay_ms >= 0
+        self._seq += 1
+        heapq.heappush(self._queue, (self.clock.now_ms + delay_ms, self._seq, kind, payload))
+
+    def _trace_event(self, *parts: Any) -> None:
+        self._trace.update(repr(parts).encode())
+
+    def local_now(self, nid: str) -> int:
+        return int(self.nodes[nid].clock.now_ms())
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self) -> SimReport:
+        for nid in self.node_ids:
+            self._start_node(nid)
+        self.workload.setup()
+        self.schedule(self.rng.expovariate(1 / self.config.fault_interval_ms), "fault", None)
+        fault_steps = int(self.config.steps * self.config.fault_fraction)
+        while self._queue:
+            if self.fault_phase and self.steps >= fault_steps:
+                self._end_faults()
+            if self.steps >= self.config.steps and self._liveness_decided():
+                break
+            t, _, kind, payload = heapq.heappop(self._queue)
+            self.clock.advance_to(t)
+            self.steps += 1
+            self._handlers[kind](payload)
+        return self.report()
+
+    def _liveness_decided(self) -> bool:
+        q = self.liveness.quiet_at
+        if q is None:
+            return True
+        if self.liveness.first_commit_after_quiet is not None and self.liveness.first_leader_after_quiet is not None:
+            return True
+        return self.clock.now_ms > q + self.config.liveness_bound_ms
+
+    # -- nodes -----------------------------------------------------------------------------------
+
+    def _start_node(self, nid: str) -> None:
+        node = self.nodes[nid]
+        node.up = True
+        node.paused = False
+        node.incarnation += 1
+        node.kv = KVStateMachine()
+        node.pending_readies.clear()
+        node.written_seq = node.synced_seq = 0
+        node.sync_in_flight = False
+        node.held.clear()
+        node.results.clear()
+        node.reads.clear()
+        node.writes.clear()
+        storage = SimLogStorage(node.disk)
+        stored = storage.load()
+        hs = stored.hard_state
+        snap_index = stored.snapshot.index if stored.snapshot is not None else 0
+        self.log_safety.observe_log(
+            nid, {e.index: entry_digest(e) for e in stored.entries if e.index <= hs.commit_index},
+            snapshot_index=snap_index, upto=hs.commit_index,
+        )
+        self.log_safety.reset_apply(nid, snap_index)
+        if stored.snapshot is not None and stored.snapshot.data:
+            node.kv.restore(stored.snapshot.data)
+        node.kv.applied_index = snap_index
+        node.compacted_index = snap_index
+        node.replica = Replica(
+            GROUP, nid, self.paxos_config, storage, random.Random(self.rng.getrandbits(64)),
+            initial_voters=tuple(self.node_ids),
+        )
+        self._trace_event("start", nid, node.incarnation)
+        self._drain(nid)
+        self.schedule(node.clock.global_delay_ms(self.config.tick_ms), "tick", (nid, node.incarnation))
+
+    def _crash(self, nid: str) -> None:
+        node = self.nodes[nid]
+        if not node.up:
+            return
+        node.up = False
+        node.crash_armed = False
+        node.replica = None
+        node.pending_readies.clear()
+        lost = node.disk.crash(self.rng, torn=self.config.torn_writes)
+        self.faults["crash"] += 1
+        self.faults["lost_unsynced_writes"] += lost
+        self._trace_event("crash", nid, lost)
+
+    def alive(self, nid: str) -> bool:
+        node = self.nodes[nid]
+        return node.up and not node.paused
+
+    def _on_tick(self, payload: tuple[str, int]) -> None:
+        nid, inc = payload
+        node = self.nodes[nid]
+        if not node.up or node.incarnation != inc:
+            return
+        if not node.paused:
+            assert node.replica is not None
+            node.replica.tick(self.local_now(nid))
+            self._drain(nid)
+            self._observe_role(nid)
+        self.schedule(node.clock.global_delay_ms(self.config.tick_ms), "tick", (nid, inc))
+
+    def _observe_role(self, nid: str) -> None:
+        r = self.nodes[nid].replica
+        if r is not None and r.role is Role.LEADER:
+            rnd = r.ballot.round
+            if self.leader_seen.get(nid) != rnd:
+                self.leader_seen[nid] = rnd
+                self.liveness.leader(self.clock.now_ms, nid)
+                self._trace_event("leader", nid, rnd)
+
+    def send(self, msg: Message) -> None:
+        for delay in self.network.plan(msg.src, msg.dst):
+            self.schedule(delay, "deliver", msg)
+
+    def _on_deliver(self, msg: Message) -> None:
+        if not self.network.arrive(msg.src, msg.dst):
+            return
+        node = self.nodes[msg.dst]
+        if not node.up:
+            return
+        self._trace_event("msg", type(msg).__name__, msg.src, msg.dst, msg.ballot.round)
+        if node.paused:
+            node.held.append(("msg", msg))
+            return
+        assert node.replica is not None
+        node.replica.step(msg, self.local_now(msg.dst))
+        self._drain(msg.dst)
+        self._observe_role(msg.dst)
+
+    # -- the Ready loop --------------------------------------------------------------------------
+
+    def _drain(self, nid: str) -> None:
+        node = self.nodes[nid]
+        assert node.replica is not None
+        while True:
+            ready = node.replica.ready()
+            if not ready:
+                break
+            if ready.persist:
+                storage = SimLogStorage(node.disk)
+                for action in ready.persist:
+                    match action:
+                        case SaveHardState():
+                            storage.save_hard_state(action.hard_state)
+                        case PutEntries():
+                            storage.put_entries(action.entries)
+                        case SaveSnapshot():
+                            storage.save_snapshot(action.snapshot)
+                node.written_seq += 1
+                if node.crash_armed:
+                    self._crash(nid)
+                    self.schedule(self.rng.uniform(50, self.config.downtime_ms_max), "restart", nid)
+                    return
+            node.pending_readies.append((node.written_seq, ready))
+        if node.written_seq > node.synced_seq and not node.sync_in_flight:
+            node.sync_in_flight = True
+            self.schedule(self.rng.uniform(self.config.fsync_ms_min, self.config.fsync_ms_max), "sync",
+                          (nid, node.incarnation, node.written_seq))
+        self._flush(nid)
+
+    def _on_sync(self, payload: tuple[str, int, int]) -> None:
+        nid, inc, covered = payload
+        node = self.nodes[nid]
+        if not node.up or node.incarnation != inc:
+            return
+        if node.paused:
+            node.held.append(("sync", covered))
+            return
+        self._complete_sync(nid, covered)
+
+    def _complete_sync(self, nid: str, covered: int) -> None:
+        node = self.nodes[nid]
+        node.disk.sync()
+        node.synced_seq = covered
+        node.sync_in_flight = False
+        self._trace_event("sync", nid, covered)
+        if node.written_seq > node.synced_seq:
+            node.sync_in_flight = True
+            self.schedule(self.rng.uniform(self.config.fsync_ms_min, self.config.fsync_ms_max), "sync",
+                          (nid, node.incarnation, node.written_seq))
+        self._flush(nid)
+
+    def _flush(self, nid: str) -> None:
+        node = self.nodes[nid]
+        while node.up and node.pending_readies and node.pending_readies[0][0] <= node.synced_seq:
+            _, ready = node.pending_readies.popleft()
+            self._handle_ready(nid, ready)
+
+    def _handle_ready(self, nid: str, ready: Ready) -> None:
+        node = self.nodes[nid]
+        for m in ready.messages:
+            self.send(m)
+        if ready.apply_snapshot is not None:
+            snap = ready.apply_snapshot
+            node.kv = KVStateMachine()
+            if snap.data:
+                node.kv.restore(snap.data)
+            node.kv.applied_index = snap.index
+            self.log_safety.observe_snapshot(nid, snap.index, node.kv.digest(), self.oracle_digests.get(snap.index))
+            self._trace_event("snapshot", nid, snap.index)
+        for e in ready.committed:
+            self._apply(nid, e)
+        for reply in ready.replies:
+            self._reply(nid, reply)
+        if ready.compact_hint and node.replica is not None and node.kv.applied_index > node.compacted_index:
+            index = node.kv.applied_index
+            self.log_safety.observe_snapshot(nid, index, node.kv.digest(), self.oracle_digests.get(index))
+            node.replica.compact(index, node.kv.snapshot())
+            node.compacted_index = index
+            self.faults["compactions"] += 1
+            # the compaction's own Ready is drained on the next input
+
+    def _apply(self, nid: str, e: Entry) -> None:
+        node = self.nodes[nid]
+        digest = entry_digest(e)
+        self.log_safety.observe_apply(nid, e.index, digest)
+        self._oracle_learn(e)
+        results = []
+        if node.kv.applied_index != e.index - 1:
+            raise AssertionError(f"{nid}: committed entry {e.index} after applied {node.kv.applied_index}")
+        node.kv.applied_index = e.index
+        for c in e.commands:
+            try:
+                results.append((c.request_id, node.kv.execute(decode_command(c.data))))
+            except ValueError:
+                results.append((c.request_id, None))
+        for rid, res in results:
+            if rid in node.writes:
+                node.results[rid] = res
+        self._trace_event("apply", nid, e.index, digest)
+
+    def _oracle_learn(self, e: Entry) -> None:
+        if e.index <= self.oracle.applied_index:
+            return
+        self._oracle_entries[e.index] = e
+        while self.oracle.applied_index + 1 in self._oracle_entries:
+            nxt = self._oracle_entries.pop(self.oracle.applied_index + 1)
+            self.oracle.applied_index = nxt.index
+            for c in nxt.commands:
+                try:
+                    self.oracle.execute(decode_command(c.data))
+                except ValueError:
+                    pass
+            self.oracle_digests[nxt.index] = self.oracle.digest()
+            self.commits += 1
+            self.liveness.commit(self.clock.now_ms)
+
+    def _reply(self, nid: str, reply: Any) -> None:
+        node = self.nodes[nid]
+        match reply:
+            case ProposalCommitted():
+                op_id = node.writes.pop(reply.request_id, None)
+                if op_id is None:
+                    return
+                if reply.request_id in node.results:
+                    self.workload.complete(op_id, "ok", node.results.pop(reply.request_id))
+                else:  # applied via a snapshot: the result is not known here
+                    self.workload.complete(op_id, "unknown", None)
+            case ProposalRejected():
+                op_id = node.writes.pop(reply.request_id, None)
+                if op_id is None:
+                    return
+                outcome = "unknown" if reply.reason is ReplyReason.DROPPED else "fail"
+                self.workload.complete(op_id, outcome, None, leader_hint=reply.leader_hint)
+            case ReadGranted():
+                got = node.reads.pop(reply.request_id, None)
+                if got is None:
+                    return
+                op_id, key = got
+                if node.kv.applied_index < reply.read_index:
+                    raise AssertionError(f"{nid}: read granted at {reply.read_index} before it was applied")
+                self.workload.complete(op_id, "ok", node.kv.read(key))
+            case ReadRejected():
+                got = node.reads.pop(reply.request_id, None)
+                if got is not None:
+                    self.workload.complete(got[0], "fail", None, leader_hint=reply.leader_hint)
+
+    # -- client entry points (called by the workload when a request reaches a node) ---------------
+
+    def submit(self, nid: str, op_id: int, kind: OpKind, key: str, command: bytes | None) -> bool:
+        """Hand a client request to ``nid``; False if the node is down (the client will time out)."""
+        node = self.nodes[nid]
+        if not node.up:
+            return False
+        if node.paused:
+            node.held.append(("client", (op_id, kind, key, command)))
+            return True
+        self._submit_now(nid, op_id, kind, key, command)
+        return True
+
+    def _submit_now(self, nid: str, op_id: int, kind: OpKind, key: str, command: bytes | None) -> None:
+        node = self.nodes[nid]
+        assert node.replica is not None
+        rid = f"{op_id}"
+        if kind is OpKind.GET:
+            node.reads[rid] = (op_id, key)
+            node.replica.read(rid, self.local_now(nid))
+        else:
+            assert command is not None
+            node.writes[rid] = op_id
+            node.replica.propose(command, rid)
+        self._drain(nid)
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def _on_fault(self, _: Any) -> None:
+        if not self.fault_phase:
+            return
+        c = self.config
+        kinds = ["crash", "pause", "partition"]
+        weights = [c.crash_weight, c.pause_weight, c.partition_weight]
+        if sum(weights) > 0:
+            kind = self.rng.choices(kinds, weights)[0]
+            up = [n for n in self.node_ids if self.nodes[n].up and not self.nodes[n].paused]
+            if kind == "crash" and up:
+                victim = self._pick_victim(up)
+                if self.rng.random() < 0.5:
+                    self.nodes[victim].crash_armed = True  # mid-write: before the fsync completes
+                else:
+                    self._crash(victim)
+                    self.schedule(self.rng.uniform(50, c.downtime_ms_max), "restart", victim)
+            elif kind == "pause" and up:
+                victim = self._pick_victim(up)
+                self.nodes[victim].paused = True
+                self.faults["pause"] += 1
+                self._trace_event("pause", victim)
+                self.schedule(self.rng.uniform(50, c.downtime_ms_max), "resume", victim)
+            elif kind == "partition":
+                if self.rng.random() < 0.5:
+                    leader = self._current_leader() or self.rng.choice(self.node_ids)
+                    self.network.isolate(leader, self.node_ids)
+                else:
+                    shuffled = list(self.node_ids)
+                    self.rng.shuffle(shuffled)
+                    cut = self.rng.randrange(1, len(shuffled))
+                    self.network.partition(shuffled[:cut], shuffled[cut:])
+                self.faults["partition"] += 1
+                self._trace_event("partition", sorted(self.network.blocked))
+                self.schedule(self.rng.uniform(100, c.downtime_ms_max), "heal", None)
+        self.schedule(self.rng.expovariate(1 / c.fault_interval_ms), "fault", None)
+
+    def _pick_victim(self, candidates: list[str]) -> str:
+        leader = self._current_leader()
+        if leader in candidates and self.rng.random() < 0.5:
+            return leader
+        return self.rng.choice(candidates)
+
+    def _current_leader(self) -> str | None:
+        best: tuple[int, str] | None = None
+        for nid in self.node_ids:
+            r = self.nodes[nid].replica
+            if r is not None and self.nodes[nid].up and r.role is Role.LEADER:
+                if best is None or r.ballot.round > best[0]:
+                    best = (r.ballot.round, nid)
+        return best[1] if best else None
+
+    def _on_restart(self, nid: str) -> None:
+        if not self.nodes[nid].up:
+            self.faults["restart"] += 1
+            self._start_node(nid)
+
+    def _on_resume(self, nid: str) -> None:
+        node = self.nodes[nid]
+        if not node.up or not node.paused:
+            return
+        node.paused = False
+        self._trace_event("resume", nid)
+        held, node.held = node.held, []
+        for what, item in held:
+            if not node.up:
+                break
+            if what == "msg":
+                assert node.replica is not None
+                node.replica.step(item, self.local_now(nid))
+                self._drain(nid)
+            elif what == "sync":
+                self._complete_sync(nid, item)
+            else:
+                self._submit_now(nid, *item)
+        self._observe_role(nid)
+
+    def _on_heal(self, _: Any) -> None:
+        self.network.heal()
+        self._trace_event("heal")
+
+    def _end_faults(self) -> None:
+        self.fault_phase = False
+        self.network.heal()
+        for nid in self.node_ids:
+            node = self.nodes[nid]
+            node.crash_armed = False
+            if not node.up:
+                self.faults["restart"] += 1
+                self._start_node(nid)
+            elif node.paused:
+                self._on_resume(nid)
+        self.liveness.quiet(self.clock.now_ms, current_leader=self._current_leader())
+        self._trace_event("quiet")
+
+    # -- verdicts --------------------------------------------------------------------------------
+
+    def report(self) -> SimReport:
+        self.workload.finish()
+        lin = check_history(self.history.ops)
+        conv_problems = []
+        for nid in self.node_ids:
+            node = self.nodes[nid]
+            if not node.up:
+                continue
+            expected = self.oracle_digests.get(node.kv.applied_index)
+            if expected is not None and node.kv.digest() != expected:
+                conv_problems.append(f"{nid} state at {node.kv.applied_index} differs from the committed log")
+        self.log_safety.check_prefix_known(self.oracle.applied_index)
+        ops = self.history.ops
+        for o in ops:
+            self._trace.update(repr(sorted(o.to_record().items())).encode())
+        return SimReport(
+            config=self.config,
+            steps=self.steps,
+            virtual_ms=self.clock.now_ms,
+            ops=len(ops),
+            ops_ok=sum(1 for o in ops if o.outcome == "ok"),
+            ops_failed=sum(1 for o in ops if o.outcome == "fail"),
+            ops_unknown=sum(1 for o in ops if o.outcome == "unknown"),
+            commits=self.commits,
+            faults=dict(self.faults),
+            network={"sent": self.network.sent, "dropped": self.network.dropped,
+                     "duplicated": self.network.duplicated, "delivered": self.network.delivered},
+            linearizability=lin,
+            log_safety_ok=self.log_safety.ok,
+            log_safety=self.log_safety.describe(),
+            liveness=self.liveness.result(),
+            convergence_ok=not conv_problems,
+            convergence="; ".join(conv_problems) or "every live replica matches the committed log",
+            trace_hash=self._trace.hexdigest()[:16],
+        )
+
+
+def run(config: SimConfig) -> SimReport:
+    return World(config).run()
