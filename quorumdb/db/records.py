@@ -22,12 +22,8 @@ from typing import Any
 
 import orjson
 
+from quorumdb.model.size import item_size
 from quorumdb.model.types import Item
-
-try:
-    from quorumdb.model.size import item_size
-except ImportError:  # pragma: no cover - stop-gap until model.size lands
-    from quorumdb.db._size_stopgap import item_size
 
 __all__ = [
     "Record",
