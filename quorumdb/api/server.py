@@ -340,6 +340,9 @@ class HttpProtocol(asyncio.Protocol):
                 if waiting is None:
                     await asyncio.sleep(0)
                 else:
+                    # As Task.__step does: the coroutine marked the future as blocking when it
+                    # yielded it; clear that before waiting on it here.
+                    waiting._asyncio_future_blocking = False
                     try:
                         await waiting
                     except asyncio.CancelledError:

@@ -37,6 +37,13 @@ class CatalogDataPlane:
         return sorted(self.tables)
 
     async def create_table(self, table: TableDef) -> TableDef:
+        # Really wait (a future completed later, then a bare yield), as a durable commit does,
+        # so the server's path for handlers that suspend is exercised.
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        loop.call_later(0.001, fut.set_result, None)
+        await fut
+        await asyncio.sleep(0)
         if table.name in self.tables:
             raise ResourceInUseError(f"Table already exists: {table.name}")
         table = dataclasses.replace(table, table_id=self.next_id)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-
 from test_server_fakes import ThreadedServer
 
 TARGET = "DynamoDB_20120810."

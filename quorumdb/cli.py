@@ -1,0 +1,58 @@
+"""The ``quorumdb`` command line: ``quorumdb serve`` starts a single-node server.
+
+It only parses options and hands them to ``quorumdb.api.server.run``; it never opens storage
+or sockets itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+__all__ = ["main", "serve"]
+
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="quorumdb")
+def main() -> None:
+    """QuorumDB: a durable, DynamoDB-compatible database."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one)."
+)
+@click.option(
+    "--data-dir",
+    default="./quorumdb-data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory of the LMDB data files.",
+)
+@click.option("--in-memory", is_flag=True, help="Keep all data in memory (lost on exit).")
+@click.option(
+    "--log-level", default="warning", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False)
+)
+def serve(host: str, port: int, data_dir: str, in_memory: bool, log_level: str) -> None:
+    """Serve the DynamoDB API on HTTP until SIGINT/SIGTERM."""
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from quorumdb.api.server import run
+
+    try:
+        code = run(host, port, data_dir, in_memory, reuse_port=False)
+    except OSError as exc:  # e.g. the port is taken
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
