@@ -66,6 +66,7 @@ class Cluster:
         self.chosen: dict[int, tuple] = {}  # index -> value, first applied anywhere
         self.violations: list[str] = []
         self.sent: list[Message] = []
+        self.delivered: list[tuple[int, Message]] = []
         for n in self.voters:
             self._start(n, initial_voters=self.voters)
         for n in joiners:
@@ -140,7 +141,9 @@ class Cluster:
     def _snap_floor(self, node: str, index: int) -> int:
         return index  # a replica may start applying above a snapshot it replayed
 
-    def deliver(self, max_messages: int = 100_000) -> None:
+    def deliver(self, max_messages: int = 100_000,
+                stop: Callable[[], bool] | None = None) -> None:
+        """Deliver FIFO until quiet (or until ``stop()`` holds after a delivery)."""
         for n in self.replicas:
             self.flush(n)
         count = 0
@@ -150,8 +153,11 @@ class Cluster:
             m = self.inflight.pop(0)
             if m.dst in self.down or frozenset((m.src, m.dst)) in self.cut:
                 continue
+            self.delivered.append((self.now, m))
             self.replicas[m.dst].step(m, self.now)
             self.flush(m.dst)
+            if stop is not None and stop():
+                return
 
     def tick(self, ms: int = 10) -> None:
         self.now += ms
