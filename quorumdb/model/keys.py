@@ -239,8 +239,8 @@ def _decode_number(buf: bytes, offset: int) -> tuple[str, int]:
         raise ValueError(f"bad number sign byte {sign:#x} at {offset}")
     stop = buf.index(end, offset + 2)
     payload = buf[offset + 2 : stop]
-    if not payload:
-        raise ValueError("number without digits")
+    if not payload or min(payload) < 1 or max(payload) > 100:
+        raise ValueError(f"bad number digits at {offset + 2}")
     if negative:
         digits = "".join([f"{100 - b:02d}" for b in payload])
     else:

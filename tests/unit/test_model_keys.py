@@ -222,6 +222,12 @@ def test_decode_rejects_corruption() -> None:
         decode_value(b"\x07", 0, "N")
     with pytest.raises(ValueError):
         decode_value(b"\x03\x82\x10", 0, "N")
+    with pytest.raises(ValueError):
+        decode_value(b"\x03\x82\x65\x00", 0, "N")
+    with pytest.raises(ValueError):
+        decode_value(b"\x03\x82\x00", 0, "N")
+    with pytest.raises(ValueError):
+        decode_value(b"x", 0, "SS")
 
 
 @given(texts, texts)
