@@ -207,3 +207,9 @@ def test_evaluation_does_not_mutate() -> None:
     for text, _ in CASES:
         ctx.condition(text).evaluate(ITEM)
     assert ITEM == before
+
+
+def test_attribute_names() -> None:
+    ctx = ExpressionContext({"#x": "x"}, VALUES)
+    cond = ctx.condition("a.b = :n1 AND (size(#x) > :n2 OR c IN (d, :n1)) AND NOT attribute_exists(a)")
+    assert cond.attribute_names == ("a", "x", "c", "d")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_handlers_fake import Client, index, make_db, make_table
+from test_handlers_support import Client, index, make_table
 
 from quorumdb.errors import (
     ConditionalCheckFailedError,
@@ -15,13 +16,15 @@ from quorumdb.errors import (
 
 
 @pytest.fixture
-def client() -> Client:
+def client() -> Iterator[Client]:
     t = make_table("t", hash_=("pk", "S"), range_=("sk", "N"))
     gsi = index("gsi", ("g", "S"), index_id=1)
     lsi = index("lsi", ("pk", "S"), ("l", "N"), local=True, index_id=2)
     t2 = make_table("t2", hash_=("pk", "S"), indexes=[gsi])
     t3 = make_table("t3", hash_=("pk", "S"), range_=("sk", "S"), indexes=[lsi])
-    return Client(make_db(t, t2, t3))
+    c = Client(t, t2, t3)
+    yield c
+    c.close()
 
 
 def put(c: Client, item: dict[str, Any], **kw: Any) -> dict[str, Any]:

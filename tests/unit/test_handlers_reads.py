@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_handlers_fake import Client, index, make_db, make_table
+from test_handlers_support import Client, index, make_table
 
 from quorumdb.errors import ResourceNotFoundError, ValidationError
 
 
 @pytest.fixture
-def client() -> Client:
+def client() -> Iterator[Client]:
     gsi = index("gsi", ("g", "S"), ("n", "N"), index_id=1, projection="KEYS_ONLY")
     gsi_all = index("gsi_all", ("g", "S"), index_id=2)
     lsi = index("lsi", ("pk", "S"), ("n", "N"), local=True, index_id=3, projection="INCLUDE", include=("x",))
     t = make_table("t", hash_=("pk", "S"), range_=("sk", "N"), indexes=[gsi, gsi_all, lsi])
     h = make_table("h", hash_=("pk", "S"))
-    c = Client(make_db(t, h))
+    c = Client(t, h)
     for p in ("a", "b"):
         for i in range(10):
             item = {"pk": {"S": p}, "sk": {"N": str(i)}, "n": {"N": str(100 - i)}, "x": {"S": f"x{i}"},
@@ -27,7 +28,8 @@ def client() -> Client:
             c.call("PutItem", {"TableName": "t", "Item": item})
     for i in range(30):
         c.call("PutItem", {"TableName": "h", "Item": {"pk": {"S": f"k{i}"}, "v": {"N": str(i)}}})
-    return c
+    yield c
+    c.close()
 
 
 def q(c: Client, **kw: Any) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_handlers_fake import Client, index, make_db, make_table
+from test_handlers_support import Client, index, make_table
 
 from quorumdb.api.ops.transactions import IdempotencyCache
 from quorumdb.errors import (
@@ -18,12 +19,13 @@ from quorumdb.errors import (
 
 
 @pytest.fixture
-def client() -> Client:
+def client() -> Iterator[Client]:
     t = make_table("t", hash_=("pk", "S"))
     u = make_table("u", hash_=("pk", "S"), range_=("sk", "N"), indexes=[index("gsi", ("g", "S"))])
-    c = Client(make_db(t, u))
+    c = Client(t, u)
     c.call("PutItem", {"TableName": "t", "Item": {"pk": {"S": "a"}, "n": {"N": "1"}}})
-    return c
+    yield c
+    c.close()
 
 
 def K(pk: str) -> dict[str, Any]:

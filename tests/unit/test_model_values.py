@@ -353,3 +353,45 @@ def test_item_validation_is_idempotent(item: dict) -> None:
     out = validate_item(item)
     assert validate_item(out) is out
     check_item_types(item)
+
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["", "1", "x", "AA==", "true", "no", "1e400", "-0.0"]),
+)
+tag_keys = st.sampled_from(["S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL", "X", ""])
+json_values = st.recursive(
+    json_scalars,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3),
+        st.dictionaries(tag_keys, kids, max_size=2),
+    ),
+    max_leaves=10,
+)
+
+
+@given(json_values)
+def test_any_json_gives_a_value_or_a_dynamodb_error(raw: Any) -> None:
+    from quorumdb.model.size import value_size
+
+    before = copy.deepcopy(raw)
+    try:
+        out = validate_value(raw)
+    except (SerializationError, ValidationError):
+        assert raw == before
+        return
+    assert raw == before
+    assert validate_value(out) is out
+    assert value_size(out) >= 0
+
+
+@given(st.dictionaries(st.text(max_size=2), json_values, max_size=3))
+def test_any_json_item_gives_an_item_or_a_dynamodb_error(raw: Any) -> None:
+    try:
+        out = validate_item(raw)
+    except (SerializationError, ValidationError):
+        return
+    assert validate_item(out) is out
