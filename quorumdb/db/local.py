@@ -90,6 +90,7 @@ class LocalDataPlane:
         background: bool = True,
         queue_max: int = 8192,
         batch_max: int = 1024,
+        catalog_check_interval_s: float = 0.001,
     ) -> None:
         self.engine = engine
         self._clock = clock
@@ -101,6 +102,8 @@ class LocalDataPlane:
         )
         self._router = Router(engine)
         self._shared = bool(getattr(engine, "shared", False))
+        self.catalog_check_interval_s = catalog_check_interval_s
+        self._catalog_checked = 0.0
         self._catalog = self._load_catalog()
         self._tasks: dict[Any, asyncio.Task[None]] = {}
         self._closed = False
@@ -111,16 +114,24 @@ class LocalDataPlane:
         with self.engine.snapshot() as snap:
             return CatalogView.load(snap)
 
-    def _fresh_catalog(self) -> CatalogView:
+    def _fresh_catalog(self, *, force: bool = False) -> CatalogView:
+        """The cached catalog; with a shared engine, re-read when another process changed it
+        (checked at most every ``catalog_check_interval_s``, or at once with ``force``)."""
         cat = self._catalog
-        if self._shared and unpack_u64(self.engine.get(CATALOG_VERSION)) != cat.version:
-            cat = self._catalog = self._load_catalog()
+        if self._shared:
+            now = time.monotonic()
+            if force or now >= self._catalog_checked + self.catalog_check_interval_s:
+                self._catalog_checked = now
+                if unpack_u64(self.engine.get(CATALOG_VERSION)) != cat.version:
+                    cat = self._catalog = self._load_catalog()
         return cat
 
     def table(self, name: str) -> TableDef:
         t = self._fresh_catalog().by_name.get(name)
         if t is None:
-            raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
+            t = self._fresh_catalog(force=True).by_name.get(name)
+            if t is None:
+                raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
         return t
 
     def table_names(self) -> list[str]:

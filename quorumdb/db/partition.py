@@ -90,13 +90,17 @@ class Partition:
     hash_lo: int
     hash_hi: int
     engine: Engine
+    item_prefix: bytes = b""  # derived from table_id
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "item_prefix", item_prefix(self.table_id))
 
     def get(self, table: TableDef, key: Key) -> Record | None:
-        v = self.engine.get(item_prefix(table.table_id) + encode_primary_key(table.key_schema, key))
+        v = self.engine.get(self.item_prefix + encode_primary_key(table.key_schema, key))
         return None if v is None else Record(v)
 
     def get_in(self, snap: ReadTxn, table: TableDef, key: Key) -> Record | None:
-        v = snap.get(item_prefix(table.table_id) + encode_primary_key(table.key_schema, key))
+        v = snap.get(self.item_prefix + encode_primary_key(table.key_schema, key))
         return None if v is None else Record(v)
 
     def query(
@@ -194,7 +198,8 @@ class Router:
         return p
 
     def partition_for(self, table: TableDef, hash_value: AttributeValue) -> Partition:
-        return self._whole(table.table_id)
+        p = self._parts.get(table.table_id)
+        return p if p is not None else self._whole(table.table_id)
 
     def partitions(self, table: TableDef, hash_lo: int = 0, hash_hi: int = HASH_SPACE) -> list[Partition]:
         """The partitions overlapping [hash_lo, hash_hi), in hash order."""

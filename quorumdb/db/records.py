@@ -138,8 +138,7 @@ class Record:
     __slots__ = ("_rec", "_item")
 
     def __init__(self, rec: bytes) -> None:
-        assert rec[0] == FORMAT_V1
-        self._rec = rec
+        self._rec = rec  # rec[0] == FORMAT_V1
         self._item: Item | None = None
 
     @property

@@ -15,7 +15,6 @@ Never call into asyncio from here and never commit: the committer owns the trans
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -91,7 +90,6 @@ class WriterState:
 
     def __init__(self) -> None:
         self.catalog: CatalogView | None = None
-        self.lock = threading.Lock()
 
     def begin(self, txn: WriteTxn) -> WriteBatch:
         return WriteBatch(self, txn)
@@ -439,6 +437,8 @@ def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[byt
     next_id = max(unpack_u64(txn.get(next_index_key(cur.table_id))), 1 + max((ix.index_id for ix in cur.indexes), default=-1))
     indexes: list[IndexDef] = []
     for ix in table.indexes:
+        if ix.status == "DELETING":
+            continue  # dropped at once: its entries are deleted in the background
         prev = old_ix.get(ix.name)
         if prev is None:
             ix = dataclasses.replace(ix, index_id=next_id, status="CREATING", backfilling=True)

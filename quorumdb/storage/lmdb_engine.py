@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,7 +30,8 @@ from quorumdb.storage.engine import StorageFullError
 
 __all__ = ["LmdbEngine", "DEFAULT_MAP_SIZE"]
 
-DEFAULT_MAP_SIZE = 1 << 36  # 64 GiB of address space; grows by doubling when full
+DEFAULT_MAP_SIZE = 1 << 40  # 1 TiB of address space (not disk); grows by doubling when full
+GROW_WAIT_S = 2.0
 MAX_READERS = 1024
 
 
@@ -86,11 +88,14 @@ def _delete(txn: Any, dbs: _Dbs, key: bytes) -> bool:
 
 
 class _ReadTxn:
-    __slots__ = ("_txn", "_dbs")
+    __slots__ = ("_txn", "_dbs", "_engine", "_open")
 
-    def __init__(self, txn: Any, dbs: _Dbs) -> None:
+    def __init__(self, txn: Any, dbs: _Dbs, engine: LmdbEngine) -> None:
         self._txn = txn
         self._dbs = dbs
+        self._engine = engine
+        self._open = True
+        engine._open_snapshots += 1
 
     def get(self, key: bytes) -> bytes | None:
         return _get(self._txn, self._dbs, key)
@@ -107,13 +112,22 @@ class _ReadTxn:
         return _iterate(self._txn, self._dbs, lo, hi, lo_inclusive, hi_inclusive, reverse)
 
     def close(self) -> None:
-        self._txn.abort()
+        if self._open:
+            self._open = False
+            self._engine._open_snapshots -= 1
+            try:
+                self._txn.abort()
+            except lmdb.Error:  # the environment was closed first
+                pass
+
+    def __del__(self) -> None:
+        self.close()
 
     def __enter__(self) -> _ReadTxn:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._txn.abort()
+        self.close()
 
 
 def _iterate(
@@ -265,6 +279,7 @@ class LmdbEngine:
         long = self._env.open_db(b"long")
         self._dbs = _Dbs(data, long, self._env.max_key_size() - 1)
         self._data = data
+        self._open_snapshots = 0  # approximate (updated without a lock); used only by grow()
 
     @property
     def map_size(self) -> int:
@@ -287,7 +302,7 @@ class LmdbEngine:
             return self._env.begin(buffers=False)
 
     def snapshot(self) -> _ReadTxn:
-        return _ReadTxn(self._begin_read(), self._dbs)
+        return _ReadTxn(self._begin_read(), self._dbs, self)
 
     def begin_write(self) -> _WriteTxn:
         try:
@@ -315,7 +330,12 @@ class LmdbEngine:
                 txn.abort()
 
     def grow(self) -> None:
-        """Double the map. LMDB requires no transaction of this process to be open."""
+        """Double the map. LMDB requires that no transaction of this process is open: give open
+        snapshots (iterations on other threads) a moment to finish. With the 1 TiB default
+        this is rare; the short point reads of ``get`` are not tracked."""
+        deadline = time.monotonic() + GROW_WAIT_S
+        while self._open_snapshots > 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
         self._env.set_mapsize(self.map_size * 2)
 
     def sync(self) -> None:

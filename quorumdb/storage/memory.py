@@ -135,8 +135,15 @@ def _apply(root: _Root, changes: dict[bytes, bytes | None]) -> _Root:
                 ks.insert(j, key)
                 vs.insert(j, value)
         pieces: list[_Chunk] = []
-        for s in range(0, len(ks), CHUNK_MAX):
-            pieces.append((ks[s : s + CHUNK_MAX], vs[s : s + CHUNK_MAX]))
+        n = len(ks)
+        if n <= CHUNK_MAX:
+            if n:
+                pieces.append((ks, vs))
+        else:  # split evenly, so chunks stay at least half full
+            parts = -(-n // CHUNK_MAX)
+            for p in range(parts):
+                a, b = p * n // parts, (p + 1) * n // parts
+                pieces.append((ks[a:b], vs[a:b]))
         if i < 0:
             chunks = pieces
             lasts = [p[0][-1] for p in pieces]
