@@ -500,8 +500,6 @@ async def serve(
     try:
         server = Server(Dispatcher(db))
         await server.start(host, port, reuse_port=reuse_port)
-        where = "in memory" if path is None else f"data: {path}, LMDB"
-        (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -509,6 +507,8 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        where = "in memory" if path is None else f"data: {path}, LMDB"
+        (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
         await stop.wait()
         log.info("shutting down")
         await server.close()

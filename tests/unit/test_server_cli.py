@@ -1,0 +1,121 @@
+"""``quorumdb serve`` as a real process: the announced line, serving, and a clean SIGTERM/SIGINT exit."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+
+LINE = re.compile(r"^QuorumDB listening on http://127\.0\.0\.1:(\d+) \((.*)\)$")
+
+
+def start(*args: str, cwd: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quorumdb", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().rstrip("\n")
+    m = LINE.match(line)
+    if m is None:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"unexpected first line {line!r}; stderr: {err.decode()}")
+    return proc, int(m.group(1)), m.group(2)
+
+
+def post(port: int, op: str, body: dict[str, object]) -> dict[str, object]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/",
+        data=orjson.dumps(body),
+        headers={"X-Amz-Target": f"DynamoDB_20120810.{op}", "Content-Type": "application/x-amz-json-1.0"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        out: dict[str, object] = orjson.loads(resp.read())
+        return out
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int) -> int:
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_serve_in_memory_announces_the_real_port_and_exits_cleanly(tmp_path: Path) -> None:
+    proc, port, where = start("--in-memory", cwd=tmp_path)
+    try:
+        assert port > 0
+        assert where == "in memory"
+        assert post(port, "ListTables", {}) == {"TableNames": []}
+    finally:
+        code = stop(proc, signal.SIGTERM)
+    assert code == 0
+    assert not (tmp_path / "quorumdb-data").exists()
+
+
+def test_serve_on_disk_keeps_tables_across_restarts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc, port, where = start("--data-dir", str(data), cwd=tmp_path)
+    try:
+        assert where == f"data: {os.path.abspath(data)}, LMDB"
+        post(
+            port,
+            "CreateTable",
+            {
+                "TableName": "kept",
+                "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            },
+        )
+    finally:
+        assert stop(proc, signal.SIGINT) == 0
+    proc, port, _ = start("--data-dir", str(data), cwd=tmp_path)
+    try:
+        assert post(port, "ListTables", {}) == {"TableNames": ["kept"]}
+    finally:
+        assert stop(proc, signal.SIGTERM) == 0
+
+
+def test_default_data_dir_is_relative_to_the_working_directory(tmp_path: Path) -> None:
+    proc, _, where = start(cwd=tmp_path)
+    try:
+        assert where == f"data: {tmp_path / 'quorumdb-data'}, LMDB"
+    finally:
+        assert stop(proc, signal.SIGTERM) == 0
+
+
+def test_help_lists_the_options() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "quorumdb", "serve", "--help"], capture_output=True, check=True, timeout=30
+    ).stdout.decode()
+    for opt in ("--host", "--port", "--data-dir", "--in-memory", "--log-level"):
+        assert opt in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM])
+def test_port_in_use_is_a_clear_error(tmp_path: Path, sig: int) -> None:
+    proc, port, _ = start("--in-memory", cwd=tmp_path)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "quorumdb", "serve", "--in-memory", "--port", str(port)],
+            capture_output=True,
+            timeout=30,
+            cwd=tmp_path,
+        )
+        assert second.returncode != 0
+        assert b"Error" in second.stderr
+    finally:
+        assert stop(proc, sig) == 0
