@@ -80,6 +80,9 @@ class ExpressionContext:
         self._values: dict[str, AttributeValue] = values or {}
         self._unused_names: dict[str, None] = dict.fromkeys(self._names)
         self._unused_values: dict[str, None] = dict.fromkeys(self._values)
+        # A key condition's own errors rank below unused placeholders (DynamoDB checks them
+        # after every expression of the request was parsed), so they wait for check_unused.
+        self._deferred: ValidationError | None = None
 
     # -- Scope (used by resolve) -------------------------------------------------------------
     def lookup_name(self, placeholder: str) -> str | None:
@@ -150,11 +153,22 @@ class ExpressionContext:
             raise ValidationError(f"Invalid {param}: {e.message}") from None
 
     def key_condition(self, text: str, schema: KeySchema) -> KeyCondition:
-        """A KeyConditionExpression checked against ``schema`` (the table's or the index's)."""
+        """A KeyConditionExpression checked against ``schema`` (the table's or the index's).
+
+        Syntax and placeholder errors raise here. Errors of the key condition's shape (wrong
+        operators, missing key attributes, types) are raised by ``check_unused``, after the
+        unused-placeholder errors, as DynamoDB orders them; the caller must call it before
+        using the result.
+        """
         condition = self.condition(text, "KeyConditionExpression")
         assert condition.node is not None
-        conds = conditions_from_expression(condition.node)
-        return key_condition_from_conditions(conds, schema)
+        try:
+            conds = conditions_from_expression(condition.node)
+            return key_condition_from_conditions(conds, schema)
+        except ValidationError as e:
+            if self._deferred is None:
+                self._deferred = e
+            return KeyCondition(hash_name=schema.hash.name, hash_value={"NULL": True})
 
     def check_unused(self) -> None:
         """Raise if a supplied name or value was used by no expression of the request."""
@@ -168,3 +182,5 @@ class ExpressionContext:
                 "Value provided in ExpressionAttributeValues unused in expressions: "
                 "keys: {" + ", ".join(self._unused_values) + "}"
             )
+        if self._deferred is not None:
+            raise self._deferred

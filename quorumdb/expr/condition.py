@@ -8,8 +8,9 @@ thread; it never mutates the item it looks at.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from quorumdb.expr.ast import CondNode
+from quorumdb.expr.ast import And, Arith, Between, Call, Compare, CondNode, In, Not, Or, Path
 from quorumdb.expr.evaluate import evaluate
 from quorumdb.model.types import Item
 
@@ -25,3 +26,34 @@ class Condition:
         if self.node is None:
             return True
         return evaluate(self.node, item if item is not None else {})
+
+    @property
+    def attribute_names(self) -> tuple[str, ...]:
+        """Top-level attributes the condition reads, in order of first use."""
+        seen: dict[str, None] = {}
+        if self.node is not None:
+            _collect(self.node, seen)
+        return tuple(seen)
+
+
+def _collect(node: Any, seen: dict[str, None]) -> None:
+    if isinstance(node, Path):
+        seen.setdefault(str(node.elements[0]), None)
+    elif isinstance(node, And | Or):
+        _collect(node.left, seen)
+        _collect(node.right, seen)
+    elif isinstance(node, Not):
+        _collect(node.operand, seen)
+    elif isinstance(node, Compare | Arith):
+        _collect(node.left, seen)
+        _collect(node.right, seen)
+    elif isinstance(node, Between):
+        for x in (node.subject, node.low, node.high):
+            _collect(x, seen)
+    elif isinstance(node, In):
+        _collect(node.subject, seen)
+        for x in node.options:
+            _collect(x, seen)
+    elif isinstance(node, Call):
+        for x in node.args:
+            _collect(x, seen)

@@ -25,7 +25,11 @@ VALUES: dict[str, Any] = {
 
 
 def key(text: str, schema: KeySchema = HASH_RANGE, names: dict | None = None) -> KeyCondition:
-    return ExpressionContext(names, VALUES).key_condition(text, schema)
+    used = {k: v for k, v in VALUES.items() if k in text}
+    ctx = ExpressionContext(names, used or None)
+    kc = ctx.key_condition(text, schema)
+    ctx.check_unused()
+    return kc
 
 
 OK = [
@@ -131,3 +135,16 @@ def test_legacy_key_condition_errors(conditions: dict, message: str) -> None:
     with pytest.raises(ValidationError) as exc:
         key_conditions(conditions, HASH_RANGE)
     assert exc.value.message == message
+
+
+def test_key_condition_errors_rank_below_unused_placeholders() -> None:
+    ctx = ExpressionContext(None, {":p": {"S": "p"}, ":extra": {"S": "x"}})
+    ctx.key_condition("x = :p", HASH_RANGE)
+    with pytest.raises(ValidationError) as exc:
+        ctx.check_unused()
+    assert exc.value.message == "Value provided in ExpressionAttributeValues unused in expressions: keys: {:extra}"
+    ctx = ExpressionContext(None, {":p": {"S": "p"}})
+    ctx.key_condition("x = :p", HASH_RANGE)
+    with pytest.raises(ValidationError) as exc:
+        ctx.check_unused()
+    assert exc.value.message == "Query condition missed key schema element: pk"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quorumdb.errors import ValidationError
 from quorumdb.expr import ExpressionContext
@@ -333,3 +335,30 @@ def test_names_and_values_shared_across_expressions() -> None:
     ctx.update("SET #a = :v")
     ctx.condition("#b = :w")
     ctx.check_unused()
+
+
+# -- robustness --------------------------------------------------------------------------------------
+
+FRAGMENTS = [
+    "a", "b", "#n", ":v", ":w", "(", ")", "[1]", ".", ",", "=", "<>", "<", ">=", "+", "-",
+    "AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE", "size", "contains",
+    "attribute_exists", "begins_with", "if_not_exists", "list_append", "name", " ", "@", "#", ":",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=12), st.sampled_from(["cond", "update", "proj"]))
+def test_random_text_only_raises_validation_errors(parts: list[str], kind: str) -> None:
+    text = " ".join(parts)
+    ctx = ExpressionContext({"#n": "n"}, {":v": {"N": "1"}, ":w": {"SS": ["x"]}})
+    try:
+        if kind == "cond":
+            cond = ctx.condition(text)
+            cond.evaluate({"a": {"N": "1"}, "b": {"L": [{"S": "x"}, {"N": "1"}]}, "n": {"SS": ["x"]}})
+        elif kind == "update":
+            upd = ctx.update(text)
+            upd.apply({"a": {"N": "1"}, "b": {"L": [{"S": "x"}, {"N": "1"}]}, "n": {"SS": ["x"]}})
+        else:
+            ctx.projection(text).apply({"a": {"N": "1"}})
+    except ValidationError as e:
+        assert e.message
