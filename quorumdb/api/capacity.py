@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from quorumdb.model.schema import TableDef
+from quorumdb.model.schema import IndexDef, TableDef
+from quorumdb.model.size import item_size
+from quorumdb.model.types import Item
 
 __all__ = [
     "READ_UNIT_BYTES",
@@ -25,6 +27,7 @@ __all__ = [
     "wants_capacity",
     "consumed",
     "index_write_units",
+    "index_units",
     "merge_by_table",
 ]
 
@@ -55,10 +58,8 @@ def wants_capacity(req: Mapping[str, Any]) -> str | None:
 def index_write_units(
     table: TableDef, index_writes: Mapping[str, int] | None, *, transactional: bool = False
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Split per-index write sizes (from ``WriteResult.index_writes``) into (local, global) units.
-
-    Every index entry written or removed costs one write of its size, as DynamoDB counts it.
-    """
+    """Split per-index write sizes (from ``WriteResult.index_writes``) into (local, global) units,
+    one write of the given size per index. ``index_units`` is exact when the items are known."""
     local: dict[str, float] = {}
     glob: dict[str, float] = {}
     if not index_writes:
@@ -70,6 +71,60 @@ def index_write_units(
         units = write_units(0, size, transactional=transactional)
         target = local if ix.local else glob
         target[name] = target.get(name, 0.0) + units
+    return local, glob
+
+
+def _index_entry(table: TableDef, ix: IndexDef, item: Item | None) -> Item | None:
+    if item is None:
+        return None
+    ks = ix.key_schema
+    if ks.hash.name not in item or (ks.range is not None and ks.range.name not in item):
+        return None
+    if ix.projection == "ALL":
+        return item
+    names = set(table.key_schema.names)
+    names.update(ks.names)
+    if ix.projection == "INCLUDE":
+        names.update(ix.non_key_attributes)
+    return {n: v for n, v in item.items() if n in names}
+
+
+def index_units(
+    table: TableDef,
+    old: Item | None,
+    new: Item | None,
+    index_writes: Mapping[str, int] | None = None,
+    *,
+    transactional: bool = False,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(local, global) write units of the index maintenance one item write caused, as DynamoDB
+    counts them: an entry added or removed is one write of its size; an entry updated in place
+    is one write of the larger version; an entry whose index key changed is two writes (delete
+    the old entry, put the new one). ``index_writes`` (when the data plane reports it) limits
+    the work to the indexes that changed.
+    """
+    local: dict[str, float] = {}
+    glob: dict[str, float] = {}
+    for ix in table.indexes:
+        if index_writes is not None and ix.name not in index_writes:
+            continue
+        oe = _index_entry(table, ix, old)
+        ne = _index_entry(table, ix, new)
+        if oe is None and ne is None or oe == ne:
+            continue
+        if oe is not None and ne is not None:
+            same_key = all(oe[n] == ne[n] for n in ix.key_schema.names)
+            if same_key:
+                units = write_units(item_size(oe), item_size(ne), transactional=transactional)
+            else:
+                units = write_units(item_size(oe), 0, transactional=transactional) + write_units(
+                    0, item_size(ne), transactional=transactional
+                )
+        else:
+            entry = oe if oe is not None else ne
+            assert entry is not None
+            units = write_units(item_size(entry), 0, transactional=transactional)
+        (local if ix.local else glob)[ix.name] = units
     return local, glob
 
 

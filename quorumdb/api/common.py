@@ -11,7 +11,8 @@ here has passed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,9 @@ __all__ = [
     "check_index_keys",
     "updated_attributes",
     "key_fingerprint",
+    "condition_paths",
+    "check_key_paths",
+    "check_update_index_types",
     "item_collection_metrics",
 ]
 
@@ -266,6 +270,63 @@ def updated_attributes(item: Item | None, update: Any) -> Item:
             if v is not None:
                 out[head] = v
     return out
+
+
+def condition_paths(condition: Any) -> list[tuple[str | int, ...]]:
+    """Every document path a compiled condition reads (for key-attribute checks)."""
+    from quorumdb.expr.ast import Literal, Path
+
+    out: list[tuple[str | int, ...]] = []
+    stack: list[Any] = [getattr(condition, "node", None)]
+    while stack:
+        n = stack.pop()
+        if n is None or isinstance(n, (Literal, str, int)):
+            continue
+        if isinstance(n, Path):
+            out.append(n.resolved)
+        elif isinstance(n, tuple):
+            stack.extend(n)
+        elif dataclasses.is_dataclass(n):
+            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n))
+    return out
+
+
+def check_key_paths(table: TableDef, paths: Iterable[tuple[str | int, ...]]) -> None:
+    """Key attributes are scalars: a nested path below one is refused."""
+    nested = {p[0] for p in paths if len(p) > 1}
+    if not nested:
+        return
+    for n in table.key_schema.names:
+        if n in nested:
+            raise ValidationError(_NOT_SCALAR + f"Key: {n}")
+    for ix in table.indexes:
+        for n in ix.key_schema.names:
+            if n in nested:
+                raise ValidationError(_NOT_SCALAR + f"IndexKey: {n}")
+
+
+_NOT_SCALAR = (
+    "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: "
+)
+
+
+def check_update_index_types(table: TableDef, update: Any) -> None:
+    """Index key attributes an update SETs to a literal must get the declared type."""
+    if not table.indexes:
+        return
+    types: dict[str, str] = update.top_level_types()
+    if not types:
+        return
+    for ix in table.indexes:
+        for attr in (ix.key_schema.hash, ix.key_schema.range):
+            if attr is None:
+                continue
+            t = types.get(attr.name)
+            if t is not None and t != attr.type:
+                raise ValidationError(
+                    INVALID
+                    + f"Type mismatch for Index Key {attr.name} Expected: {attr.type} Actual: {t} IndexName: {ix.name}"
+                )
 
 
 def key_fingerprint(key: Key) -> tuple[Any, ...]:

@@ -131,3 +131,44 @@ def test_merge_by_table_keeps_first_seen_order_and_sums() -> None:
          "GlobalSecondaryIndexes": {"g": {"CapacityUnits": 2.0, "WriteCapacityUnits": 2.0}}},
     ]
     assert capacity.merge_by_table(None, [("a", 1.0, {}, {})]) is None
+
+
+def _gsi_table(projection: str = "ALL") -> TableDef:
+    return TableDef(
+        name="t",
+        table_id=1,
+        uuid="u",
+        key_schema=KeySchema(hash=KeyAttr(name="pk", type="S")),
+        attribute_definitions={"pk": "S", "g": "S"},
+        created_at=0.0,
+        indexes=(
+            IndexDef(name="gsi", index_id=1, local=False, projection=projection,
+                     key_schema=KeySchema(hash=KeyAttr(name="g", type="S"))),
+        ),
+    )
+
+
+_PK = {"pk": {"S": "a"}}
+_BIG = {"S": "x" * 1500}
+
+
+@pytest.mark.parametrize(
+    ("projection", "old", "new", "units"),
+    [
+        ("ALL", None, {**_PK, "v": {"S": "1"}}, {}),  # not in the index
+        ("ALL", None, {**_PK, "g": {"S": "1"}}, {"gsi": 1.0}),  # entry added
+        ("ALL", {**_PK, "g": {"S": "1"}}, None, {"gsi": 1.0}),  # entry removed
+        ("ALL", {**_PK, "g": {"S": "1"}}, {**_PK, "g": {"S": "1"}}, {}),  # unchanged
+        ("ALL", {**_PK, "g": {"S": "1"}}, {**_PK, "g": {"S": "1"}, "v": _BIG}, {"gsi": 2.0}),  # updated in place
+        ("ALL", {**_PK, "g": {"S": "1"}}, {**_PK, "g": {"S": "2"}}, {"gsi": 2.0}),  # key changed: delete + put
+        ("ALL", {**_PK, "g": {"S": "1"}, "v": _BIG}, {**_PK, "g": {"S": "2"}, "v": _BIG}, {"gsi": 4.0}),
+        ("KEYS_ONLY", {**_PK, "g": {"S": "1"}}, {**_PK, "g": {"S": "1"}, "v": _BIG}, {}),  # not projected
+        ("KEYS_ONLY", None, {**_PK, "g": {"S": "1"}, "v": _BIG}, {"gsi": 1.0}),  # entry is small
+    ],
+)
+def test_index_units_as_dynamodb_counts(projection: str, old: dict | None, new: dict | None, units: dict) -> None:
+    local, glob = capacity.index_units(_gsi_table(projection), old, new)
+    assert local == {} and glob == units
+    if units:
+        _, doubled = capacity.index_units(_gsi_table(projection), old, new, transactional=True)
+        assert doubled == {n: u * 2 for n, u in units.items()}

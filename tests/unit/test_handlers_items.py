@@ -336,3 +336,20 @@ def test_batch_write_validates_everything_before_writing(client: Client) -> None
     with pytest.raises(ResourceNotFoundError):
         client.call("BatchWriteItem", {"RequestItems": {"t": [{"PutRequest": {"Item": k()}}], "zz": [{"PutRequest": {"Item": k()}}]}})
     assert db.writes == 0
+
+
+def test_update_index_key_type_refused_before_reading(client: Client) -> None:
+    before = client.db.writes
+    with pytest.raises(ValidationError, match="^One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: N IndexName: gsi$"):
+        client.call("UpdateItem", {"TableName": "t2", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET g = :v",
+                                   "ExpressionAttributeValues": {":v": {"N": "1"}}})
+    assert client.db.writes == before
+
+
+def test_put_capacity_counts_index_writes(client: Client) -> None:
+    item = {"pk": {"S": "a"}, "g": {"S": "x"}}
+    out = put(client, item, table="t2", ReturnConsumedCapacity="INDEXES")
+    assert out["ConsumedCapacity"] == {"TableName": "t2", "CapacityUnits": 2.0, "Table": {"CapacityUnits": 1.0},
+                                       "GlobalSecondaryIndexes": {"gsi": {"CapacityUnits": 1.0}}}
+    out = put(client, {**item, "g": {"S": "y"}}, table="t2", ReturnConsumedCapacity="TOTAL")
+    assert out["ConsumedCapacity"] == {"TableName": "t2", "CapacityUnits": 3.0}  # index key moved: 2 writes

@@ -230,3 +230,25 @@ def test_scan_gsi_and_capacity(client: Client) -> None:
     out = client.call("Scan", {"TableName": "t", "IndexName": "gsi_all", "ReturnConsumedCapacity": "TOTAL"})
     assert out["Count"] == 10
     assert out["ConsumedCapacity"] == {"TableName": "t", "CapacityUnits": 0.5}
+
+
+def test_filter_and_projection_key_rules(client: Client) -> None:
+    with pytest.raises(ValidationError, match="^Filter Expression can only contain non-primary key attributes: Primary key attribute: sk$"):
+        q(client, FilterExpression="sk > :z", ExpressionAttributeValues={":p": {"S": "a"}, ":z": {"N": "0"}})
+    with pytest.raises(ValidationError, match="^QueryFilter can only contain non-primary key attributes: Primary key attribute: sk$"):
+        client.call("Query", {"TableName": "t", "KeyConditions": {
+            "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}},
+            "QueryFilter": {"sk": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "0"}]}}})
+    with pytest.raises(ValidationError, match="Key attributes must be scalars.*Key: pk"):
+        client.call("Scan", {"TableName": "t", "ProjectionExpression": "pk.a"})
+    with pytest.raises(ValidationError, match="Key attributes must be scalars.*IndexKey: g"):
+        client.call("Scan", {"TableName": "t", "FilterExpression": "g[1] = :v", "ExpressionAttributeValues": {":v": {"S": "x"}}})
+
+
+def test_scan_start_key_must_be_in_segment(client: Client) -> None:
+    first = client.call("Scan", {"TableName": "h", "Segment": 0, "TotalSegments": 2, "Limit": 1})
+    lek = first["LastEvaluatedKey"]
+    nxt = client.call("Scan", {"TableName": "h", "Segment": 0, "TotalSegments": 2, "ExclusiveStartKey": lek})
+    assert nxt["Count"] >= 0
+    with pytest.raises(ValidationError, match="Please use ExclusiveStartKey with correct Segment. TotalSegments: 2 Segment: 1"):
+        client.call("Scan", {"TableName": "h", "Segment": 1, "TotalSegments": 2, "ExclusiveStartKey": lek})

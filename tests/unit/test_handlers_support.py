@@ -18,7 +18,6 @@ from quorumdb.db import open_local
 from quorumdb.db.contract import WriteOp, WriteResult
 from quorumdb.model.schema import IndexDef, KeyAttr, KeySchema, TableDef
 
-
 # -- fixtures --------------------------------------------------------------------------------------
 
 _next_id = [0]
@@ -27,15 +26,15 @@ _next_id = [0]
 def make_table(
     name: str = "t",
     *,
-    hash_: tuple[str, str] = ("pk", "S"),
-    range_: tuple[str, str] | None = None,
+    hash_: tuple[str, Any] = ("pk", "S"),
+    range_: tuple[str, Any] | None = None,
     indexes: Sequence[IndexDef] = (),
     attrs: dict[str, str] | None = None,
 ) -> TableDef:
     _next_id[0] += 1
     ks = KeySchema(
-        hash=KeyAttr(name=hash_[0], type=hash_[1]),  # type: ignore[arg-type]
-        range=None if range_ is None else KeyAttr(name=range_[0], type=range_[1]),  # type: ignore[arg-type]
+        hash=KeyAttr(name=hash_[0], type=hash_[1]),
+        range=None if range_ is None else KeyAttr(name=range_[0], type=range_[1]),
     )
     defs: dict[str, Any] = {hash_[0]: hash_[1]}
     if range_ is not None:
@@ -57,7 +56,7 @@ def make_table(
 
 
 def index(
-    name: str, hash_: tuple[str, str], range_: tuple[str, str] | None = None, *,
+    name: str, hash_: tuple[str, Any], range_: tuple[str, Any] | None = None, *,
     local: bool = False, projection: str = "ALL", include: tuple[str, ...] = (), index_id: int = 1,
 ) -> IndexDef:
     return IndexDef(
@@ -65,8 +64,8 @@ def index(
         index_id=index_id,
         local=local,
         key_schema=KeySchema(
-            hash=KeyAttr(name=hash_[0], type=hash_[1]),  # type: ignore[arg-type]
-            range=None if range_ is None else KeyAttr(name=range_[0], type=range_[1]),  # type: ignore[arg-type]
+            hash=KeyAttr(name=hash_[0], type=hash_[1]),
+            range=None if range_ is None else KeyAttr(name=range_[0], type=range_[1]),
         ),
         projection=projection,
         non_key_attributes=include,
@@ -114,14 +113,14 @@ class Client:
         for t in tables:
             self.loop.run_until_complete(inner.create_table(t))
         self.db = CountingDataPlane(inner)
-        self.ctx = RequestContext(db=self.db, request_id="test", now=lambda: 1000.0)  # type: ignore[arg-type]
+        self.ctx = RequestContext(db=self.db, request_id="test", now=lambda: 1000.0)
 
     def close(self) -> None:
         self.loop.run_until_complete(self.db.inner.close())
         self.loop.close()
 
     def call(self, op: str, req: dict[str, Any]) -> dict[str, Any]:
-        out = self.loop.run_until_complete(OPERATIONS[op](self.ctx, req))  # type: ignore[arg-type]
+        out = self.loop.run_until_complete(OPERATIONS[op](self.ctx, req))
         if isinstance(out, bytes):
             decoded: dict[str, Any] = orjson.loads(out)
             return decoded

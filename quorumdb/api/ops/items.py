@@ -24,6 +24,8 @@ from quorumdb.api.common import (
     check_duplicate_names,
     check_expression_params,
     check_index_keys,
+    check_key_paths,
+    check_update_index_types,
     item_collection_metrics,
     key_fingerprint,
     parse_expressions,
@@ -113,8 +115,8 @@ def update_mutator(
 
 def _write_capacity(table: TableDef, mode: str | None, res: WriteResult) -> dict[str, Any] | None:
     units = capacity.write_units(res.old_size, res.new_size)
-    if res.index_writes:
-        local, glob = capacity.index_write_units(table, res.index_writes)
+    if table.indexes:
+        local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
         return capacity.consumed(table.name, mode, units, local=local, glob=glob)
     return capacity.consumed(table.name, mode, units)
 
@@ -222,6 +224,9 @@ async def update_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any
     update = parsed.update
     if update is not None:
         update.check_keys(table.key_schema)
+        if table.indexes:
+            check_update_index_types(table, update)
+            check_key_paths(table, update.updated_paths)
     fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
     res = await ctx.db.write(
         WriteOp(
@@ -443,7 +448,7 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
             raise res
         if mode is not None:
             units = capacity.write_units(res.old_size, res.new_size)
-            local, glob = capacity.index_write_units(table, res.index_writes)
+            local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
             cap_entries.append((table.name, units, local, glob))
         icm = item_collection_metrics(table, op.key, req)
         if icm is not None:

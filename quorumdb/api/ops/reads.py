@@ -21,13 +21,15 @@ from quorumdb.api.common import (
     INVALID,
     check_duplicate_names,
     check_expression_params,
+    check_key_paths,
+    condition_paths,
     parse_expressions,
     table_of,
 )
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.db.contract import SortKeyRange, StoredItem
 from quorumdb.errors import ValidationError
-from quorumdb.model.keys import extract_key
+from quorumdb.model.keys import extract_key, partition_hash
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key
 from quorumdb.model.values import validate_item
@@ -167,9 +169,25 @@ def _values_equal(a: AttributeValue, b: AttributeValue) -> bool:
     return values_equal(a, b)
 
 
-def _filter_names(filt: Any) -> Any:
-    """Top-level attribute names a filter reads, if the compiled condition exposes them."""
-    return getattr(filt, "attribute_names", None) or getattr(filt, "top_level_names", None)
+def _check_paths(table: TableDef, parsed: Any) -> None:
+    if parsed.projection is not None:
+        check_key_paths(table, parsed.projection.paths)
+    if parsed.filter is not None:
+        check_key_paths(table, condition_paths(parsed.filter))
+
+
+def _check_segment(table: TableDef, index: IndexDef | None, start: Key, segment: int, total: int) -> None:
+    """A parallel Scan's ExclusiveStartKey must lie in its segment's hash range."""
+    from quorumdb.db.partition import segment_range
+
+    schema = index.key_schema if index is not None else table.key_schema
+    h = int.from_bytes(partition_hash(start[schema.hash.name]), "big")
+    lo, hi = segment_range(segment, total)
+    if not lo <= h < hi:
+        raise ValidationError(
+            f"{_BAD_START}: Invalid ExclusiveStartKey. Please use ExclusiveStartKey with correct "
+            f"Segment. TotalSegments: {total} Segment: {segment}"
+        )
 
 
 # -- the page walk ---------------------------------------------------------------------------------
@@ -287,7 +305,7 @@ def _check_gsi_select(index: IndexDef | None, select: str) -> None:
 
 
 def _check_filter_keys(filt: Any, schema: KeySchema, param: str) -> None:
-    names = _filter_names(filt)
+    names = {p[0] for p in condition_paths(filt)}
     if not names:
         return
     for n in schema.names:
@@ -327,6 +345,7 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
     kc = parsed.key_condition
     assert kc is not None
     filt = parsed.filter
+    _check_paths(table, parsed)
     if filt is not None:
         param = "QueryFilter" if req.get("QueryFilter") is not None else "Filter Expression"
         _check_filter_keys(filt, schema, param)
@@ -411,7 +430,12 @@ async def scan(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | byt
     index = _resolve_index(table, req, consistent)
     select = _select(req, index, has_projection)
     _check_gsi_select(index, select)
-    start = _check_start_key(table, index, esk, is_query=False) if esk is not None else None
+    start = None
+    if esk is not None:
+        start = _check_start_key(table, index, esk, is_query=False)
+        if total is not None and total > 1:
+            _check_segment(table, index, start, segment or 0, total)
+    _check_paths(table, parsed)
     it = ctx.db.scan(
         table,
         index,

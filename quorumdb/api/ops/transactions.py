@@ -24,6 +24,8 @@ from quorumdb.api import capacity
 from quorumdb.api.common import (
     MAX_ITEM_BYTES,
     check_expression_params,
+    check_key_paths,
+    check_update_index_types,
     item_collection_metrics,
     key_fingerprint,
     parse_expressions,
@@ -183,6 +185,9 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
             elif p.kind == "Update":
                 update = p.parsed.update
                 update.check_keys(table.key_schema)
+                if table.indexes:
+                    check_update_index_types(table, update)
+                    check_key_paths(table, update.updated_paths)
                 mutate = update_mutator(table, key, cond, update, fail_old)
             else:
                 mutate = _check_only(cond, fail_old)
@@ -215,7 +220,9 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
         entries = []
         for op, res in zip(ops, results, strict=True):
             units = capacity.write_units(res.old_size, res.new_size, transactional=True)
-            local, glob = capacity.index_write_units(op.table, res.index_writes, transactional=True)
+            local, glob = capacity.index_units(
+                op.table, res.old, res.new, res.index_writes, transactional=True
+            )
             entries.append((op.table.name, units, local, glob))
         out["ConsumedCapacity"] = capacity.merge_by_table(mode, entries, kind="write")
     if req.get("ReturnItemCollectionMetrics") == "SIZE":
