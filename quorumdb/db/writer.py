@@ -277,6 +277,8 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
         old = loads(memoryview(old_rec)[HEADER_SIZE:])
         old_size = record_size(old_rec)
     new = op.mutate(old)
+    if new is old and old_rec is not None:  # unchanged (e.g. a ConditionCheck): write nothing
+        return WriteResult(old=old, new=new, old_size=old_size, new_size=old_size, index_writes={} if t.indexes else None)
     if new is None:
         if old_rec is None:
             return WriteResult(old=None, new=None, old_size=0, new_size=0)
@@ -419,7 +421,10 @@ def create_table(batch: WriteBatch, table: TableDef) -> TableDef:
     txn = batch.txn
     tid = unpack_u64(txn.get(NEXT_TABLE_ID)) + 1
     txn.put(NEXT_TABLE_ID, pack_u64(tid))
-    indexes = tuple(dataclasses.replace(ix, index_id=i) for i, ix in enumerate(table.indexes))
+    # A new table has no items: its indexes need no backfill.
+    indexes = tuple(
+        dataclasses.replace(ix, index_id=i, backfilling=False) for i, ix in enumerate(table.indexes)
+    )
     txn.put(next_index_key(tid), pack_u64(len(indexes)))
     new = dataclasses.replace(table, table_id=tid, indexes=indexes)
     # Leftovers of an earlier process that crashed mid-create cannot exist: ids are never reused.
@@ -443,8 +448,12 @@ def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[byt
         if prev is None:
             ix = dataclasses.replace(ix, index_id=next_id, status="CREATING", backfilling=True)
             next_id += 1
+        elif prev.backfilling:
+            # The data plane owns the backfill state; a caller's copy may be older.
+            ix = dataclasses.replace(ix, index_id=prev.index_id, status=prev.status, backfilling=True)
         else:
-            ix = dataclasses.replace(ix, index_id=prev.index_id)
+            status = prev.status if ix.status == "CREATING" else ix.status
+            ix = dataclasses.replace(ix, index_id=prev.index_id, status=status, backfilling=False)
         indexes.append(ix)
     kept = {ix.name for ix in indexes}
     dropped: list[bytes] = []

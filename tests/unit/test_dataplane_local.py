@@ -553,3 +553,64 @@ def test_other_process_ddl_and_stale_definitions(tmp_path: Any) -> None:
         await a.close()
 
     asyncio.run(main())
+
+
+def test_maximum_size_keys(run: Any) -> None:
+    async def body(dp: LocalDataPlane) -> None:
+        t0 = table_def()
+        t = await dp.create_table(
+            dataclasses.replace(t0, key_schema=KeySchema(hash=PK, range=KeyAttr(name="sk", type="S")))
+        )
+        big = "h" * 2048
+        sks = ["s" * 1024, "s" * 1023 + "t", "s" * 600, "a", "s" * 1000 + "\x00"]
+        await dp.write_many([put(t, {"pk": S(big), "sk": S(s), "v": N(i)}) for i, s in enumerate(sks)])
+        await dp.write(put(t, {"pk": S("small"), "sk": S("x")}))
+        want = sorted(sks, key=lambda s: s.encode())
+        assert [r.item["sk"]["S"] for r in dp.query(t, None, S(big), None)] == want
+        assert [r.item["sk"]["S"] for r in dp.query(t, None, S(big), None, forward=False)] == want[::-1]
+        got = dp.query(t, None, S(big), SortKeyRange(op="BEGINS_WITH", values=(S("s" * 700),)))
+        assert [r.item["sk"]["S"] for r in got] == [s for s in want if s.startswith("s" * 700)]
+        esk = {"pk": S(big), "sk": S(want[1])}
+        assert [r.item["sk"]["S"] for r in dp.query(t, None, S(big), None, exclusive_start=esk)] == want[2:]
+        rec = dp.get(t, {"pk": S(big), "sk": S("s" * 1024)})
+        assert rec is not None and rec.item["v"] == N(0)
+        assert sum(1 for _ in dp.scan(t, None)) == 6
+        await dp.write(delete(t, {"pk": S(big), "sk": S("s" * 1024)}))
+        assert dp.get(t, {"pk": S(big), "sk": S("s" * 1024)}) is None
+        assert dp.table_stats(t)[0] == 5
+
+    run(body)
+
+
+def test_unchanged_item_writes_nothing(run: Any) -> None:
+    async def body(dp: LocalDataPlane) -> None:
+        t = await dp.create_table(table_def(indexes=(gsi("by_g", "g"),)))
+        item = {"pk": S("a"), "sk": N(1), "g": S("G")}
+        await dp.write(put(t, item))
+        stats = dp.table_stats(t), dp.index_stats(t, t.indexes[0])
+        r = await dp.write(WriteOp(table=t, key={"pk": S("a"), "sk": N(1)}, mutate=lambda old: old))
+        assert r.old == item and r.new == item and r.index_writes == {}
+        assert (dp.table_stats(t), dp.index_stats(t, t.indexes[0])) == stats
+        r = await dp.write(WriteOp(table=t, key={"pk": S("zz"), "sk": N(1)}, mutate=lambda old: old))
+        assert r.old is None and r.new is None and dp.table_stats(t) == stats[0]
+
+    run(body)
+
+
+def test_update_table_keeps_data_plane_owned_index_state(run: Any) -> None:
+    async def body(dp: LocalDataPlane) -> None:
+        t = await dp.create_table(table_def(indexes=(dataclasses.replace(gsi("a", "g"), backfilling=True),)))
+        assert not t.indexes[0].backfilling  # a new table has nothing to backfill
+        t2 = await dp.update_table(dataclasses.replace(t, indexes=(*t.indexes, gsi("b", "h"))))
+        assert [ix.index_id for ix in t2.indexes] == [0, 1]
+        # a caller still holding the definition from before the backfill ended
+        await dp.wait_background()
+        assert dp.table("t").index("b").status == "ACTIVE"  # type: ignore[union-attr]
+        t3 = await dp.update_table(dataclasses.replace(dp.table("t"), indexes=(t2.indexes[1],)))
+        assert [ix.name for ix in t3.indexes] == ["b"] and t3.indexes[0].index_id == 1
+        assert t3.indexes[0].status == "ACTIVE" and not t3.indexes[0].backfilling
+        t4 = await dp.update_table(dataclasses.replace(t3, indexes=(*t3.indexes, gsi("a", "g"))))
+        assert t4.index("a").index_id == 2  # type: ignore[union-attr]  # ids are never reused
+        await dp.wait_background()
+
+    run(body)
