@@ -18,6 +18,7 @@ from quorumdb.expr.ast import Arith, Call, SetAction
 from quorumdb.expr.condition import Condition
 from quorumdb.expr.keycond import (
     KeyCondition,
+    check_key_paths,
     conditions_from_expression,
     key_condition_from_conditions,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Projection",
     "KeyCondition",
     "project_paths",
+    "check_key_paths",
     "MAX_EXPRESSION_BYTES",
     "MAX_UPDATE_OPERATORS",
 ]

@@ -36,24 +36,30 @@ class Condition:
         return tuple(seen)
 
 
-def _collect(node: Any, seen: dict[str, None]) -> None:
+    @property
+    def nested_heads(self) -> tuple[str, ...]:
+        """Top-level attributes the condition reads below (``a.b``, ``a[0]``)."""
+        seen: dict[str, None] = {}
+        if self.node is not None:
+            _collect(self.node, seen, nested_only=True)
+        return tuple(seen)
+
+
+def _collect(node: Any, seen: dict[str, None], nested_only: bool = False) -> None:
     if isinstance(node, Path):
-        seen.setdefault(str(node.elements[0]), None)
-    elif isinstance(node, And | Or):
-        _collect(node.left, seen)
-        _collect(node.right, seen)
+        if not nested_only or len(node.elements) > 1:
+            seen.setdefault(str(node.elements[0]), None)
+    elif isinstance(node, And | Or | Compare | Arith):
+        _collect(node.left, seen, nested_only)
+        _collect(node.right, seen, nested_only)
     elif isinstance(node, Not):
-        _collect(node.operand, seen)
-    elif isinstance(node, Compare | Arith):
-        _collect(node.left, seen)
-        _collect(node.right, seen)
+        _collect(node.operand, seen, nested_only)
     elif isinstance(node, Between):
         for x in (node.subject, node.low, node.high):
-            _collect(x, seen)
+            _collect(x, seen, nested_only)
     elif isinstance(node, In):
-        _collect(node.subject, seen)
-        for x in node.options:
-            _collect(x, seen)
+        for x in (node.subject, *node.options):
+            _collect(x, seen, nested_only)
     elif isinstance(node, Call):
         for x in node.args:
-            _collect(x, seen)
+            _collect(x, seen, nested_only)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from quorumdb.errors import ValidationError
 from quorumdb.expr.ast import And, Between, Call, Compare, CondNode, In, Literal, Not, Or, Path
 from quorumdb.model.compare import compare, type_of
-from quorumdb.model.schema import KeySchema
+from quorumdb.model.schema import KeySchema, TableDef
 from quorumdb.model.types import AttributeValue
 
 if TYPE_CHECKING:  # the contract module pulls in the data plane; only its value type is needed
@@ -25,6 +25,8 @@ __all__ = [
     "conditions_from_expression",
     "validate_conditions",
     "key_condition_from_conditions",
+    "check_key_paths",
+    "index_key_attributes",
 ]
 
 _FLIP = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -201,3 +203,36 @@ def key_condition_from_conditions(
     return KeyCondition(
         hash_name=schema.hash.name, hash_value=hash_value, sort=sort, sort_name=sort_name
     )
+
+
+def index_key_attributes(table: TableDef) -> list[tuple[str, str, str]]:
+    """(attribute, type, index name) of every index key attribute, in DynamoDB's order:
+    global indexes (partition and sort key), then local indexes (sort key)."""
+    out: list[tuple[str, str, str]] = []
+    for ix in table.global_indexes:
+        out.append((ix.key_schema.hash.name, ix.key_schema.hash.type, ix.name))
+        if ix.key_schema.range is not None:
+            out.append((ix.key_schema.range.name, ix.key_schema.range.type, ix.name))
+    for ix in table.local_indexes:
+        if ix.key_schema.range is not None:
+            out.append((ix.key_schema.range.name, ix.key_schema.range.type, ix.name))
+    return out
+
+
+def check_key_paths(nested_heads: tuple[str, ...] | list[str], table: TableDef) -> None:
+    """Refuse ``a.b`` / ``a[0]`` paths below a table or index key attribute ``a``."""
+    if not nested_heads:
+        return
+    heads = set(nested_heads)
+    for name in table.key_schema.names:
+        if name in heads:
+            raise ValidationError(
+                "Key attributes must be scalars; list random access '[]' and map lookup '.' "
+                f"are not allowed: Key: {name}"
+            )
+    for name, _type, _index in index_key_attributes(table):
+        if name in heads:
+            raise ValidationError(
+                "Key attributes must be scalars; list random access '[]' and map lookup '.' "
+                f"are not allowed: IndexKey: {name}"
+            )

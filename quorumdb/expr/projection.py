@@ -81,5 +81,14 @@ class Projection:
             seen.setdefault(str(p[0]), None)
         return tuple(seen)
 
+    @property
+    def nested_heads(self) -> tuple[str, ...]:
+        """Top-level attributes the projection reaches below (``a.b``, ``a[0]``)."""
+        seen: dict[str, None] = {}
+        for p in self.paths:
+            if len(p) > 1:
+                seen.setdefault(str(p[0]), None)
+        return tuple(seen)
+
     def apply(self, item: Item) -> Item:
         return project_paths(item, self.paths)

@@ -29,7 +29,7 @@ from quorumdb.expr.evaluate import get_path
 from quorumdb.expr.projection import project_paths
 from quorumdb.model import numbers
 from quorumdb.model.compare import decode_binary, type_of
-from quorumdb.model.schema import KeySchema
+from quorumdb.model.schema import KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item
 
 __all__ = [
@@ -174,6 +174,19 @@ def _remove_order(path: tuple[Any, ...]) -> tuple[Any, ...]:
 # -- values -------------------------------------------------------------------------------------
 
 
+def _static_type(op: Operand) -> str | None:
+    if isinstance(op, Literal):
+        return type_of(op.value)
+    if isinstance(op, Arith):
+        return "N"
+    if isinstance(op, Call):
+        if op.name == "list_append":
+            return "L"
+        if op.name == "if_not_exists":
+            return _static_type(op.args[1])
+    return None
+
+
 def _value(op: Operand, old: Item) -> AttributeValue:
     if isinstance(op, Literal):
         return op.value
@@ -228,15 +241,44 @@ class Update:
                     f"Cannot update attribute {head}. This attribute is part of the key"
                 )
 
+    @property
+    def nested_heads(self) -> tuple[str, ...]:
+        """Top-level attributes whose insides the update targets (``a.b``, ``a[0]``)."""
+        seen: dict[str, None] = {}
+        for a in self.actions:
+            p = a.path.resolved
+            if len(p) > 1:
+                seen.setdefault(str(p[0]), None)
+        return tuple(seen)
+
     def top_level_types(self) -> dict[str, str]:
-        """Types known in advance of top-level attributes this update SETs to a literal
-        (lets a handler check index key types before reading the item)."""
+        """Types known before reading the item of top-level attributes the update writes
+        (SET to a literal or typed function, ADD/DELETE of a literal), as DynamoDB infers them."""
         out: dict[str, str] = {}
         for a in self.actions:
             p = a.path.resolved
-            if len(p) == 1 and isinstance(a, SetAction) and isinstance(a.value, Literal):
-                out[str(p[0])] = type_of(a.value.value)
+            if len(p) != 1 or str(p[0]) in out or isinstance(a, RemoveAction):
+                continue
+            t = _static_type(a.value)
+            if t is not None:
+                out[str(p[0])] = t
         return out
+
+    def check_table(self, table: TableDef) -> None:
+        """DynamoDB's checks of an update against the table: key attributes untouched, index
+        key attributes given values of their type, no paths below key attributes."""
+        from quorumdb.expr.keycond import check_key_paths, index_key_attributes
+
+        self.check_keys(table.key_schema)
+        types = self.top_level_types()
+        for name, expected, index in index_key_attributes(table):
+            actual = types.get(name)
+            if actual is not None and actual != expected:
+                raise ValidationError(
+                    "One or more parameter values were invalid: Type mismatch for Index Key "
+                    f"{name} Expected: {expected} Actual: {actual} IndexName: {index}"
+                )
+        check_key_paths(self.nested_heads, table)
 
     def apply(self, item: Item) -> Item:
         """The item after the update; ``item`` itself is left untouched."""

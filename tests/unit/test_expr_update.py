@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quorumdb.errors import ValidationError
-from quorumdb.expr import ExpressionContext
+from quorumdb.expr import ExpressionContext, check_key_paths
 from quorumdb.expr.update import BAD_OPERAND_TYPE, INVALID_PATH, MISSING_ATTRIBUTE
-from quorumdb.model.schema import KeyAttr, KeySchema
+from quorumdb.model.schema import IndexDef, KeyAttr, KeySchema, TableDef
 
 
 def b64(data: bytes) -> str:
@@ -266,3 +266,58 @@ def test_apply_never_mutates_input(item: dict[str, Any], text: str) -> None:
         for name in item:
             if name not in {p[0] for p in upd.updated_paths}:
                 assert out[name] is item[name]
+
+
+# -- table checks ------------------------------------------------------------------------------------
+
+TABLE = TableDef(
+    name="t",
+    table_id=1,
+    uuid="u",
+    key_schema=SCHEMA,
+    attribute_definitions={"pk": "S", "sk": "N", "g": "S", "gs": "N", "ls": "B"},
+    created_at=0.0,
+    indexes=(
+        IndexDef(name="gsi", index_id=1, local=False, key_schema=KeySchema(hash=KeyAttr(name="g", type="S"), range=KeyAttr(name="gs", type="N"))),
+        IndexDef(name="lsi", index_id=2, local=True, key_schema=KeySchema(hash=KeyAttr(name="pk", type="S"), range=KeyAttr(name="ls", type="B"))),
+    ),
+)
+
+TABLE_ERRORS = [
+    ("SET pk = :s", "One or more parameter values were invalid: Cannot update attribute pk. This attribute is part of the key"),
+    ("SET g = :one", "One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: N IndexName: gsi"),
+    ("SET gs = :s", "One or more parameter values were invalid: Type mismatch for Index Key gs Expected: N Actual: S IndexName: gsi"),
+    ("SET gs = list_append(a, :l)", "One or more parameter values were invalid: Type mismatch for Index Key gs Expected: N Actual: L IndexName: gsi"),
+    ("SET g = if_not_exists(g, :one)", "One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: N IndexName: gsi"),
+    ("SET g = a + :one", "One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: N IndexName: gsi"),
+    ("ADD ls :ss", "One or more parameter values were invalid: Type mismatch for Index Key ls Expected: B Actual: SS IndexName: lsi"),
+    ("SET g.x = :s", "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: IndexKey: g"),
+    ("REMOVE ls[0]", "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: IndexKey: ls"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), TABLE_ERRORS)
+def test_check_table(text: str, message: str) -> None:
+    upd = ExpressionContext(None, VALUES).update(text)
+    with pytest.raises(ValidationError) as exc:
+        upd.check_table(TABLE)
+    assert exc.value.message == message
+
+
+def test_check_table_accepts_valid_updates() -> None:
+    ExpressionContext(None, VALUES).update("SET g = :s, gs = gs + :one, a.b = :s REMOVE ls").check_table(TABLE)
+
+
+def test_key_paths_in_conditions_and_projections() -> None:
+    ctx = ExpressionContext(None, VALUES)
+    cond = ctx.condition("sk.x = :one AND a.b = :one AND pk = :s")
+    assert cond.nested_heads == ("sk", "a")
+    with pytest.raises(ValidationError) as exc:
+        check_key_paths(cond.nested_heads, TABLE)
+    assert exc.value.message == "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: Key: sk"
+    proj = ExpressionContext(None, None).projection("a, gs[1], b.c")
+    assert proj.nested_heads == ("gs", "b")
+    with pytest.raises(ValidationError) as exc:
+        check_key_paths(proj.nested_heads, TABLE)
+    assert exc.value.message.endswith("IndexKey: gs")
+    check_key_paths(("a", "b"), TABLE)
