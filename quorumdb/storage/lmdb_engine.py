@@ -109,7 +109,7 @@ class _ReadTxn:
         hi_inclusive: bool = False,
         reverse: bool = False,
     ) -> Iterator[tuple[bytes, bytes]]:
-        return _iterate(self._txn, self._dbs, lo, hi, lo_inclusive, hi_inclusive, reverse)
+        return _iterate(self._txn, self._dbs, lo, hi, lo_inclusive, hi_inclusive, reverse, self)
 
     def close(self) -> None:
         if self._open:
@@ -138,6 +138,7 @@ def _iterate(
     lo_inclusive: bool,
     hi_inclusive: bool,
     reverse: bool,
+    owner: object = None,  # kept alive while iterating (its __del__ would end the txn)
 ) -> Iterator[tuple[bytes, bytes]]:
     """Keys longer than ``inline_max`` live in a bucket (``key[:inline_max] + 0x00``, the
     sorted list of their suffixes) that sorts exactly where its members do; their values are
@@ -259,7 +260,8 @@ class _WriteTxn:
 class LmdbEngine:
     shared = True
 
-    def __init__(self, path: str, *, map_size: int = DEFAULT_MAP_SIZE) -> None:
+    def __init__(self, path: str, *, map_size: int = DEFAULT_MAP_SIZE, durable: bool = True) -> None:
+        """``durable=False`` skips the sync on commit: for tests and scratch data only."""
         os.makedirs(path, exist_ok=True)
         self.path = path
         self._env = lmdb.open(
@@ -267,8 +269,8 @@ class LmdbEngine:
             map_size=map_size,
             subdir=True,
             lock=True,
-            sync=True,
-            metasync=True,
+            sync=durable,
+            metasync=durable,
             readahead=False,
             max_readers=MAX_READERS,
             max_dbs=2,

@@ -138,16 +138,17 @@ class _Model:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     ops=st.lists(
-        st.tuples(st.booleans(), st.binary(min_size=0, max_size=3), st.binary(max_size=2)),
+        st.tuples(st.booleans(), st.binary(min_size=1, max_size=4), st.binary(max_size=2)),
         max_size=120,
     ),
-    lo=st.none() | st.binary(max_size=3),
-    hi=st.none() | st.binary(max_size=3),
+    lo=st.none() | st.binary(min_size=1, max_size=4),
+    hi=st.none() | st.binary(min_size=1, max_size=4),
     lo_inc=st.booleans(),
     hi_inc=st.booleans(),
     reverse=st.booleans(),
 )
-def test_memory_engine_matches_a_dict(
+def test_engines_match_a_dict(
+    tmp_path_factory: Any,
     ops: list[tuple[bool, bytes, bytes]],
     lo: bytes | None,
     hi: bytes | None,
@@ -160,37 +161,52 @@ def test_memory_engine_matches_a_dict(
     old = memory.CHUNK_MAX
     memory.CHUNK_MAX = 4  # force many chunks, splits and empty chunks
     try:
-        e = MemoryEngine()
-        model: dict[bytes, bytes] = {}
-        for n, (is_put, k, v) in enumerate(ops):
-            txn = e.begin_write()
+        check_against_dict(MemoryEngine(), ops, lo, hi, lo_inc, hi_inc, reverse)
+        lm = LmdbEngine(str(tmp_path_factory.mktemp("lmdb")), durable=False)
+        lm._dbs.inline_max = 2  # every key longer than 2 bytes goes through a bucket
+        try:
+            check_against_dict(lm, ops, lo, hi, lo_inc, hi_inc, reverse)
+        finally:
+            lm.close()
+    finally:
+        memory.CHUNK_MAX = old
+
+
+def check_against_dict(
+    e: Engine,
+    ops: list[tuple[bool, bytes, bytes]],
+    lo: bytes | None,
+    hi: bytes | None,
+    lo_inc: bool,
+    hi_inc: bool,
+    reverse: bool,
+) -> None:
+    model: dict[bytes, bytes] = {}
+    for start in range(0, len(ops), 3):  # three changes per transaction
+        txn = e.begin_write()
+        for is_put, k, v in ops[start : start + 3]:
             if is_put:
                 txn.put(k, v)
                 model[k] = v
             else:
                 txn.delete(k)
                 model.pop(k, None)
-            if n % 3 == 0:
-                txn.commit()
-            else:
-                # keep a few changes pending to exercise the merged iteration of a write txn
-                expect = sorted(model.items())
-                assert list(txn.iterate()) == expect
-                txn.commit()
-        want = sorted(
-            (k, v)
-            for k, v in model.items()
-            if (lo is None or k > lo or (k == lo and lo_inc)) and (hi is None or k < hi or (k == hi and hi_inc))
-        )
-        if reverse:
-            want.reverse()
-        with e.snapshot() as s:
-            got = list(s.iterate(lo, hi, lo_inclusive=lo_inc, hi_inclusive=hi_inc, reverse=reverse))
-        assert got == want
-        for k, v in model.items():
-            assert e.get(k) == v
-    finally:
-        memory.CHUNK_MAX = old
+            # the transaction's own view merges pending changes over the committed state
+            assert list(txn.iterate()) == sorted(model.items())
+            assert list(txn.iterate(reverse=True)) == sorted(model.items(), reverse=True)
+        txn.commit()
+    want = sorted(
+        (k, v)
+        for k, v in model.items()
+        if (lo is None or k > lo or (k == lo and lo_inc)) and (hi is None or k < hi or (k == hi and hi_inc))
+    )
+    if reverse:
+        want.reverse()
+    with e.snapshot() as s:
+        got = list(s.iterate(lo, hi, lo_inclusive=lo_inc, hi_inclusive=hi_inc, reverse=reverse))
+    assert got == want
+    for k, v in model.items():
+        assert e.get(k) == v
 
 
 def test_lmdb_durable_across_reopen(tmp_path: Any) -> None:
