@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from quorumdb.errors import ResourceNotFoundError, ValidationError
+from quorumdb.expr import ExpressionContext, legacy
+from quorumdb.expr.ast import Literal, Path
+from quorumdb.model.keys import extract_key
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import Item, Key
+from quorumdb.model.values import validate_item
 
 __all__ = [
     "MAX_ITEM_BYTES",
@@ -136,7 +140,11 @@ def parse_expressions(
     names = req.get("ExpressionAttributeNames")
     values = req.get("ExpressionAttributeValues")
 
-    condition = update = key_condition = filt = projection = None
+    condition: Any = None
+    update: Any = None
+    key_condition: Any = None
+    filt: Any = None
+    projection: Any = None
     if (
         upd_t is not None
         or cond_t is not None
@@ -146,16 +154,18 @@ def parse_expressions(
         or names is not None
         or values is not None
     ):
-        from quorumdb.expr import ExpressionContext
-
         ec = ExpressionContext(names, values)
         if upd_t is not None:
             update = ec.update(upd_t)
         if cond_t is not None:
             condition = ec.condition(cond_t, "ConditionExpression")
         if key_t is not None:
-            assert key_schema is not None
-            key_condition = ec.key_condition(key_t, key_schema)
+            # Without a schema: parsed as a plain condition; the caller converts it once the
+            # table (or index) is known, so schema errors rank after every request error.
+            if key_schema is None:
+                key_condition = ec.condition(key_t, "KeyConditionExpression")
+            else:
+                key_condition = ec.key_condition(key_t, key_schema)
         if filt_t is not None:
             filt = ec.condition(filt_t, "FilterExpression")
         if proj_t is not None:
@@ -164,16 +174,16 @@ def parse_expressions(
 
     op = req.get("ConditionalOperator")
     if legacy_updates and req.get("AttributeUpdates") is not None:
-        update = _legacy().attribute_updates(req["AttributeUpdates"])
+        update = legacy.attribute_updates(req["AttributeUpdates"])
     if legacy_expected and req.get("Expected") is not None:
-        condition = _legacy().expected(req["Expected"], op)
+        condition = legacy.expected(req["Expected"], op)
     if legacy_filter and req.get(legacy_filter) is not None:
-        filt = _legacy().filter_conditions(req[legacy_filter], op, legacy_filter)
+        filt = legacy.filter_conditions(req[legacy_filter], op, legacy_filter)
     if legacy_key_conditions and req.get("KeyConditions") is not None and key_t is None:
         assert key_schema is not None
-        key_condition = _legacy().key_conditions(req["KeyConditions"], key_schema)
+        key_condition = legacy.key_conditions(req["KeyConditions"], key_schema)
     if projection is None and req.get("AttributesToGet") is not None:
-        projection = _legacy().attributes_to_get(req["AttributesToGet"])
+        projection = legacy.attributes_to_get(req["AttributesToGet"])
 
     if (
         condition is None
@@ -192,17 +202,8 @@ def parse_expressions(
     )
 
 
-def _legacy() -> Any:
-    from quorumdb.expr import legacy
-
-    return legacy
-
-
 def validate_key(table: TableDef, key: Item) -> Key:
     """A request's Key: values valid, exactly the table's key attributes with their types."""
-    from quorumdb.model.keys import extract_key
-    from quorumdb.model.values import validate_item
-
     return extract_key(table.key_schema, validate_item(key), exact=True)
 
 
@@ -211,8 +212,6 @@ def validate_item_for_table(table: TableDef, item: Item) -> Key:
 
     Returns the item's primary key.
     """
-    from quorumdb.model.keys import extract_key
-
     key = extract_key(table.key_schema, item, exact=False)
     if table.indexes:
         check_index_keys(table, item)
@@ -274,8 +273,6 @@ def updated_attributes(item: Item | None, update: Any) -> Item:
 
 def condition_paths(condition: Any) -> list[tuple[str | int, ...]]:
     """Every document path a compiled condition reads (for key-attribute checks)."""
-    from quorumdb.expr.ast import Literal, Path
-
     out: list[tuple[str | int, ...]] = []
     stack: list[Any] = [getattr(condition, "node", None)]
     while stack:

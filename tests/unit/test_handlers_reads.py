@@ -252,3 +252,23 @@ def test_scan_start_key_must_be_in_segment(client: Client) -> None:
     assert nxt["Count"] >= 0
     with pytest.raises(ValidationError, match="Please use ExclusiveStartKey with correct Segment. TotalSegments: 2 Segment: 1"):
         client.call("Scan", {"TableName": "h", "Segment": 1, "TotalSegments": 2, "ExclusiveStartKey": lek})
+
+
+def test_key_condition_error_order(client: Client) -> None:
+    # Request errors (syntax, unused values, condition shapes) rank before the table lookup.
+    with pytest.raises(ValidationError, match="^Invalid operator used in KeyConditionExpression: OR$"):
+        q(client, TableName="missing", KeyConditionExpression="pk = :p OR pk = :p")
+    with pytest.raises(ValidationError, match="unused in expressions"):
+        q(client, TableName="missing", ExpressionAttributeValues={":p": {"S": "a"}, ":x": {"S": "b"}})
+    with pytest.raises(ValidationError, match="^Conditions can be of length 1 or 2 only$"):
+        client.call("Query", {"TableName": "missing", "KeyConditions": {
+            n: {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]} for n in ("a", "b", "c")}})
+    with pytest.raises(ResourceNotFoundError):
+        q(client, TableName="missing", KeyConditionExpression="zz = :p")
+    # Schema errors come after it.
+    with pytest.raises(ValidationError, match="^Query condition missed key schema element: pk$"):
+        q(client, KeyConditionExpression="zz = :p")
+    with pytest.raises(ValidationError, match="Condition parameter type does not match schema type"):
+        q(client, ExpressionAttributeValues={":p": {"N": "1"}})
+    with pytest.raises(ValidationError, match="^Query condition missed key schema element: g$"):
+        q(client, IndexName="gsi")

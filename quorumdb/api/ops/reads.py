@@ -11,6 +11,7 @@ These handlers never write and never reach below the data plane.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -28,11 +29,18 @@ from quorumdb.api.common import (
 )
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.db.contract import SortKeyRange, StoredItem
+from quorumdb.db.partition import segment_range
 from quorumdb.errors import ValidationError
+from quorumdb.expr.keycond import (
+    conditions_from_expression,
+    key_condition_from_conditions,
+    validate_conditions,
+)
+from quorumdb.model.compare import compare, values_equal
 from quorumdb.model.keys import extract_key, partition_hash
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key
-from quorumdb.model.values import validate_item
+from quorumdb.model.values import validate_item, validate_value
 
 __all__ = ["query", "scan", "PAGE_BYTES_MAX"]
 
@@ -131,8 +139,6 @@ def _check_start_key(
 
 
 def _matches_sort(sort: SortKeyRange, av: AttributeValue) -> bool:
-    from quorumdb.model.compare import compare
-
     op, vals = sort.op, sort.values
     if op == "BEGINS_WITH":
         ((t, v),) = av.items()
@@ -140,8 +146,6 @@ def _matches_sort(sort: SortKeyRange, av: AttributeValue) -> bool:
         if t != t2:
             return False
         if t == "B":
-            import base64
-
             return base64.b64decode(v).startswith(base64.b64decode(p))
         return bool(v.startswith(p))
     c = compare(av, vals[0])
@@ -163,9 +167,22 @@ def _matches_sort(sort: SortKeyRange, av: AttributeValue) -> bool:
     raise AssertionError(op)
 
 
-def _values_equal(a: AttributeValue, b: AttributeValue) -> bool:
-    from quorumdb.model.compare import values_equal
+def _key_conditions(req: dict[str, Any], condition: Any) -> dict[str, tuple[str, list[AttributeValue]]]:
+    """The key conditions by attribute, checked as far as possible without the key schema."""
+    if condition is not None:
+        conds = conditions_from_expression(condition.node)
+    else:
+        conds = {
+            name: (c.get("ComparisonOperator", ""), [validate_value(v) for v in c.get("AttributeValueList") or ()])
+            for name, c in req["KeyConditions"].items()
+        }
+    validate_conditions(conds)
+    if len(conds) not in (1, 2):
+        raise ValidationError("Conditions can be of length 1 or 2 only")
+    return conds
 
+
+def _values_equal(a: AttributeValue, b: AttributeValue) -> bool:
     return values_equal(a, b)
 
 
@@ -178,8 +195,6 @@ def _check_paths(table: TableDef, parsed: Any) -> None:
 
 def _check_segment(table: TableDef, index: IndexDef | None, start: Key, segment: int, total: int) -> None:
     """A parallel Scan's ExclusiveStartKey must lie in its segment's hash range."""
-    from quorumdb.db.partition import segment_range
-
     schema = index.key_schema if index is not None else table.key_schema
     h = int.from_bytes(partition_hash(start[schema.hash.name]), "big")
     lo, hi = segment_range(segment, total)
@@ -331,19 +346,15 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
         raise ValidationError(
             "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request."
         )
-    has_projection = (
-        req.get("ProjectionExpression") is not None or req.get("AttributesToGet") is not None
-    )
+    parsed = parse_expressions(req, legacy_filter="QueryFilter")
+    conds = _key_conditions(req, parsed.key_condition)
+    has_projection = parsed.projection is not None
     consistent = bool(req.get("ConsistentRead"))
     table = table_of(ctx.db, req["TableName"])
     index = _resolve_index(table, req, consistent)
-    select = _select(req, index, has_projection)
     schema = index.key_schema if index is not None else table.key_schema
-    parsed = parse_expressions(
-        req, key_schema=schema, legacy_filter="QueryFilter", legacy_key_conditions=True
-    )
-    kc = parsed.key_condition
-    assert kc is not None
+    kc = key_condition_from_conditions(conds, schema)
+    select = _select(req, index, has_projection)
     filt = parsed.filter
     _check_paths(table, parsed)
     if filt is not None:

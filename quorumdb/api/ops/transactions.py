@@ -36,6 +36,7 @@ from quorumdb.api.ops.items import conditional_mutator, update_mutator
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.db.contract import WriteOp
 from quorumdb.errors import (
+    ConditionalCheckFailedError,
     IdempotentParameterMismatchError,
     TransactionInProgressError,
     ValidationError,
@@ -238,8 +239,6 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
 
 
 def _check_only(condition: Any, return_old_on_fail: bool) -> Any:
-    from quorumdb.errors import ConditionalCheckFailedError
-
     def mutate(old: Item | None) -> Item | None:
         if not condition.evaluate(old):
             raise ConditionalCheckFailedError(item=old if return_old_on_fail else None)
