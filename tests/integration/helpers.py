@@ -233,8 +233,14 @@ def check_crc32(headers: dict[str, str], body: bytes) -> None:
 
 
 @contextlib.contextmanager
-def expect_error(code: str, message_part: str | None = None, *, status: int = 400) -> Iterator[Any]:
-    """Assert the block raises a ClientError with ``code``, ``message_part`` and ``status``."""
+def expect_error(
+    code: str, message_part: str | tuple[str, ...] | None = None, *, status: int = 400
+) -> Iterator[Any]:
+    """Assert the block raises a ClientError with ``code``, ``message_part`` and ``status``.
+
+    ``message_part`` may be a tuple of alternatives, only where DynamoDB is known to have used
+    more than one wording for the same error.
+    """
 
     class Box:
         error: ClientError | None = None
@@ -250,7 +256,8 @@ def expect_error(code: str, message_part: str | None = None, *, status: int = 40
         msg = exc.response["Error"].get("Message", "")
         assert got == code, f"expected {code}, got {got}: {msg}"
         if message_part is not None:
-            assert message_part in msg, f"expected {message_part!r} in {msg!r}"
+            parts = (message_part,) if isinstance(message_part, str) else message_part
+            assert any(p in msg for p in parts), f"expected {message_part!r} in {msg!r}"
         assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == status
     else:
         raise AssertionError(f"expected {code} ({message_part!r}) but the call succeeded")

@@ -426,7 +426,7 @@ def test_update_add_and_delete(ddb: Any, table: str) -> None:
         ("SET n = list_append(n, :l)", {":l": {"L": []}},
          "An operand in the update expression has an incorrect data type"),
         # dynalite deviates: it does not range-check arithmetic results.
-        ("SET n = :big + :big", {":big": {"N": "9.9999999999999999999999999999999999999E+125"}},
+        ("SET n = :big + :big", {":big": {"N": "9E+125"}},
          "Number overflow. Attempting to store a number with magnitude larger than supported range"),
     ],
 )
