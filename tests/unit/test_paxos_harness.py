@@ -19,6 +19,7 @@ from quorumdb.core.paxos import (
     Message,
     PaxosConfig,
     ProposalCommitted,
+    ReadGranted,
     Replica,
     Reply,
     Role,
@@ -67,6 +68,11 @@ class Cluster:
         self.violations: list[str] = []
         self.sent: list[Message] = []
         self.delivered: list[tuple[int, Message]] = []
+        # Optional network chaos: random delivery order, drops and duplicates.
+        self.chaos: random.Random | None = None
+        self.max_acked = 0  # highest index whose commit was acknowledged to a client
+        self.drop_rate = 0.0
+        self.dup_rate = 0.0
         for n in self.voters:
             self._start(n, initial_voters=self.voters)
         for n in joiners:
@@ -91,7 +97,7 @@ class Cluster:
         self.inflight = [m for m in self.inflight if m.dst != node and m.src != node]
 
     def restart(self, node: str) -> None:
-        self._start(node, initial_voters=self.voters)
+        self._start(node, initial_voters=self.voters if node in self.voters else None)
 
     # --- network ---
 
@@ -136,6 +142,12 @@ class Cluster:
             if first != value:
                 self.violations.append(f"slot {e.index}: {node} applied {value}, not {first}")
             log.append((e.index, value))
+        for reply in ready.replies:
+            if isinstance(reply, ProposalCommitted):
+                self.max_acked = max(self.max_acked, reply.index)
+            elif isinstance(reply, ReadGranted) and reply.read_index < self.max_acked:
+                self.violations.append(
+                    f"stale read on {node}: index {reply.read_index} < acked {self.max_acked}")
         self.replies[node].extend(ready.replies)
 
     def _snap_floor(self, node: str, index: int) -> int:
@@ -150,9 +162,15 @@ class Cluster:
         while self.inflight:
             count += 1
             assert count < max_messages, "message storm"
-            m = self.inflight.pop(0)
+            chaos = self.chaos
+            m = self.inflight.pop(chaos.randrange(len(self.inflight)) if chaos else 0)
             if m.dst in self.down or frozenset((m.src, m.dst)) in self.cut:
                 continue
+            if chaos is not None:
+                if chaos.random() < self.drop_rate:
+                    continue
+                if chaos.random() < self.dup_rate:
+                    self.inflight.append(m)
             self.delivered.append((self.now, m))
             self.replicas[m.dst].step(m, self.now)
             self.flush(m.dst)

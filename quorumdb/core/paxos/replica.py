@@ -231,6 +231,9 @@ class Replica:
         self._pending: dict[int, list[RequestId]] = {}
         self._queue: deque[Command] = deque()
         self._own_first_index = 0
+        # Voters removed by a committed change, still told about it until they acknowledge a
+        # heartbeat sent after the commit (so they stop campaigning): node -> (index, time).
+        self._departing: dict[NodeId, tuple[int, int]] = {}
         self._next_heartbeat_ms = 0
         self._last_heartbeat_ms = 0
         self._elected_ms = 0
@@ -521,17 +524,23 @@ class Replica:
         old = self._commit
         self._commit = new_commit
         self._hs_dirty = True
-        chain = fold_memberships(self._committed_config,
+        before = self._committed_config
+        chain = fold_memberships(before,
                                  (self._log[i] for i in range(old + 1, new_commit + 1)))
         if chain:
             self._committed_config = chain[-1]
+        if self._role is Role.LEADER and before is not None and chain:
+            for gone in set(before.voters) - set(chain[-1].voters) - {self.node_id}:
+                self._departing[gone] = (new_commit, self._now_ms or 0)
         if self._role is Role.LEADER:
             for i in range(old + 1, new_commit + 1):
                 for rid in self._pending.pop(i, ()):
                     self._out_replies.append(ProposalCommitted(request_id=rid, index=i))
             self._sync_progress()
             if self._committed_config is not None and self.node_id not in self._committed_config:
-                self._become_follower(None)  # removed from the group: stop leading
+                # Removed from the group: tell everyone the commit index once, stop leading.
+                self._send_heartbeats(self._now_ms or 0)
+                self._become_follower(None)
 
     def _install_local_snapshot(self, snap: Snapshot) -> None:
         self._snapshot = snap
@@ -557,6 +566,7 @@ class Replica:
                     reason=ReplyReason.NOT_LEADER, leader_hint=leader))
         self._pending = {}
         self._progress = {}
+        self._departing = {}
         self._own_first_index = 0
         if self._now_ms is not None:
             self._reset_election_timer(self._now_ms)
@@ -647,7 +657,7 @@ class Replica:
 
     def _sync_progress(self) -> None:
         """Track every voter of every membership in play (learners included), no one else."""
-        peers = set(self._peers(self._chain()))
+        peers = set(self._peers(self._chain())) | set(self._departing)
         for node in list(self._progress):
             if node not in peers:
                 del self._progress[node]
@@ -805,6 +815,10 @@ class Replica:
         if now_ms - contact >= self._cfg.election_timeout_max_ms:
             self._become_follower(None)
             return
+        for node, (_, since_ms) in list(self._departing.items()):
+            if now_ms - since_ms >= self._cfg.election_timeout_max_ms:
+                del self._departing[node]
+                self._sync_progress()
         # Retransmit to followers that made no progress for a while (lost or reordered sends).
         last = self.last_index
         for node, p in self._progress.items():
@@ -869,6 +883,8 @@ class Replica:
 
     def _learn_commit(self, ballot: Ballot, commit_index: int) -> None:
         self._leader_commit = max(self._leader_commit, commit_index)
+        if self._snapshot is None:
+            return  # a joining replica commits nothing before it learns the membership
         new = self._commit
         while new < self._leader_commit:
             e = self._log.get(new + 1)
@@ -920,7 +936,7 @@ class Replica:
             self._committed_config = snap.membership
             self._apply_snapshot = snap if snap.index > 0 else None
         elif self._snapshot is None:
-            # A joining replica that already committed slots learns the membership they grew from.
+            # A joining replica learns the bootstrap membership (it committed nothing yet).
             self._snapshot = snap
             self._out_snapshots.append(snap)
             self._committed_config = self._fold_committed_config()
@@ -958,6 +974,11 @@ class Replica:
             return
         p = self._progress.get(msg.src)
         if p is None:
+            return
+        gone = self._departing.get(msg.src)
+        if gone is not None and msg.match_index >= gone[0] and msg.sent_ms >= gone[1]:
+            del self._departing[msg.src]  # it has learned that it was removed
+            self._sync_progress()
             return
         if p.lease_ack_ms is None or msg.sent_ms > p.lease_ack_ms:
             p.lease_ack_ms = msg.sent_ms
