@@ -33,6 +33,7 @@ Grammar (DynamoDB's, case-insensitive keywords)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NoReturn
@@ -324,11 +325,9 @@ class _Parser:
             return self.path()
         self.fail()
 
-    def call(self, functions: dict[str, int], operand: object, *, condition: bool) -> Call:
+    def call(self, functions: dict[str, int], parse_operand: Callable[[], object], *, condition: bool) -> Call:
         name = self.peek().text
         self.pos += 2
-        parse_operand = operand
-        assert callable(parse_operand)
         raw = [parse_operand()]
         while self.is_op(","):
             self.pos += 1

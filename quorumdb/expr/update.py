@@ -43,7 +43,7 @@ __all__ = [
 INVALID_PATH = "The document path provided in the update expression is invalid for update"
 BAD_OPERAND_TYPE = "An operand in the update expression has an incorrect data type"
 MISSING_ATTRIBUTE = "The provided expression refers to an attribute that does not exist in the item"
-LEGACY_TYPE_MISMATCH = "One or more parameter values were invalid: Type mismatch for attribute to update"
+LEGACY_TYPE_MISMATCH = "Type mismatch for attribute to update"
 
 _SETS = ("SS", "NS", "BS")
 
@@ -120,16 +120,20 @@ def _put(item: Item, path: tuple[Any, ...], value: AttributeValue) -> None:
 
 
 def _without(container: AttributeValue, rest: tuple[Any, ...]) -> AttributeValue | None:
-    """A copy of ``container`` without ``rest``; None when nothing is there to remove."""
+    """A copy of ``container`` without ``rest``; None when the last element is not there.
+    Every container above the last element must exist and have the right type."""
     element = rest[0]
+    last = len(rest) == 1
     if isinstance(element, int):
         items = container.get("L")
         if items is None:
             raise ValidationError(INVALID_PATH)
         if element >= len(items):
-            return None
+            if last:
+                return None
+            raise ValidationError(INVALID_PATH)
         new_items = list(items)
-        if len(rest) == 1:
+        if last:
             del new_items[element]
         else:
             child = _without(new_items[element], rest[1:])
@@ -141,9 +145,11 @@ def _without(container: AttributeValue, rest: tuple[Any, ...]) -> AttributeValue
     if members is None:
         raise ValidationError(INVALID_PATH)
     if element not in members:
-        return None
+        if last:
+            return None
+        raise ValidationError(INVALID_PATH)
     new_members = dict(members)
-    if len(rest) == 1:
+    if last:
         del new_members[element]
     else:
         child = _without(new_members[element], rest[1:])
@@ -154,16 +160,26 @@ def _without(container: AttributeValue, rest: tuple[Any, ...]) -> AttributeValue
 
 
 def _drop(item: Item, path: tuple[Any, ...]) -> None:
+    """Remove ``path`` from ``item`` (a private shallow copy); a missing last element is fine."""
     head = path[0]
     if len(path) == 1:
         item.pop(head, None)
         return
     current = item.get(head)
     if current is None:
-        return
+        raise ValidationError(INVALID_PATH)
     changed = _without(current, path[1:])
     if changed is not None:
         item[head] = changed
+
+
+def _check_parent(item: Item, path: tuple[Any, ...]) -> None:
+    """The container holding ``path``'s last element must exist with the right type."""
+    if len(path) == 1:
+        return
+    parent = get_path(item, path[:-1])
+    if parent is None or ("L" if isinstance(path[-1], int) else "M") not in parent:
+        raise ValidationError(INVALID_PATH)
 
 
 def _remove_order(path: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -326,6 +342,7 @@ class Update:
         tag = type_of(value)
         current = get_path(new, path)
         if current is None:
+            _check_parent(new, path)
             return
         if type_of(current) != tag or tag not in _SETS:
             raise ValidationError(LEGACY_TYPE_MISMATCH if action.legacy else BAD_OPERAND_TYPE)

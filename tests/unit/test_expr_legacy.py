@@ -184,4 +184,4 @@ def test_attribute_update_errors(updates: dict[str, Any], message: str) -> None:
 def test_attribute_update_type_mismatch(updates: dict[str, Any]) -> None:
     with pytest.raises(ValidationError) as exc:
         attribute_updates(updates).apply(ITEM)
-    assert exc.value.message == P + "Type mismatch for attribute to update"
+    assert exc.value.message == "Type mismatch for attribute to update"
