@@ -402,3 +402,26 @@ def test_time_to_live_expirer_deletes_expired_items(make_table: TableFactory, dd
             break
         time.sleep(0.5)
     assert remaining == {"future", "not_a_number", "no_attribute"}
+
+
+def test_recreated_table_starts_empty(ddb: Any) -> None:
+    name = unique_name("cpre")
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **key_schema(("pk", "S")))
+    first = wait_active(ddb, name)
+    for i in range(30):
+        ddb.put_item(TableName=name, Item={"pk": {"S": f"old{i}"}})
+    arn = first["TableArn"]
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "old", "Value": "yes"}])
+    ddb.delete_table(TableName=name)
+    wait_gone(ddb, name)
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **key_schema(("pk", "S"), ("sk", "N")))
+    try:
+        second = wait_active(ddb, name)
+        assert second["TableId"] != first["TableId"]
+        assert len(second["KeySchema"]) == 2
+        assert ddb.scan(TableName=name, ConsistentRead=True)["Items"] == []
+        assert "Item" not in ddb.get_item(TableName=name, Key={"pk": {"S": "old1"}, "sk": {"N": "0"}})
+        assert ddb.list_tags_of_resource(ResourceArn=second["TableArn"])["Tags"] == []
+        assert ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]["TimeToLiveStatus"] == "DISABLED"
+    finally:
+        ddb.delete_table(TableName=name)

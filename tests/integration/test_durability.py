@@ -141,6 +141,8 @@ def test_sigterm_shutdown_is_clean_and_keeps_data(own_server_factory: Any, tmp_p
     for item in items:
         client.put_item(TableName="kept", Item=item)
     before = client.describe_table(TableName="kept")["Table"]
+    client.tag_resource(ResourceArn=before["TableArn"], Tags=[{"Key": "team", "Value": "db"}])
+    client.update_time_to_live(TableName="kept", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
     assert server.stop() == 0, server.log()
 
     restarted = own_server_factory(data_dir)
@@ -154,4 +156,7 @@ def test_sigterm_shutdown_is_clean_and_keeps_data(own_server_factory: Any, tmp_p
         ConsistentRead=True,
     )["Items"]
     assert got == items
+    assert client2.list_tags_of_resource(ResourceArn=after["TableArn"])["Tags"] == [{"Key": "team", "Value": "db"}]
+    ttl = client2.describe_time_to_live(TableName="kept")["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] in ("ENABLING", "ENABLED") and ttl["AttributeName"] == "exp"
     assert restarted.stop() == 0, restarted.log()

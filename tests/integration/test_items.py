@@ -80,6 +80,8 @@ def test_all_attribute_types_round_trip(ddb: Any, table: str) -> None:
         "empty_b": {"B": b""},
         "empty_m": {"M": {}},
         "empty_l": {"L": []},
+        "名前 with spaces.and.dots": {"S": "non-ASCII attribute name"},
+        "#:[0]": {"N": "0"},
     }
     ddb.put_item(TableName=table, Item=item)
     got = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
