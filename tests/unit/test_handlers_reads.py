@@ -272,3 +272,14 @@ def test_key_condition_error_order(client: Client) -> None:
         q(client, ExpressionAttributeValues={":p": {"N": "1"}})
     with pytest.raises(ValidationError, match="^Query condition missed key schema element: g$"):
         q(client, IndexName="gsi")
+
+
+def test_lsi_projection_within_index_reads_only_the_index(client: Client) -> None:
+    req = {"TableName": "t", "IndexName": "lsi", "KeyConditionExpression": "pk = :p",
+           "ExpressionAttributeValues": {":p": {"S": "a"}}, "ReturnConsumedCapacity": "INDEXES", "ConsistentRead": True}
+    out = client.call("Query", {**req, "ProjectionExpression": "x, n"})
+    assert out["ConsumedCapacity"]["Table"] == {"CapacityUnits": 0.0}
+    out = client.call("Query", {**req, "ProjectionExpression": "x, y"})  # y is not projected: fetched
+    assert out["ConsumedCapacity"]["Table"]["CapacityUnits"] > 0
+    assert out["ConsumedCapacity"]["LocalSecondaryIndexes"]["lsi"]["CapacityUnits"] > 0
+    assert {"x", "y"} == set(out["Items"][0])

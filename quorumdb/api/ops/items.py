@@ -254,15 +254,18 @@ async def update_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any
 
 @operation("GetItem")
 async def get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | bytes:
-    check_expression_params(req, ("ProjectionExpression",), ("AttributesToGet",))
-    key_in = validate_item(req["Key"])
-    check_duplicate_names(req.get("AttributesToGet"))
-    projection = None
-    if (
-        req.get("ProjectionExpression") is not None
-        or req.get("AttributesToGet") is not None
+    attrs = req.get("AttributesToGet")
+    projecting = (
+        attrs is not None
+        or req.get("ProjectionExpression") is not None
         or req.get("ExpressionAttributeNames") is not None
-    ):
+    )
+    if projecting:
+        check_expression_params(req, ("ProjectionExpression",), ("AttributesToGet",))
+    key_in = validate_item(req["Key"])
+    projection = None
+    if projecting:
+        check_duplicate_names(attrs)
         projection = parse_expressions(req).projection
     table = table_of(ctx.db, req["TableName"])
     key = extract_key(table.key_schema, key_in, exact=True)

@@ -208,6 +208,21 @@ def _check_segment(table: TableDef, index: IndexDef | None, start: Key, segment:
 # -- the page walk ---------------------------------------------------------------------------------
 
 
+def _needs_fetch(table: TableDef, index: IndexDef | None, select: str, projection: Any) -> bool:
+    """An LSI query/scan reads the table item for attributes the index does not project."""
+    if index is None or not index.local or index.projection == "ALL":
+        return False
+    if select == "ALL_ATTRIBUTES":
+        return True
+    if projection is None:
+        return False
+    projected = set(table.key_schema.names)
+    projected.update(index.key_schema.names)
+    if index.projection == "INCLUDE":
+        projected.update(index.non_key_attributes)
+    return any(n not in projected for n in projection.top_level_names)
+
+
 def _page(
     ctx: RequestContext,
     req: dict[str, Any],
@@ -221,12 +236,7 @@ def _page(
     consistent: bool,
 ) -> dict[str, Any] | bytes:
     limit: int | None = req.get("Limit")
-    fetch = (
-        index is not None
-        and index.local
-        and index.projection != "ALL"
-        and (select == "ALL_ATTRIBUTES" or projection is not None)
-    )
+    fetch = _needs_fetch(table, index, select, projection)
     table_schema = table.key_schema
     mode = capacity.wants_capacity(req)
     key_names = _key_names(table, index)
@@ -240,13 +250,22 @@ def _page(
     raws: list[bytes] = []
     items: list[Item] = []
     count = 0
-    for stored in it:
-        scanned += 1
-        size += stored.size
-        last = stored
-        if raw_fast:
-            raws.append(stored.raw)
-        else:
+    if raw_fast or (select == "COUNT" and filt is None and not fetch):
+        # Nothing to decode: keep the stored JSON (or just count).
+        for stored in it:
+            scanned += 1
+            size += stored.size
+            if raw_fast:
+                raws.append(stored.raw)
+            if scanned == limit or size >= PAGE_BYTES_MAX:
+                truncated = True
+                last = stored
+                break
+        count = scanned
+    else:
+        for stored in it:
+            scanned += 1
+            size += stored.size
             item = stored.item
             if fetch:
                 full = ctx.db.get(table, table_schema.key_of(item), consistent=consistent)
@@ -259,9 +278,10 @@ def _page(
                 count += 1
                 if select != "COUNT":
                     items.append(projection.apply(item) if projection is not None else item)
-        if scanned == limit or size >= PAGE_BYTES_MAX:
-            truncated = True
-            break
+            if scanned == limit or size >= PAGE_BYTES_MAX:
+                truncated = True
+                last = stored
+                break
 
     lek: Key | None = None
     if truncated and last is not None:
@@ -285,7 +305,8 @@ def _page(
             )
 
     if raw_fast:
-        parts = [b'{"Items":[', b",".join(raws), b'],"Count":', str(scanned).encode(), b',"ScannedCount":', str(scanned).encode()]
+        n = str(scanned).encode()
+        parts = [b'{"Items":[', b",".join(raws), b'],"Count":', n, b',"ScannedCount":', n]
         if lek is not None:
             parts += [b',"LastEvaluatedKey":', orjson.dumps(lek)]
         if cc is not None:
