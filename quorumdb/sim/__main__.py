@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import sys
 import time
+import traceback
 
 from quorumdb.sim.world import SimConfig, run
 
@@ -43,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(base.seed, base.seed + seeds):
         cfg = dataclasses.replace(base, seed=seed)
         t0 = time.perf_counter()
-        report = run(cfg)
+        try:
+            report = run(cfg)
+        except Exception:
+            failed.append(seed)
+            print(f"seed={seed} ERROR (rerun: python -m quorumdb.sim --seed {seed} ...)", flush=True)
+            traceback.print_exc()
+            continue
         elapsed = time.perf_counter() - t0
         totals["ops"] += report.ops
         totals["commits"] += report.commits

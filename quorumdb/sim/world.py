@@ -92,6 +92,7 @@ class SimConfig:
     think_ms_max: float = 30.0
     compact_threshold_entries: int = 200
     liveness_bound_ms: float = 15_000.0
+    catch_up_ms: float = 5_000.0  # after faults stop, every replica must apply what was committed by then
     unsafe_commit_without_majority: bool = False
 
     def settings(self) -> dict[str, Any]:
@@ -123,6 +124,7 @@ class SimNode:
     paused: bool = False
     incarnation: int = 0
     compacted_index: int = 0
+    compact_wanted: bool = False
     crash_armed: bool = False  # crash right after the next write, before it is synced
     pending_readies: collections.deque[tuple[int, Ready]] = field(default_factory=collections.deque)
     written_seq: int = 0
@@ -201,6 +203,7 @@ class World:
         self.faults: collections.Counter[str] = collections.Counter()
         self.commits = 0
         self.fault_phase = True
+        self.committed_at_quiet = 0
         self.oracle = KVStateMachine()
         self.oracle_digests: dict[int, str] = {0: self.oracle.digest()}
         self._oracle_entries: dict[int, Entry] = {}
@@ -255,6 +258,8 @@ class World:
         q = self.liveness.quiet_at
         if q is None:
             return True
+        if self.clock.now_ms < q + self.config.catch_up_ms:
+            return False
         if self.liveness.first_commit_after_quiet is not None and self.liveness.first_leader_after_quiet is not None:
             return True
         return self.clock.now_ms > q + self.config.liveness_bound_ms
@@ -287,6 +292,7 @@ class World:
             node.kv.restore(stored.snapshot.data)
         node.kv.applied_index = snap_index
         node.compacted_index = snap_index
+        node.compact_wanted = False
         node.replica = Replica(
             GROUP, nid, self.paxos_config, storage, random.Random(self.rng.getrandbits(64)),
             initial_voters=tuple(self.node_ids),
@@ -410,6 +416,19 @@ class World:
         while node.up and node.pending_readies and node.pending_readies[0][0] <= node.synced_seq:
             _, ready = node.pending_readies.popleft()
             self._handle_ready(nid, ready)
+        # Compact only with the pipeline empty, so the snapshot is of the replica's applied index
+        # (a queued Ready may still hold a snapshot install the state machine has not seen).
+        r = node.replica
+        if (node.up and node.compact_wanted and not node.pending_readies and r is not None
+                and node.kv.applied_index == r.applied_index and node.kv.applied_index > node.compacted_index):
+            node.compact_wanted = False
+            index = node.kv.applied_index
+            self.log_safety.observe_snapshot(nid, index, node.kv.digest(), self.oracle_digests.get(index))
+            r.compact(index, node.kv.snapshot())
+            node.compacted_index = index
+            self.faults["compactions"] += 1
+            self._trace_event("compact", nid, index)
+            # the compaction's own Ready is drained with the next input
 
     def _handle_ready(self, nid: str, ready: Ready) -> None:
         node = self.nodes[nid]
@@ -427,13 +446,8 @@ class World:
             self._apply(nid, e)
         for reply in ready.replies:
             self._reply(nid, reply)
-        if ready.compact_hint and node.replica is not None and node.kv.applied_index > node.compacted_index:
-            index = node.kv.applied_index
-            self.log_safety.observe_snapshot(nid, index, node.kv.digest(), self.oracle_digests.get(index))
-            node.replica.compact(index, node.kv.snapshot())
-            node.compacted_index = index
-            self.faults["compactions"] += 1
-            # the compaction's own Ready is drained on the next input
+        if ready.compact_hint:
+            node.compact_wanted = True
 
     def _apply(self, nid: str, e: Entry) -> None:
         node = self.nodes[nid]
@@ -620,6 +634,7 @@ class World:
             elif node.paused:
                 self._on_resume(nid)
         self.liveness.quiet(self.clock.now_ms, current_leader=self._current_leader())
+        self.committed_at_quiet = self.oracle.applied_index
         self._trace_event("quiet")
 
     # -- verdicts --------------------------------------------------------------------------------
@@ -632,6 +647,9 @@ class World:
             node = self.nodes[nid]
             if not node.up:
                 continue
+            if self.liveness.quiet_at is not None and node.kv.applied_index < self.committed_at_quiet:
+                conv_problems.append(f"{nid} applied only {node.kv.applied_index} of the "
+                                     f"{self.committed_at_quiet} entries committed when faults stopped")
             expected = self.oracle_digests.get(node.kv.applied_index)
             if expected is not None and node.kv.digest() != expected:
                 conv_problems.append(f"{nid} state at {node.kv.applied_index} differs from the committed log")
