@@ -74,6 +74,36 @@ _TOO_LARGE_BODY = (
 _INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
 _BAD_REQUEST_BODY = b'{"__type":"com.amazon.coral.service#SerializationException","message":"Malformed HTTP request"}'
 
+# Headers the server looks at, by lower-case name and by the spellings clients send, so the
+# common case is one dict lookup without lower-casing.
+_H_OTHER, _H_TARGET, _H_LENGTH, _H_TYPE, _H_EXPECT, _H_ORIGIN, _H_CORS_HEADERS, _H_CORS_METHOD = range(8)
+_HEADER_CODES: dict[bytes, int] = {}
+for _name, _code in (
+    (b"x-amz-target", _H_TARGET),
+    (b"content-length", _H_LENGTH),
+    (b"content-type", _H_TYPE),
+    (b"expect", _H_EXPECT),
+    (b"origin", _H_ORIGIN),
+    (b"access-control-request-headers", _H_CORS_HEADERS),
+    (b"access-control-request-method", _H_CORS_METHOD),
+    (b"host", _H_OTHER),
+    (b"authorization", _H_OTHER),
+    (b"user-agent", _H_OTHER),
+    (b"x-amz-date", _H_OTHER),
+    (b"x-amz-security-token", _H_OTHER),
+    (b"amz-sdk-invocation-id", _H_OTHER),
+    (b"amz-sdk-request", _H_OTHER),
+    (b"accept-encoding", _H_OTHER),
+    (b"accept", _H_OTHER),
+    (b"connection", _H_OTHER),
+    (b"x-amz-content-sha256", _H_OTHER),
+):
+    _HEADER_CODES[_name] = _code
+    _HEADER_CODES[_name.title()] = _code
+    _HEADER_CODES[_name.replace(b"x-amz", b"X-Amz")] = _code
+_HEADER_CODES[b"X-Amz-Target"] = _H_TARGET
+_HEADER_CODES[b"X-AMZ-TARGET"] = _H_TARGET
+
 # Request kinds queued on a connection.
 _DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT = range(5)
 
@@ -197,24 +227,28 @@ class HttpProtocol(asyncio.Protocol):
         if self.header_bytes > MAX_HEADER_BYTES:
             self.headers_too_large = True
             raise ValueError("headers too large")
-        n = name.lower()
-        if n == b"x-amz-target":
+        code = _HEADER_CODES.get(name)
+        if code is None:
+            code = _HEADER_CODES.get(name.lower(), _H_OTHER)
+        if code == _H_OTHER:
+            return
+        if code == _H_TARGET:
             self.target = value.strip()
-        elif n == b"content-length":
+        elif code == _H_LENGTH:
             try:
                 if int(value) > MAX_BODY_BYTES:
                     self.too_large = True
             except ValueError:
                 pass  # httptools refuses a malformed Content-Length itself
-        elif n == b"content-type":
+        elif code == _H_TYPE:
             self.json_ct = value.lower().startswith(_CT_JSON)
-        elif n == b"expect":
+        elif code == _H_EXPECT:
             self.expect_continue = value.strip().lower() == b"100-continue"
-        elif n == b"origin":
+        elif code == _H_ORIGIN:
             self.origin = True
-        elif n == b"access-control-request-headers":
+        elif code == _H_CORS_HEADERS:
             self.cors_headers = value
-        elif n == b"access-control-request-method":
+        elif code == _H_CORS_METHOD:
             self.cors_method = value
 
     def on_headers_complete(self) -> None:
