@@ -91,10 +91,12 @@ class LocalDataPlane:
         queue_max: int = 8192,
         batch_max: int = 1024,
         catalog_check_interval_s: float = 0.001,
+        backfill_chunk: int = writer.BACKFILL_CHUNK,
     ) -> None:
         self.engine = engine
         self._clock = clock
         self.ttl_interval_s = ttl_interval_s
+        self.backfill_chunk = backfill_chunk
         self._background = background
         self._state = WriterState()
         self.committer: GroupCommitter[WriteBatch] = GroupCommitter(
@@ -238,7 +240,13 @@ class LocalDataPlane:
         after: bytes | None = None
         while True:
             done, after = await self.committer.submit(
-                functools.partial(writer.backfill_chunk, table_id=table_id, index_name=index_name, after=after)
+                functools.partial(
+                    writer.backfill_chunk,
+                    table_id=table_id,
+                    index_name=index_name,
+                    after=after,
+                    limit=self.backfill_chunk,
+                )
             )
             if done:
                 break

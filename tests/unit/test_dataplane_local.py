@@ -388,13 +388,18 @@ def test_backfill_while_writing_equals_from_scratch(run: Any) -> None:
         ix = updated.indexes[0]
         assert ix.status == "CREATING" and ix.backfilling
         # keep writing (puts, updates that move entries, deletes) while the backfill runs
+        rounds_during_backfill = 0
         for _round in range(10):
+            ix_now = dp.table(t.name).index("by_g")
+            assert ix_now is not None
+            rounds_during_backfill += ix_now.backfilling
             ops = []
             for _ in range(40):
                 i = rng.randrange(1700)
                 ops.append(delete(t, {"pk": S(f"p{i % 37}"), "sk": N(i)}) if rng.random() < 0.2 else put(t, rand_item(i)))
             await dp.write_many(ops)
             await asyncio.sleep(0)
+        assert rounds_during_backfill >= 3
         await dp.wait_background()
         final = dp.table(t.name)
         ix = final.index("by_g")
@@ -410,7 +415,7 @@ def test_backfill_while_writing_equals_from_scratch(run: Any) -> None:
         assert stats == dp.index_stats(fresh, fresh.indexes[0])
         assert stats[0] == len(scratch) > 0
 
-    run(body)
+    run(body, backfill_chunk=40)
 
 
 def test_drop_index_and_delete_table_remove_data(run: Any) -> None:
@@ -612,5 +617,32 @@ def test_update_table_keeps_data_plane_owned_index_state(run: Any) -> None:
         t4 = await dp.update_table(dataclasses.replace(t3, indexes=(*t3.indexes, gsi("a", "g"))))
         assert t4.index("a").index_id == 2  # type: ignore[union-attr]  # ids are never reused
         await dp.wait_background()
+
+    run(body)
+
+
+def test_reads_never_see_part_of_a_transaction(run: Any) -> None:
+    async def body(dp: LocalDataPlane) -> None:
+        t = await dp.create_table(table_def())
+        keys = [{"pk": S("tx"), "sk": N(i)} for i in range(4)]
+        await dp.transact_write([put(t, {**k, "n": N(0)}) for k in keys])
+        done = False
+        observed: set[tuple[str, ...]] = set()
+
+        async def writer() -> None:
+            nonlocal done
+            for n in range(1, 60):
+                await dp.transact_write([put(t, {**k, "n": N(n)}) for k in keys])
+            done = True
+
+        async def reader() -> None:
+            while not done:
+                got = dp.transact_get([(t, k) for k in keys])
+                observed.add(tuple(r.item["n"]["N"] for r in got if r is not None))
+                observed.add(tuple(r.item["n"]["N"] for r in dp.query(t, None, S("tx"), None)))
+                await asyncio.sleep(0)
+
+        await asyncio.gather(writer(), reader(), reader())
+        assert observed and all(len(o) == 4 and len(set(o)) == 1 for o in observed)
 
     run(body)
