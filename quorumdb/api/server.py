@@ -109,7 +109,7 @@ _DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT = range(5)
 
 
 class _Request:
-    __slots__ = ("kind", "target", "body", "keep_alive", "json_ct", "origin", "cors", "status", "reply")
+    __slots__ = ("kind", "target", "body", "keep_alive", "json_ct", "origin", "cors", "status", "reply", "head_only")
 
     def __init__(self, kind: int, keep_alive: bool) -> None:
         self.kind = kind
@@ -121,6 +121,7 @@ class _Request:
         self.cors: tuple[bytes, bytes] | None = None
         self.status = 200
         self.reply = b""
+        self.head_only = False
 
 
 class _RequestIds:
@@ -284,8 +285,9 @@ class HttpProtocol(asyncio.Protocol):
             req.body = parts[0] if len(parts) == 1 else b"".join(parts)
             req.target = self.target
             req.json_ct = self.json_ct
-        elif method == b"GET":
+        elif method == b"GET" or method == b"HEAD":
             req = _Request(_HEALTH, keep_alive)
+            req.head_only = method == b"HEAD"
         elif method == b"OPTIONS" and self.origin:
             req = _Request(_PREFLIGHT, keep_alive)
             req.cors = (self.cors_headers, self.cors_method)
@@ -431,7 +433,9 @@ class HttpProtocol(asyncio.Protocol):
             zlib.crc32(body),
             extra,
         )
-        if len(body) <= SMALL_BODY_BYTES:
+        if req.head_only:
+            transport.write(head)
+        elif len(body) <= SMALL_BODY_BYTES:
             transport.write(head + body)
         else:
             transport.writelines((head, body))

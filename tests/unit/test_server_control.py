@@ -353,3 +353,38 @@ def test_limits_and_endpoints(dp: CatalogDataPlane) -> None:
     }
     (endpoint,) = call(dp, "DescribeEndpoints", {})["Endpoints"]
     assert endpoint["CachePeriodInMinutes"] == 1440 and ":" in endpoint["Address"]
+
+
+# -- the dispatcher's error boundary -----------------------------------------------------------
+
+
+class BrokenDataPlane(CatalogDataPlane):
+    def table_names(self) -> list[str]:
+        raise RuntimeError("disk on fire")
+
+
+def test_unexpected_errors_are_internal_server_errors_logged_with_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    out = call(BrokenDataPlane(), "ListTables", {})
+    assert out["__status"] == 500
+    assert out["__error"] == ("InternalServerError", "Internal server error")
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "test-request" in record.getMessage()
+    assert record.exc_info is not None and "disk on fire" in str(record.exc_info[1])
+
+
+def test_unknown_operation_and_bad_json_through_the_dispatcher(dp: CatalogDataPlane) -> None:
+    import asyncio
+
+    from quorumdb.api.dispatch import Dispatcher
+
+    d = Dispatcher(dp)
+    status, body = asyncio.run(d.handle(b"DynamoDB_20120810.Nope", b"{}", "r1"))
+    assert status == 400 and b"UnknownOperationException" in body
+    status, body = asyncio.run(d.handle(None, b"{}", "r2"))
+    assert status == 400 and b"UnknownOperationException" in body
+    status, body = asyncio.run(d.handle(b"DynamoDB_20120810.ListTables", b"{oops", "r3"))
+    assert status == 400 and b"SerializationException" in body
+    status, body = asyncio.run(d.handle(b"DynamoDB_20120810.ListTables", b"", "r4"))
+    assert status == 400 and b"SerializationException" in body

@@ -317,3 +317,16 @@ def test_graceful_close_finishes_and_closes_idle_connections() -> None:
 class _Noop:
     async def close(self, timeout_s: float = 0) -> None:
         return None
+
+
+def test_head_has_no_body(srv: ThreadedServer) -> None:
+    with connect(srv) as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(request("ListTables", b"{}"))
+        rd = Reader(sock)
+        while rd.buf.count(b"\r\n\r\n") < 1:
+            assert rd._fill()
+        head, _, rd.buf = rd.buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK")
+        r = rd.read()  # the next response follows the HEAD headers directly
+        assert r.status == 200 and "TableNames" in r.json()
