@@ -28,7 +28,7 @@ import orjson
 from quorumdb.db import writer
 from quorumdb.db.committer import GroupCommitter
 from quorumdb.db.contract import SortKeyRange, StoredItem, WriteOp, WriteResult
-from quorumdb.db.partition import HASH_SPACE, Router, segment_range
+from quorumdb.db.partition import Router, segment_range
 from quorumdb.db.records import (
     CATALOG_VERSION,
     GC_PREFIX,
@@ -350,5 +350,3 @@ class LocalDataPlane:
 def _write_job(op: WriteOp) -> Callable[[WriteBatch], WriteResult]:
     return lambda b: b.run_write(op)
 
-
-assert HASH_SPACE == 1 << 64
