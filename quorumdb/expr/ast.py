@@ -54,9 +54,8 @@ class Path:
 
     @property
     def resolved(self) -> tuple[str | int, ...]:
-        out = self.elements
-        assert not any(isinstance(e, Placeholder) for e in out), "path not resolved"
-        return out  # type: ignore[return-value]
+        """The elements of a resolved path (resolution replaced every Placeholder)."""
+        return self.elements  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,25 +7,33 @@ thread; it never mutates the item it looks at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from quorumdb.expr.ast import And, Arith, Between, Call, Compare, CondNode, In, Not, Or, Path
-from quorumdb.expr.evaluate import evaluate
+from quorumdb.expr.evaluate import Predicate, compile_condition
 from quorumdb.model.types import Item
 
 __all__ = ["Condition"]
+
+_EMPTY: Item = {}
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
     node: CondNode | None  # None: no condition at all (always true)
+    _predicate: Predicate | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.node is not None:
+            object.__setattr__(self, "_predicate", compile_condition(self.node))
 
     def evaluate(self, item: Item | None) -> bool:
         """True if ``item`` (None: no item) satisfies the condition."""
-        if self.node is None:
+        predicate = self._predicate
+        if predicate is None:
             return True
-        return evaluate(self.node, item if item is not None else {})
+        return predicate(item if item is not None else _EMPTY)
 
     @property
     def attribute_names(self) -> tuple[str, ...]:

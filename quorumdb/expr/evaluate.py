@@ -1,16 +1,19 @@
 """Evaluation of resolved condition trees against an item.
 
-DynamoDB's semantics: a missing attribute makes a comparison false (``<>`` true), comparing
-different types is false rather than an error, ``size`` of a type without a size yields no
-value. Evaluation is pure: it never mutates the item and never raises for data it meets
-(all type errors of literal operands were reported when the expression was resolved).
+A resolved tree is compiled once (per request) into nested closures, so evaluating it over
+many items (a Scan's filter) does no dispatch on node types. DynamoDB's semantics: a missing
+attribute makes a comparison false (``<>`` true), comparing different types is false rather
+than an error, ``size`` of a type without a size yields no value. Evaluation is pure: it never
+mutates the item and never raises for data it meets (type errors of literal operands were
+reported when the expression was resolved).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from quorumdb.expr.ast import (
     And,
-    Arith,
     Between,
     Call,
     Compare,
@@ -21,13 +24,23 @@ from quorumdb.expr.ast import (
     Operand,
     Or,
     Path,
-    ValueRef,
 )
-from quorumdb.model.compare import compare, decode_binary, type_of, values_equal
-from quorumdb.model.numbers import to_decimal
+from quorumdb.model.compare import compare, decode_binary, to_decimal, type_of, values_equal
 from quorumdb.model.types import AttributeValue, Item
 
-__all__ = ["get_path", "operand_value", "evaluate", "size_of"]
+__all__ = [
+    "get_path",
+    "size_of",
+    "operand_value",
+    "compile_condition",
+    "compile_operand",
+    "evaluate",
+    "Predicate",
+    "Getter",
+]
+
+Predicate = Callable[[Item], bool]
+Getter = Callable[[Item], AttributeValue | None]
 
 
 def get_path(item: Item, path: tuple[str | int, ...]) -> AttributeValue | None:
@@ -50,6 +63,7 @@ def get_path(item: Item, path: tuple[str | int, ...]) -> AttributeValue | None:
 
 
 def size_of(av: AttributeValue) -> AttributeValue | None:
+    """DynamoDB's size(): characters of S, bytes of B, members of sets, L and M."""
     tag = type_of(av)
     value = av[tag]
     if tag == "S":
@@ -63,29 +77,35 @@ def size_of(av: AttributeValue) -> AttributeValue | None:
     return {"N": str(n)}
 
 
-def operand_value(op: Operand, item: Item) -> AttributeValue | None:
-    if isinstance(op, Path):
-        return get_path(item, op.resolved)
+# -- operands -----------------------------------------------------------------------------------
+
+
+def compile_operand(op: Operand) -> Getter:
     if isinstance(op, Literal):
-        return op.value
+        value = op.value
+        return lambda item: value
+    if isinstance(op, Path):
+        path = op.resolved
+        if len(path) == 1:
+            name = str(path[0])
+            return lambda item: item.get(name)
+        return lambda item: get_path(item, path)
     if isinstance(op, Call) and op.name == "size":
-        inner = operand_value(op.args[0], item)
-        return None if inner is None else size_of(inner)
-    assert not isinstance(op, ValueRef | Arith), "unresolved or update-only operand"
-    return None
+        inner = compile_operand(op.args[0])
+
+        def size(item: Item) -> AttributeValue | None:
+            v = inner(item)
+            return None if v is None else size_of(v)
+
+        return size
+    raise AssertionError(f"not a condition operand: {op!r}")
 
 
-def _ordered(op: str, left: AttributeValue, right: AttributeValue) -> bool:
-    c = compare(left, right)
-    if c is None:
-        return False
-    if op == "<":
-        return c < 0
-    if op == "<=":
-        return c <= 0
-    if op == ">":
-        return c > 0
-    return c >= 0
+def operand_value(op: Operand, item: Item) -> AttributeValue | None:
+    return compile_operand(op)(item)
+
+
+# -- functions ----------------------------------------------------------------------------------
 
 
 def _begins_with(value: AttributeValue, prefix: AttributeValue) -> bool:
@@ -123,60 +143,130 @@ def _contains(container: AttributeValue, member: AttributeValue) -> bool:
     return False
 
 
-def _call(node: Call, item: Item) -> bool:
-    name = node.name
-    if name == "attribute_exists":
-        return operand_value(node.args[0], item) is not None
-    if name == "attribute_not_exists":
-        return operand_value(node.args[0], item) is None
-    a = operand_value(node.args[0], item)
-    b = operand_value(node.args[1], item) if len(node.args) > 1 else None
-    if a is None or b is None:
-        return False
-    if name == "attribute_type":
-        return type_of(a) == b.get("S")
-    if name == "begins_with":
-        return _begins_with(a, b)
-    if name == "contains":
-        return _contains(a, b)
-    return False
+def _attribute_type(value: AttributeValue, type_name: AttributeValue) -> bool:
+    return type_of(value) == type_name.get("S")
 
 
-def evaluate(node: CondNode, item: Item) -> bool:
-    """True if ``item`` satisfies the resolved condition ``node``."""
-    if isinstance(node, And):
-        return evaluate(node.left, item) and evaluate(node.right, item)
-    if isinstance(node, Or):
-        return evaluate(node.left, item) or evaluate(node.right, item)
-    if isinstance(node, Not):
-        return not evaluate(node.operand, item)
-    if isinstance(node, Compare):
-        left = operand_value(node.left, item)
-        right = operand_value(node.right, item)
-        if node.op == "=":
+_BINARY_FUNCTIONS: dict[str, Callable[[AttributeValue, AttributeValue], bool]] = {
+    "attribute_type": _attribute_type,
+    "begins_with": _begins_with,
+    "contains": _contains,
+}
+
+
+def _compile_call(node: Call) -> Predicate:
+    if node.name == "attribute_exists":
+        get = compile_operand(node.args[0])
+        return lambda item: get(item) is not None
+    if node.name == "attribute_not_exists":
+        get = compile_operand(node.args[0])
+        return lambda item: get(item) is None
+    fn = _BINARY_FUNCTIONS[node.name]
+    get_a, get_b = compile_operand(node.args[0]), compile_operand(node.args[1])
+
+    def call(item: Item) -> bool:
+        a = get_a(item)
+        if a is None:
+            return False
+        b = get_b(item)
+        return b is not None and fn(a, b)
+
+    return call
+
+
+# -- comparisons --------------------------------------------------------------------------------
+
+_ORDER_TESTS: dict[str, Callable[[int], bool]] = {
+    "<": lambda c: c < 0,
+    "<=": lambda c: c <= 0,
+    ">": lambda c: c > 0,
+    ">=": lambda c: c >= 0,
+}
+
+
+def _compile_compare(node: Compare) -> Predicate:
+    get_l, get_r = compile_operand(node.left), compile_operand(node.right)
+    if node.op == "=":
+
+        def eq(item: Item) -> bool:
+            left, right = get_l(item), get_r(item)
             return left is not None and right is not None and values_equal(left, right)
-        if node.op == "<>":
+
+        return eq
+    if node.op == "<>":
+
+        def ne(item: Item) -> bool:
+            left, right = get_l(item), get_r(item)
             return not (left is not None and right is not None and values_equal(left, right))
+
+        return ne
+    test = _ORDER_TESTS[node.op]
+
+    def ordered(item: Item) -> bool:
+        left, right = get_l(item), get_r(item)
         if left is None or right is None:
             return False
-        return _ordered(node.op, left, right)
-    if isinstance(node, Between):
-        subject = operand_value(node.subject, item)
-        low = operand_value(node.low, item)
-        high = operand_value(node.high, item)
+        c = compare(left, right)
+        return c is not None and test(c)
+
+    return ordered
+
+
+def _compile_between(node: Between) -> Predicate:
+    get_s, get_lo, get_hi = (compile_operand(x) for x in (node.subject, node.low, node.high))
+
+    def between(item: Item) -> bool:
+        subject, low, high = get_s(item), get_lo(item), get_hi(item)
         if subject is None or low is None or high is None:
             return False
-        c_low, c_high = compare(subject, low), compare(subject, high)
-        return c_low is not None and c_high is not None and c_low >= 0 and c_high <= 0
-    if isinstance(node, In):
-        subject = operand_value(node.subject, item)
+        c_low = compare(subject, low)
+        if c_low is None or c_low < 0:
+            return False
+        c_high = compare(subject, high)
+        return c_high is not None and c_high <= 0
+
+    return between
+
+
+def _compile_in(node: In) -> Predicate:
+    get_s = compile_operand(node.subject)
+    getters = [compile_operand(o) for o in node.options]
+
+    def in_(item: Item) -> bool:
+        subject = get_s(item)
         if subject is None:
             return False
-        for option in node.options:
-            value = operand_value(option, item)
+        for get in getters:
+            value = get(item)
             if value is not None and values_equal(subject, value):
                 return True
         return False
+
+    return in_
+
+
+def compile_condition(node: CondNode) -> Predicate:
+    """A function ``item -> bool`` equivalent to the resolved condition ``node``."""
+    if isinstance(node, And):
+        left, right = compile_condition(node.left), compile_condition(node.right)
+        return lambda item: left(item) and right(item)
+    if isinstance(node, Or):
+        left, right = compile_condition(node.left), compile_condition(node.right)
+        return lambda item: left(item) or right(item)
+    if isinstance(node, Not):
+        inner = compile_condition(node.operand)
+        return lambda item: not inner(item)
+    if isinstance(node, Compare):
+        return _compile_compare(node)
+    if isinstance(node, Between):
+        return _compile_between(node)
+    if isinstance(node, In):
+        return _compile_in(node)
     if isinstance(node, Call):
-        return _call(node, item)
+        return _compile_call(node)
     raise AssertionError(f"not a condition node: {node!r}")
+
+
+def evaluate(node: CondNode, item: Item) -> bool:
+    """True if ``item`` satisfies the resolved condition ``node`` (compiles it first)."""
+    return compile_condition(node)(item)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 from decimal import Decimal
 
-from quorumdb.model.numbers import to_decimal
 from quorumdb.model.types import AttributeValue
 
 __all__ = ["values_equal", "compare", "type_of", "decode_binary", "number_value"]
@@ -31,8 +30,13 @@ def decode_binary(text: str | bytes) -> bytes:
     return base64.b64decode(text)
 
 
+def to_decimal(text: str) -> Decimal:
+    """Exact value of a validated number string (the constructor is exact at any precision)."""
+    return Decimal(text)
+
+
 def number_value(text: str) -> Decimal:
-    return to_decimal(text)
+    return Decimal(text)
 
 
 def _set_key(tag: str, element: str) -> object:
