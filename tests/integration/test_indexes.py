@@ -268,7 +268,7 @@ def test_index_key_type_validated_on_write(ddb: Any, make_table: Any) -> None:
 
 def test_index_limits(ddb: Any, make_table: Any) -> None:
     lsi = lambda i: {  # noqa: E731
-        "IndexName": f"l{i}",
+        "IndexName": f"lsi{i}",
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "lsk", "KeyType": "RANGE"}],
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
@@ -276,7 +276,7 @@ def test_index_limits(ddb: Any, make_table: Any) -> None:
         make_table(("pk", "S"), ("sk", "N"), AttributeDefinitions=ATTRS[:3],
                    LocalSecondaryIndexes=[lsi(i) for i in range(6)])
     gsi = lambda i: {  # noqa: E731
-        "IndexName": f"g{i}",
+        "IndexName": f"gsi{i}",
         "KeySchema": [{"AttributeName": "gpk", "KeyType": "HASH"}],
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }

@@ -49,6 +49,7 @@ def test_failed_condition_cancels_everything_with_reasons_in_order(ddb: Any, mak
     t = make_table()
     ddb.put_item(TableName=t, Item=item("a", n=1))
     ddb.put_item(TableName=t, Item=item("b", n=1))
+    ddb.put_item(TableName=t, Item=item("d", n=1))
     with expect_error("TransactionCanceledException", "ConditionalCheckFailed") as box:
         ddb.transact_write_items(
             TransactItems=[
@@ -58,7 +59,7 @@ def test_failed_condition_cancels_everything_with_reasons_in_order(ddb: Any, mak
                 {"ConditionCheck": {"TableName": t, "Key": key("b"), "ConditionExpression": "n = :x",
                                     "ExpressionAttributeValues": {":x": {"N": "99"}},
                                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
-                {"Delete": {"TableName": t, "Key": key("b"), "ConditionExpression": "attribute_exists(pk)"}},
+                {"Delete": {"TableName": t, "Key": key("d"), "ConditionExpression": "attribute_exists(pk)"}},
             ]
         )
     reasons = box.response["CancellationReasons"]
@@ -70,6 +71,7 @@ def test_failed_condition_cancels_everything_with_reasons_in_order(ddb: Any, mak
     assert "Item" not in ddb.get_item(TableName=t, Key=key("c"))
     assert ddb.get_item(TableName=t, Key=key("a"))["Item"]["n"] == {"N": "1"}
     assert ddb.get_item(TableName=t, Key=key("b"))["Item"] == item("b", n=1)
+    assert ddb.get_item(TableName=t, Key=key("d"))["Item"] == item("d", n=1)
 
 
 def test_validation_limits(ddb: Any, make_table: Any) -> None:
