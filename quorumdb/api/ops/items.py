@@ -259,6 +259,7 @@ async def get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
         attrs is not None
         or req.get("ProjectionExpression") is not None
         or req.get("ExpressionAttributeNames") is not None
+        or req.get("ExpressionAttributeValues") is not None
     )
     if projecting:
         check_expression_params(req, ("ProjectionExpression",), ("AttributesToGet",))
@@ -338,15 +339,16 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
                 _unprocessed_key(unprocessed, table.name, spec, key)
                 continue
             stored = ctx.db.get(table, key, consistent=consistent)
-            size = stored.size if stored is not None else 0
-            units += capacity.read_units(size, consistent=consistent)
             if stored is None:
+                units += capacity.read_units(0, consistent=consistent)
                 continue
+            size = stored.size
             if size_total + size > BATCH_GET_RESPONSE_BYTES_MAX:
                 full = True
                 _unprocessed_key(unprocessed, table.name, spec, key)
                 continue
             size_total += size
+            units += capacity.read_units(size, consistent=consistent)
             item = stored.item
             items.append(projection.apply(item) if projection is not None else item)
         if mode is not None:
