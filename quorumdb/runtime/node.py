@@ -134,11 +134,13 @@ class PaxosKVNode:
                 if snap.data:
                     self.kv.restore(snap.data)
                 self.kv.applied_index = snap.index
+                self._compacted = max(self._compacted, snap.index)
             for e in ready.committed:
                 self._apply(e)
             for reply in ready.replies:
                 self._reply(reply)
-            if ready.compact_hint and self.kv.applied_index > self._compacted:
+            if (ready.compact_hint and self.kv.applied_index > self._compacted
+                    and self.kv.applied_index == self.replica.applied_index):
                 self.replica.compact(self.kv.applied_index, self.kv.snapshot())
                 self._compacted = self.kv.applied_index
 

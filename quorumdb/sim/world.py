@@ -69,7 +69,9 @@ GROUP = "g0"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimConfig:
     seed: int
-    steps: int = 20_000  # events processed in the fault phase + quiet phase
+    # Events processed (fault phase + quiet phase); the run goes on past it until the liveness
+    # and catch-up verdicts are decided.
+    steps: int = 20_000
     nodes: int = 3
     clients: int = 4
     keys: int = 3
@@ -436,10 +438,13 @@ class World:
             self.send(m)
         if ready.apply_snapshot is not None:
             snap = ready.apply_snapshot
+            if snap.index > node.kv.applied_index:
+                self.faults["snapshot_installs"] += 1
             node.kv = KVStateMachine()
             if snap.data:
                 node.kv.restore(snap.data)
             node.kv.applied_index = snap.index
+            node.compacted_index = max(node.compacted_index, snap.index)
             self.log_safety.observe_snapshot(nid, snap.index, node.kv.digest(), self.oracle_digests.get(snap.index))
             self._trace_event("snapshot", nid, snap.index)
         for e in ready.committed:

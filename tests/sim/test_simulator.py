@@ -59,6 +59,16 @@ def test_five_node_cluster_with_heavy_faults() -> None:
         assert report.ok, report.summary()
 
 
+def test_snapshot_installs_under_partitions_keep_every_invariant() -> None:
+    installs = 0
+    for seed in range(6):
+        report = run(SimConfig(seed=seed, steps=FAST_STEPS, clients=8, compact_threshold_entries=30,
+                               crash_weight=0.3, pause_weight=0.3, partition_weight=2.0, fault_interval_ms=700))
+        assert report.ok, report.summary()
+        installs += report.faults.get("snapshot_installs", 0)
+    assert installs > 0, "no replica was ever caught up by a snapshot"
+
+
 def test_broken_core_is_caught_within_ten_seeds() -> None:
     caught = []
     for seed in range(10):
@@ -101,12 +111,26 @@ def test_network_partitions_cut_in_flight_messages() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("chunk", range(20))
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("chunk", range(40))
 def test_long_sweep(chunk: int) -> None:
-    """make sim: 2000 seeds of 20k steps, with 3 and 5 nodes (100 seeds per chunk)."""
+    """make sim: 2000 seeds of 20k steps, a quarter of them with 5 nodes (50 seeds per chunk)."""
     failed = []
-    for seed in range(1000 + chunk * 100, 1000 + (chunk + 1) * 100):
+    for seed in range(1000 + chunk * 50, 1000 + (chunk + 1) * 50):
         report = run(SimConfig(seed=seed, steps=20_000, nodes=5 if seed % 4 == 0 else 3))
+        if not report.ok:
+            failed.append((seed, report.summary()))
+    assert not failed, failed[:3]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("chunk", range(4))
+def test_long_sweep_harsh(chunk: int) -> None:
+    """make sim: 5 nodes, 10% drop, 5% duplicates, a fault every 400 ms on average."""
+    failed = []
+    for seed in range(5000 + chunk * 50, 5000 + (chunk + 1) * 50):
+        report = run(SimConfig(seed=seed, steps=20_000, nodes=5, drop=0.1, duplicate=0.05, fault_interval_ms=400))
         if not report.ok:
             failed.append((seed, report.summary()))
     assert not failed, failed[:3]
