@@ -258,3 +258,114 @@ def test_keep_alive_serves_many_requests_on_one_connection(endpoint: str) -> Non
             check_crc32({k.lower(): v for k, v in resp.getheaders()}, data)
     finally:
         conn.close()
+
+
+def _connect(endpoint: str) -> tuple[socket.socket, str]:
+    url = urllib.parse.urlsplit(endpoint)
+    return socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=15), url.netloc
+
+
+def _request_bytes(netloc: str, body: bytes, target: str = "DynamoDB_20120810.ListTables") -> bytes:
+    return (
+        b"POST / HTTP/1.1\r\nHost: " + netloc.encode() + b"\r\n"
+        b"Content-Type: application/x-amz-json-1.0\r\n"
+        b"X-Amz-Target: " + target.encode() + b"\r\n"
+        b"X-Amz-Date: 20240101T000000Z\r\n"
+        b"Authorization: " + FAKE_AUTH.encode() + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+def _read_response(stream: Any) -> tuple[int, dict[str, str], bytes]:
+    status_line = stream.readline()
+    assert status_line.startswith(b"HTTP/1.1 "), status_line
+    headers: dict[str, str] = {}
+    while True:
+        line = stream.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, stream.read(int(headers["content-length"]))
+
+
+def test_health_check_get(endpoint: str) -> None:
+    # DynamoDB answers a plain GET / with "healthy: dynamodb.<region>.amazonaws.com " (health
+    # checkers of local DynamoDB stand-ins rely on it); the host part names the server.
+    url = urllib.parse.urlsplit(endpoint)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=10)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200
+        assert body.startswith(b"healthy: "), body
+    finally:
+        conn.close()
+
+
+def test_chunked_request_body(endpoint: str) -> None:
+    sock, netloc = _connect(endpoint)
+    try:
+        body = b'{"Limit": 3}'
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: " + netloc.encode() + b"\r\n"
+            b"Content-Type: application/x-amz-json-1.0\r\n"
+            b"X-Amz-Target: DynamoDB_20120810.ListTables\r\n"
+            b"X-Amz-Date: 20240101T000000Z\r\n"
+            b"Authorization: " + FAKE_AUTH.encode() + b"\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n" % 5 + body[:5] + b"\r\n"
+            + b"%x\r\n" % (len(body) - 5) + body[5:] + b"\r\n0\r\n\r\n"
+        )
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        data = resp.read()
+        assert resp.status == 200, data
+        assert "TableNames" in json.loads(data)
+    finally:
+        sock.close()
+
+
+def test_pipelined_requests_are_answered_in_order(endpoint: str) -> None:
+    sock, netloc = _connect(endpoint)
+    try:
+        sock.sendall(
+            _request_bytes(netloc, b'{"Limit": 1}')
+            + _request_bytes(netloc, b"garbage")
+            + _request_bytes(netloc, b"{}", "DynamoDB_20120810.Bogus")
+        )
+        statuses = []
+        types = []
+        stream = sock.makefile("rb")  # one buffered reader: responses may arrive in one segment
+        for _ in range(3):
+            status, headers, data = _read_response(stream)
+            check_crc32(headers, data)
+            statuses.append(status)
+            types.append(error_type(json.loads(data)) if status != 200 else "")
+        assert statuses == [200, 400, 400]
+        assert types == ["", "SerializationException", "UnknownOperationException"]
+    finally:
+        sock.close()
+
+
+def test_stalled_and_dropped_clients_do_not_block_others(endpoint: str) -> None:
+    # dynalite deviates: a client that disconnects mid-request crashes it.
+    stalled = []
+    try:
+        for _ in range(20):
+            sock, netloc = _connect(endpoint)
+            # Half a request: headers promise a body that never comes.
+            sock.sendall(_request_bytes(netloc, b'{"Limit": 1}')[:-5])
+            stalled.append(sock)
+        for _ in range(20):
+            sock, netloc = _connect(endpoint)
+            sock.sendall(_request_bytes(netloc, b'{"Limit": 1}')[:40])
+            sock.close()  # dropped mid-request
+        started = time.monotonic()
+        assert_still_serving(endpoint)
+        assert time.monotonic() - started < 10
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert_still_serving(endpoint)
