@@ -353,3 +353,15 @@ def test_put_capacity_counts_index_writes(client: Client) -> None:
                                        "GlobalSecondaryIndexes": {"gsi": {"CapacityUnits": 1.0}}}
     out = put(client, {**item, "g": {"S": "y"}}, table="t2", ReturnConsumedCapacity="TOTAL")
     assert out["ConsumedCapacity"] == {"TableName": "t2", "CapacityUnits": 3.0}  # index key moved: 2 writes
+
+
+def test_update_that_only_removes_does_not_create(client: Client) -> None:
+    assert upd(client, "REMOVE a, b", key=k("ghost"), ReturnValues="ALL_NEW") == {}
+    assert client.call("GetItem", {"TableName": "t", "Key": k("ghost")}) == {}
+    out = client.call("UpdateItem", {"TableName": "t", "Key": k("ghost"),
+                                     "AttributeUpdates": {"s": {"Action": "DELETE", "Value": {"SS": ["x"]}}}})
+    assert out == {}
+    assert client.call("GetItem", {"TableName": "t", "Key": k("ghost")}) == {}
+    # On an existing item the removal applies.
+    put(client, {**k("real"), "a": {"S": "1"}})
+    assert upd(client, "REMOVE a", key=k("real"), ReturnValues="ALL_NEW") == {"Attributes": k("real")}

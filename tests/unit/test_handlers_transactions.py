@@ -101,8 +101,10 @@ def test_validation_before_any_write(client: Client) -> None:
 def test_client_request_token_idempotency(client: Client) -> None:
     action = {"Update": {"TableName": "t", "Key": K("a"), "UpdateExpression": "SET n = n + :one",
                          "ExpressionAttributeValues": {":one": {"N": "1"}}}}
-    tw(client, action, ClientRequestToken="tok1")
-    tw(client, action, ClientRequestToken="tok1")  # a retry: not applied twice
+    first = tw(client, action, ClientRequestToken="tok1", ReturnConsumedCapacity="TOTAL")
+    assert first["ConsumedCapacity"] == [{"TableName": "t", "CapacityUnits": 2.0, "WriteCapacityUnits": 2.0}]
+    again = tw(client, action, ClientRequestToken="tok1", ReturnConsumedCapacity="TOTAL")  # not applied twice
+    assert again["ConsumedCapacity"] == [{"TableName": "t", "CapacityUnits": 2.0, "ReadCapacityUnits": 2.0}]
     assert get(client, "a") == {"pk": {"S": "a"}, "n": {"N": "2"}}
     with pytest.raises(IdempotentParameterMismatchError):
         tw(client, {"Delete": {"TableName": "t", "Key": K("a")}}, ClientRequestToken="tok1")
@@ -115,8 +117,8 @@ def test_idempotency_cache_expires_and_is_bounded() -> None:
     assert cache.begin(1, "a", b"f", 0.0) is None
     with pytest.raises(TransactionInProgressError):
         cache.begin(1, "a", b"f", 1.0)
-    cache.succeed(1, "a", b"f", {"ok": 1}, 1.0)
-    assert cache.begin(1, "a", b"f", 2.0) == {"ok": 1}
+    cache.succeed(1, "a", b"f", (("t", 10),), 1.0)
+    assert cache.begin(1, "a", b"f", 2.0) == (("t", 10),)
     assert cache.begin(2, "a", b"g", 2.0) is None  # another data plane: another scope
     cache.fail(2, "a")
     assert cache.begin(1, "a", b"f", 700.0) is None  # expired: runs again

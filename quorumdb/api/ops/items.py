@@ -42,6 +42,7 @@ from quorumdb.errors import (
     ThrottlingError,
     ValidationError,
 )
+from quorumdb.expr.ast import DeleteAction, RemoveAction
 from quorumdb.model.keys import extract_key
 from quorumdb.model.schema import TableDef
 from quorumdb.model.size import item_size
@@ -93,10 +94,17 @@ def update_mutator(
 ) -> Callable[[Item | None], Item | None]:
     """``old -> old with the update applied`` (or a new item made of ``key``)."""
     has_indexes = bool(table.indexes)
+    # An update that only removes never creates a missing item (DynamoDB's rule); one with
+    # no actions at all creates the bare key.
+    only_removes = update is not None and all(
+        isinstance(a, (RemoveAction, DeleteAction)) for a in update.actions
+    )
 
     def mutate(old: Item | None) -> Item | None:
         if condition is not None and not condition.evaluate(old):
             raise ConditionalCheckFailedError(item=old if return_old_on_fail else None)
+        if old is None and only_removes:
+            return None
         base = old if old is not None else dict(key)
         if update is None:
             return base

@@ -84,8 +84,7 @@ def _select(req: dict[str, Any], index: IndexDef | None, has_projection: bool) -
         )
     if sel == "ALL_PROJECTED_ATTRIBUTES" and index is None:
         raise ValidationError(
-            INVALID
-            + "Select type ALL_PROJECTED_ATTRIBUTES is supported only for secondary index queries"
+            INVALID + "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName"
         )
     return sel
 

@@ -7,8 +7,9 @@ TransactionCanceledError with one reason per action); reads through ``transact_g
 snapshot). Capacity is counted double, as DynamoDB counts transactional operations.
 
 ClientRequestToken idempotency: a bounded in-process map keeps, for 10 minutes, the request's
-fingerprint and its successful response, so a retried request is answered without writing
-again and a reused token with other parameters is refused. Only this module owns that map.
+fingerprint and what its successful run wrote (item sizes per table), so a retried request is
+answered without writing again (reporting read capacity, as DynamoDB does for a replay) and a
+reused token with other parameters is refused. Only this module owns that map.
 """
 
 from __future__ import annotations
@@ -64,12 +65,13 @@ _TOO_BIG = "Transaction request cannot be larger than 4 MB"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Entry:
     fingerprint: bytes
-    response: dict[str, Any] | None  # None while the first request is still running
+    # (table name, item size) per action of the successful run; None while it is running.
+    written: tuple[tuple[str, int], ...] | None
     at: float
 
 
 class IdempotencyCache:
-    """token -> (fingerprint, first successful response, time); bounded, expiring."""
+    """token -> (fingerprint, what the first successful run wrote, time); bounded, expiring."""
 
     def __init__(self, *, window_s: float = IDEMPOTENCY_WINDOW_S, entries_max: int = IDEMPOTENCY_ENTRIES_MAX) -> None:
         self._window_s = window_s
@@ -84,39 +86,49 @@ class IdempotencyCache:
                 break
             del m[k]
 
-    def begin(self, scope: int, token: str, fingerprint: bytes, now: float) -> dict[str, Any] | None:
-        """The recorded response of an identical earlier request, or None (then run it)."""
+    def begin(
+        self, scope: int, token: str, fingerprint: bytes, now: float
+    ) -> tuple[tuple[str, int], ...] | None:
+        """What an identical earlier request wrote, or None (then run it and call succeed/fail)."""
         self._expire(now)
         e = self._map.get((scope, token))
         if e is None:
-            self._map[(scope, token)] = _Entry(fingerprint=fingerprint, response=None, at=now)
+            self._map[(scope, token)] = _Entry(fingerprint=fingerprint, written=None, at=now)
             return None
         if e.fingerprint != fingerprint:
             raise IdempotentParameterMismatchError(
                 "The request uses the same client token as a previous, but non-identical request."
             )
-        if e.response is None:
+        if e.written is None:
             raise TransactionInProgressError(
                 "The transaction with the given request token is already in progress."
             )
-        return e.response
+        return e.written
 
-    def succeed(self, scope: int, token: str, fingerprint: bytes, response: dict[str, Any], now: float) -> None:
-        self._map[(scope, token)] = _Entry(fingerprint=fingerprint, response=response, at=now)
+    def succeed(
+        self, scope: int, token: str, fingerprint: bytes, written: tuple[tuple[str, int], ...], now: float
+    ) -> None:
+        self._map[(scope, token)] = _Entry(fingerprint=fingerprint, written=written, at=now)
         self._map.move_to_end((scope, token))
 
     def fail(self, scope: int, token: str) -> None:
         """A failed first attempt leaves no record: a retry runs again."""
         e = self._map.get((scope, token))
-        if e is not None and e.response is None:
+        if e is not None and e.written is None:
             del self._map[(scope, token)]
 
 
 IDEMPOTENCY = IdempotencyCache()
 
 
+# What a response asks for, not what the request does: a retry may change these freely.
+_NOT_FINGERPRINTED = frozenset(
+    {"ClientRequestToken", "ReturnConsumedCapacity", "ReturnItemCollectionMetrics"}
+)
+
+
 def _fingerprint(req: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in req.items() if k != "ClientRequestToken"}
+    body = {k: v for k, v in req.items() if k not in _NOT_FINGERPRINTED}
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
 
 
@@ -207,7 +219,7 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
         fp = _fingerprint(req)
         earlier = IDEMPOTENCY.begin(scope, token, fp, ctx.now())
         if earlier is not None:
-            return earlier
+            return _replayed(req, ops, earlier)
     try:
         results = await ctx.db.transact_write(ops)
     except BaseException:
@@ -218,7 +230,7 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
     out: dict[str, Any] = {}
     mode = capacity.wants_capacity(req)
     if mode is not None:
-        entries = []
+        entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
         for op, res in zip(ops, results, strict=True):
             units = capacity.write_units(res.old_size, res.new_size, transactional=True)
             local, glob = capacity.index_units(
@@ -226,6 +238,14 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
             )
             entries.append((op.table.name, units, local, glob))
         out["ConsumedCapacity"] = capacity.merge_by_table(mode, entries, kind="write")
+    _add_metrics(req, ops, out)
+    if token is not None:
+        written = tuple((op.table.name, res.new_size) for op, res in zip(ops, results, strict=True))
+        IDEMPOTENCY.succeed(scope, token, fp, written, ctx.now())
+    return out
+
+
+def _add_metrics(req: dict[str, Any], ops: list[WriteOp], out: dict[str, Any]) -> None:
     if req.get("ReturnItemCollectionMetrics") == "SIZE":
         metrics: dict[str, list[dict[str, Any]]] = {}
         for op in ops:
@@ -233,8 +253,22 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
             if icm is not None:
                 metrics.setdefault(op.table.name, []).append(icm)
         out["ItemCollectionMetrics"] = metrics
-    if token is not None:
-        IDEMPOTENCY.succeed(scope, token, fp, out, ctx.now())
+
+
+def _replayed(
+    req: dict[str, Any], ops: list[WriteOp], written: tuple[tuple[str, int], ...]
+) -> dict[str, Any]:
+    """The answer to a retry of a completed transaction: nothing is written again; the
+    capacity reported is that of reading the items (DynamoDB's documented behaviour)."""
+    out: dict[str, Any] = {}
+    mode = capacity.wants_capacity(req)
+    if mode is not None:
+        entries = [
+            (name, capacity.read_units(size, consistent=True, transactional=True), {}, {})
+            for name, size in written
+        ]
+        out["ConsumedCapacity"] = capacity.merge_by_table(mode, entries, kind="read")
+    _add_metrics(req, ops, out)
     return out
 
 
