@@ -263,7 +263,7 @@ def _replayed(
     out: dict[str, Any] = {}
     mode = capacity.wants_capacity(req)
     if mode is not None:
-        entries = [
+        entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = [
             (name, capacity.read_units(size, consistent=True, transactional=True), {}, {})
             for name, size in written
         ]
