@@ -186,6 +186,12 @@ CONDITIONS: list[tuple[str, dict[str, str] | None, bool]] = [
     ("NOT contains(s, :zzz)", None, True),
     ("n = :ten AND (s = :zzz OR size(ss) = :two)", None, True),
     ("n=:ten AND s<>:zzz", None, True),
+    # Keywords are case-insensitive; whitespace is free.
+    ("n between :one and :ten", None, True),
+    ("not n = :one and n in (:ten)", None, True),
+    ("n = :one or\n\tn = :ten", None, True),
+    ("size(l[2]) = :one", None, True),
+    ("contains(m.a.b, :c)", None, True),
     ("N = :ten", None, False),
 ]
 
@@ -275,6 +281,24 @@ def test_condition_on_missing_item(ddb: Any, table: str) -> None:
             {"ConditionExpression": "n BETWEEN :ten AND :one",
              "ExpressionAttributeValues": {":ten": {"N": "10"}, ":one": {"N": "1"}}},
             "The BETWEEN operator requires upper bound to be greater than or equal to lower bound",
+        ),
+        (
+            {"ConditionExpression": "n BETWEEN :one AND :s",
+             "ExpressionAttributeValues": {":one": {"N": "1"}, ":s": {"S": "x"}}},
+            "The BETWEEN operator requires same data type for lower and upper bounds",
+        ),
+        (
+            {"ConditionExpression": "n = n"},
+            "The first operand must be distinct from the remaining operands for this operator or function",
+        ),
+        (
+            {"ConditionExpression": "ATTRIBUTE_EXISTS(n)"},
+            "Invalid ConditionExpression: Invalid function name; function: ATTRIBUTE_EXISTS",
+        ),
+        (
+            {"ConditionExpression": "size(n)"},
+            "Invalid ConditionExpression: The function is not allowed to be used this way in an expression; "
+            "function: size",
         ),
         (
             {"ConditionExpression": "((n = :one))", "ExpressionAttributeValues": {":one": {"N": "1"}}},
@@ -391,6 +415,21 @@ def test_update_nested_paths_and_remove(ddb: Any, table: str) -> None:
     assert item["m"]["M"]["a"] == {"M": {"keep": {"S": "k"}, "z": {"S": "v"}}}
 
 
+def test_update_copies_and_nested_arithmetic(ddb: Any, table: str) -> None:
+    key = fresh(ddb, table, src={"M": {"x": {"N": "1"}}}, m={"M": {"n": {"N": "5"}, "l": {"L": [{"N": "1"}]}}},
+                l={"L": [{"L": [{"S": "inner"}]}]})
+    item = update(ddb, table, key, "SET cp = src, m.n = m.n + :one, m.l[0] = m.l[0] - :one, #s = :s",
+                  {":one": {"N": "1"}, ":s": {"S": "x"}}, {"#s": "status"})
+    assert item["cp"] == {"M": {"x": {"N": "1"}}}
+    assert item["m"] == {"M": {"n": {"N": "6"}, "l": {"L": [{"N": "0"}]}}}
+    item = update(ddb, table, key, "REMOVE l[0][0], l[5] SET m.deep = if_not_exists(m.deep, src)")
+    assert item["l"] == {"L": [{"L": []}]}
+    assert item["m"]["M"]["deep"] == {"M": {"x": {"N": "1"}}}
+    # Clause order is free.
+    item = update(ddb, table, key, "REMOVE cp SET z = :one", {":one": {"N": "1"}})
+    assert "cp" not in item and item["z"] == {"N": "1"}
+
+
 def test_update_add_and_delete(ddb: Any, table: str) -> None:
     key = fresh(ddb, table, n={"N": "1"}, ss={"SS": ["a", "b"]}, ns={"NS": ["1", "2"]}, bs={"BS": [b"\x01"]})
     assert update(ddb, table, key, "ADD n :five", {":five": {"N": "5"}})["n"] == {"N": "6"}
@@ -422,6 +461,11 @@ def test_update_add_and_delete(ddb: Any, table: str) -> None:
         ("SET q = nothere + :one", {":one": {"N": "1"}},
          "The provided expression refers to an attribute that does not exist in the item"),
         ("SET nothere.x = :one", {":one": {"N": "1"}},
+         "The document path provided in the update expression is invalid for update"),
+        ("ADD ss :ns", {":ns": {"NS": ["1"]}}, "An operand in the update expression has an incorrect data type"),
+        ("SET n.x = :one", {":one": {"N": "1"}},
+         "The document path provided in the update expression is invalid for update"),
+        ("SET s[0] = :one", {":one": {"N": "1"}},
          "The document path provided in the update expression is invalid for update"),
         ("SET n = list_append(n, :l)", {":l": {"L": []}},
          "An operand in the update expression has an incorrect data type"),
