@@ -150,6 +150,7 @@ class _Progress:
     lease_ack_ms: int | None = None  # newest heartbeat send time it acknowledged
     hole_reset_at: int = -1  # match index for which we already rewound next_index
     bootstrap_sent: bool = False
+    snapshot_sent: tuple[int, int] | None = None  # (snapshot index, time) of the last one sent
 
 
 @dataclass(slots=True, kw_only=True)
@@ -205,6 +206,7 @@ class Replica:
             self._out_snapshots.append(self._snapshot)
         snap_index = self._snap_index
         self._log: dict[int, Entry] = {e.index: e for e in stored.entries if e.index > snap_index}
+        self._last = max(self._log, default=snap_index)  # highest slot held (monotonic)
         commit = max(snap_index, min(stored.hard_state.commit_index, self._contiguous_from(
             snap_index)))
         self._commit = commit
@@ -270,7 +272,8 @@ class Replica:
 
     @property
     def last_index(self) -> int:
-        return max(self._log, default=self._snap_index)
+        """Highest slot this replica holds a value for (contiguous on a leader)."""
+        return self._last
 
     @property
     def snapshot_index(self) -> int:
@@ -458,6 +461,7 @@ class Replica:
 
     def _put(self, entry: Entry) -> None:
         self._log[entry.index] = entry
+        self._last = max(self._last, entry.index)
         self._out_entries[entry.index] = entry
 
     def _set_promised(self, ballot: Ballot) -> None:
@@ -547,6 +551,7 @@ class Replica:
         self._out_snapshots.append(snap)
         for i in [i for i in self._log if i <= snap.index]:
             del self._log[i]
+        self._last = max(self._last, snap.index)
 
     # --- roles ------------------------------------------------------------------------------
 
@@ -722,21 +727,29 @@ class Replica:
         p = self._progress.get(node)
         return p.match_index if p is not None else 0
 
-    def _replicate(self, node: NodeId, now_ms: int) -> None:
-        """Send what ``node`` is missing, within its in-flight window."""
+    def _replicate(self, node: NodeId, now_ms: int, *, max_messages: int | None = None) -> None:
+        """Send what ``node`` is missing, within its in-flight window (a probe of a silent
+        follower sends at most ``max_messages``)."""
         p = self._progress[node]
         cfg = self._cfg
         snap = self._snapshot
         assert snap is not None
         if p.next_index <= snap.index or (p.next_index == 1 and not p.bootstrap_sent):
             # Below our compaction point (or a brand-new replica that must learn the bootstrap
-            # membership): send the snapshot.
+            # membership): send the snapshot, but not the same one again too soon (it may be big).
+            if (snap.index > 0 and p.snapshot_sent is not None and p.snapshot_sent[0] == snap.index
+                    and now_ms - p.snapshot_sent[1] < 4 * cfg.retransmit_ms):
+                return
             p.bootstrap_sent = True
+            p.snapshot_sent = (snap.index, now_ms)
             self._send(InstallSnapshot(**self._env(node), ballot=self._promised, snapshot=snap,
                                        commit_index=self._commit))
             p.next_index = snap.index + 1
         last = self.last_index
-        while p.next_index <= last and p.next_index - p.match_index <= cfg.max_inflight_per_follower:
+        budget = max_messages if max_messages is not None else last + 1
+        while (budget > 0 and p.next_index <= last
+               and p.next_index - p.match_index <= cfg.max_inflight_per_follower):
+            budget -= 1
             hi = min(last, p.next_index + cfg.max_entries_per_message - 1,
                      p.match_index + cfg.max_inflight_per_follower)
             entries = tuple(self._log[i] for i in range(p.next_index, hi + 1))
@@ -825,7 +838,7 @@ class Replica:
             if p.match_index < last and now_ms - p.progress_ms >= self._cfg.retransmit_ms:
                 p.next_index = p.match_index + 1
                 p.progress_ms = now_ms
-                self._replicate(node, now_ms)
+                self._replicate(node, now_ms, max_messages=1)
 
     # --- message handlers -------------------------------------------------------------------
 
