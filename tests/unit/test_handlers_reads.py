@@ -283,3 +283,17 @@ def test_lsi_projection_within_index_reads_only_the_index(client: Client) -> Non
     assert out["ConsumedCapacity"]["Table"]["CapacityUnits"] > 0
     assert out["ConsumedCapacity"]["LocalSecondaryIndexes"]["lsi"]["CapacityUnits"] > 0
     assert {"x", "y"} == set(out["Items"][0])
+
+
+def test_backfilling_index_is_not_readable() -> None:
+    import dataclasses
+
+    ix = dataclasses.replace(index("late", ("g", "S")), status="CREATING", backfilling=True)
+    t = make_table("b", hash_=("pk", "S"), indexes=[ix])
+    c = Client(t)
+    c.db.table = lambda name: t  # as the catalog shows it mid-backfill
+    try:
+        with pytest.raises(ValidationError, match="^Cannot read from backfilling global secondary index: late$"):
+            c.call("Scan", {"TableName": "b", "IndexName": "late"})
+    finally:
+        c.close()

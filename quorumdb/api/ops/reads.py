@@ -100,6 +100,8 @@ def _resolve_index(
         raise ValidationError(f"The table does not have the specified index: {name}")
     if consistent and not index.local:
         raise ValidationError("Consistent reads are not supported on global secondary indexes")
+    if index.backfilling:
+        raise ValidationError(f"Cannot read from backfilling global secondary index: {name}")
     return index
 
 
