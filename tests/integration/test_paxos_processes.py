@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from quorumdb.runtime.framing import FrameDecoder, encode_frame
 from quorumdb.sim.checkers import History, OpKind, check_history
 
@@ -51,6 +53,12 @@ class Cluster:
     def kill9(self, nid: str) -> None:
         self.procs[nid].send_signal(signal.SIGKILL)
         self.procs[nid].wait()
+
+    def pause(self, nid: str) -> None:
+        self.procs[nid].send_signal(signal.SIGSTOP)
+
+    def resume(self, nid: str) -> None:
+        self.procs[nid].send_signal(signal.SIGCONT)
 
     def stop_all(self) -> None:
         for p in self.procs.values():
@@ -169,7 +177,10 @@ class Load:
                 await asyncio.sleep(0.02)
 
 
-def test_kill_leader_under_load_failover_and_catch_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fault", ["kill9", "sigstop"])
+def test_leader_failure_under_load_failover_and_catch_up(tmp_path: Path, fault: str) -> None:
+    """kill9: the leader dies and restarts from its disk. sigstop: the leader freezes (a long GC
+    pause) and then resumes believing it still leads; its stale lease must not serve reads."""
     cluster = Cluster(tmp_path)
     for nid in NODES:
         cluster.start(nid)
@@ -183,17 +194,24 @@ def test_kill_leader_under_load_failover_and_catch_up(tmp_path: Path) -> None:
         before = len(load.acked_writes)
         assert before > 0, "no commits before the kill"
         killed_at = time.monotonic()
-        cluster.kill9(leader)
+        if fault == "kill9":
+            cluster.kill9(leader)
+        else:
+            cluster.pause(leader)
         new_leader = await wait_leader(cluster, exclude=leader)
         end = time.monotonic() + 30
         while not any(t > killed_at and n != leader for t, n in load.acked_writes):
             assert time.monotonic() < end, "commits did not resume after the leader was killed"
             await asyncio.sleep(0.02)
         first_commit = min(t for t, n in load.acked_writes if t > killed_at and n != leader)
-        print(f"\nfailover: leader {leader} killed -> first commit by {new_leader} after "
+        print(f"\nfailover ({fault}): leader {leader} stopped -> first commit by {new_leader} after "
               f"{first_commit - killed_at:.2f}s")
         await asyncio.sleep(1.0)
-        cluster.start(leader)  # the old leader comes back and must catch up
+        # the old leader comes back and must catch up
+        if fault == "kill9":
+            cluster.start(leader)
+        else:
+            cluster.resume(leader)
         end = time.monotonic() + 30
         while True:
             st = await status_all(cluster)
