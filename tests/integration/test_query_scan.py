@@ -133,6 +133,21 @@ def test_key_conditions_strings(ddb: Any, s_table: str, cond: str, values: dict[
     assert [i["sk"]["S"] for i in got] == expected
 
 
+def test_legacy_key_conditions_between_and_begins_with(ddb: Any, s_table: str) -> None:
+    got = query_all(ddb, s_table, KeyConditions={
+        "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "p"}]},
+        "sk": {"ComparisonOperator": "BEGINS_WITH", "AttributeValueList": [{"S": "a"}]},
+    })
+    assert [i["sk"]["S"] for i in got] == sorted((k for k in S_KEYS if k.startswith("a")), key=lambda s: s.encode())
+    got = query_all(ddb, s_table, ScanIndexForward=False, KeyConditions={
+        "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "p"}]},
+        "sk": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"S": "B"}, {"S": "b"}]},
+    })
+    assert [i["sk"]["S"] for i in got] == sorted(
+        (k for k in S_KEYS if b"B" <= k.encode() <= b"b"), key=lambda s: s.encode(), reverse=True
+    )
+
+
 def test_key_condition_binary_begins_with(ddb: Any, b_table: str) -> None:
     got = query_all(ddb, b_table, **pk_is("p", _cond=" AND begins_with(sk, :a)", **{":a": {"B": b"\x00"}}))
     assert [i["sk"]["B"] for i in got] == [b"\x00", b"\x00\x00"]
@@ -248,6 +263,16 @@ def test_limit_and_exclusive_start_key(ddb: Any, n_table: str) -> None:
          "The provided starting key does not match the range key predicate"),
         ({"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p"}}, "Limit": 0},
          "Member must have value greater than or equal to 1"),
+        # dynalite deviates: it does not check Select against the projection.
+        ({"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p"}},
+          "Select": "ALL_ATTRIBUTES", "ProjectionExpression": "sk"},
+         "Cannot specify the ProjectionExpression when choosing to get ALL_ATTRIBUTES"),
+        ({"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p"}},
+          "Select": "COUNT", "ProjectionExpression": "sk"},
+         "Cannot specify the ProjectionExpression when choosing to get COUNT"),
+        ({"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p"}},
+          "Select": "ALL_PROJECTED_ATTRIBUTES"},
+         "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName"),
         ({"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p"}}, "Select": "ALL"},
          "Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"),
     ],
