@@ -48,10 +48,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_HEADER_BYTES = 64 * 1024  # URL + all header names and values of one request
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers of one request
 MAX_PIPELINE = 64  # requests parsed ahead of the one being answered
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024
 SMALL_BODY_BYTES = 16 * 1024
+LINGER_S = 2.0  # how long a refused connection keeps discarding input before it is closed
 
 _STATUS_LINES = {
     200: b"HTTP/1.1 200 OK\r\n",
@@ -73,36 +74,6 @@ _TOO_LARGE_BODY = (
 )
 _INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
 _BAD_REQUEST_BODY = b'{"__type":"com.amazon.coral.service#SerializationException","message":"Malformed HTTP request"}'
-
-# Headers the server looks at, by lower-case name and by the spellings clients send, so the
-# common case is one dict lookup without lower-casing.
-_H_OTHER, _H_TARGET, _H_LENGTH, _H_TYPE, _H_EXPECT, _H_ORIGIN, _H_CORS_HEADERS, _H_CORS_METHOD = range(8)
-_HEADER_CODES: dict[bytes, int] = {}
-for _name, _code in (
-    (b"x-amz-target", _H_TARGET),
-    (b"content-length", _H_LENGTH),
-    (b"content-type", _H_TYPE),
-    (b"expect", _H_EXPECT),
-    (b"origin", _H_ORIGIN),
-    (b"access-control-request-headers", _H_CORS_HEADERS),
-    (b"access-control-request-method", _H_CORS_METHOD),
-    (b"host", _H_OTHER),
-    (b"authorization", _H_OTHER),
-    (b"user-agent", _H_OTHER),
-    (b"x-amz-date", _H_OTHER),
-    (b"x-amz-security-token", _H_OTHER),
-    (b"amz-sdk-invocation-id", _H_OTHER),
-    (b"amz-sdk-request", _H_OTHER),
-    (b"accept-encoding", _H_OTHER),
-    (b"accept", _H_OTHER),
-    (b"connection", _H_OTHER),
-    (b"x-amz-content-sha256", _H_OTHER),
-):
-    _HEADER_CODES[_name] = _code
-    _HEADER_CODES[_name.title()] = _code
-    _HEADER_CODES[_name.replace(b"x-amz", b"X-Amz")] = _code
-_HEADER_CODES[b"X-Amz-Target"] = _H_TARGET
-_HEADER_CODES[b"X-AMZ-TARGET"] = _H_TARGET
 
 # Request kinds queued on a connection.
 _DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT = range(5)
@@ -152,10 +123,12 @@ class HttpProtocol(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.closed = False
         self.stop_reading = False  # after a refused request: ignore the rest of the stream
+        self.lingering = False  # refused and answered: discarding input until the client closes
         self.reading_paused = False
         self.writing_paused = False
         self.closing_after_idle = False
         self.in_message = False
+        self.in_headers = False
         self.deferred_continue = False
         self._reset_message()
 
@@ -170,7 +143,6 @@ class HttpProtocol(asyncio.Protocol):
         self.body_parts: list[bytes] = []
         self.body_bytes = 0
         self.too_large = False
-        self.headers_too_large = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -195,13 +167,33 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.stop_reading or self.closed:
             return
+        if len(data) + self.header_bytes > MAX_HEADER_BYTES and (self.in_headers or not self.in_message):
+            # A large chunk that starts inside (or at) a request head: measure the head exactly.
+            end = data.find(b"\r\n\r\n")
+            if self.header_bytes + (len(data) if end < 0 else end) > MAX_HEADER_BYTES:
+                self._refuse(431, _BAD_REQUEST_BODY)
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(400, _BAD_REQUEST_BODY)
+            return
         except httptools.HttpParserError:
             if not self.stop_reading:
-                self._refuse(431 if self.headers_too_large else 400, _BAD_REQUEST_BODY)
+                self._refuse(400, _BAD_REQUEST_BODY)
+            return
+        if self.in_headers:
+            # Headers still incomplete: everything received for them so far counts (a chunk
+            # is bounded by the transport's read size, so this bounds what httptools buffers).
+            self.header_bytes += len(data)
+            if self.header_bytes > MAX_HEADER_BYTES and not self.stop_reading:
+                self._refuse(431, _BAD_REQUEST_BODY)
+
+    def eof_received(self) -> bool | None:
+        if self.lingering or (not self.busy and not self.queue):
+            return None  # the transport closes itself
+        self.closing_after_idle = True  # answer what was received, then close
+        return True
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -215,44 +207,44 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.in_headers = True
         self._reset_message()
 
-    def on_url(self, url: bytes) -> None:
-        self.header_bytes += len(url)
-        if self.header_bytes > MAX_HEADER_BYTES:
-            self.headers_too_large = True
-            raise ValueError("request line too long")
-
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value)
-        if self.header_bytes > MAX_HEADER_BYTES:
-            self.headers_too_large = True
-            raise ValueError("headers too large")
-        code = _HEADER_CODES.get(name)
-        if code is None:
-            code = _HEADER_CODES.get(name.lower(), _H_OTHER)
-        if code == _H_OTHER:
-            return
-        if code == _H_TARGET:
-            self.target = value.strip()
-        elif code == _H_LENGTH:
-            try:
-                if int(value) > MAX_BODY_BYTES:
-                    self.too_large = True
-            except ValueError:
-                pass  # httptools refuses a malformed Content-Length itself
-        elif code == _H_TYPE:
-            self.json_ct = value.lower().startswith(_CT_JSON)
-        elif code == _H_EXPECT:
-            self.expect_continue = value.strip().lower() == b"100-continue"
-        elif code == _H_ORIGIN:
-            self.origin = True
-        elif code == _H_CORS_HEADERS:
-            self.cors_headers = value
-        elif code == _H_CORS_METHOD:
-            self.cors_method = value
+        try:
+            handler = _HEADER_HANDLERS[name]
+        except KeyError:
+            handler = _HEADER_HANDLERS.get(name.lower())
+        if handler is not None:
+            handler(self, value)
+
+    def _h_target(self, value: bytes) -> None:
+        self.target = value.strip()
+
+    def _h_length(self, value: bytes) -> None:
+        try:
+            if int(value) > MAX_BODY_BYTES:
+                self.too_large = True
+        except ValueError:
+            pass  # httptools refuses a malformed Content-Length itself
+
+    def _h_type(self, value: bytes) -> None:
+        self.json_ct = value.lower().startswith(_CT_JSON)
+
+    def _h_expect(self, value: bytes) -> None:
+        self.expect_continue = value.strip().lower() == b"100-continue"
+
+    def _h_origin(self, value: bytes) -> None:
+        self.origin = True
+
+    def _h_cors_headers(self, value: bytes) -> None:
+        self.cors_headers = value
+
+    def _h_cors_method(self, value: bytes) -> None:
+        self.cors_method = value
 
     def on_headers_complete(self) -> None:
+        self.in_headers = False
         if self.too_large:
             self._refuse(413, _TOO_LARGE_BODY)
             return
@@ -318,7 +310,9 @@ class HttpProtocol(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self.transport is None or self.closed:
             return
-        want_pause = self.stop_reading or self.writing_paused or len(self.queue) >= MAX_PIPELINE
+        want_pause = (
+            (self.stop_reading and not self.lingering) or self.writing_paused or len(self.queue) >= MAX_PIPELINE
+        )
         if want_pause and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
@@ -442,7 +436,16 @@ class HttpProtocol(asyncio.Protocol):
         if not keep_alive:
             self.stop_reading = True
             self.queue.clear()
-            transport.close()
+            if req.kind == _REJECT and transport.can_write_eof():
+                # Lingering close: the client may still be sending what we refused; closing
+                # now would reset the connection and could destroy the answer before it is
+                # read. Send FIN, discard what still arrives, close when the client does.
+                self.lingering = True
+                transport.write_eof()
+                self._update_reading()
+                self.loop.call_later(LINGER_S, transport.close)
+            else:
+                transport.close()
 
     # -- shutdown --------------------------------------------------------------------------------
 
@@ -457,6 +460,38 @@ class HttpProtocol(asyncio.Protocol):
             self.task.cancel()
         if self.transport is not None:
             self.transport.abort()
+
+
+# Headers the server looks at, keyed by lower-case name and by the spellings clients send, so
+# the usual header costs one dict lookup; None marks headers seen often and ignored.
+_HEADER_HANDLERS: dict[bytes, Callable[[HttpProtocol, bytes], None] | None] = {}
+for _name, _fn in (
+    (b"x-amz-target", HttpProtocol._h_target),
+    (b"content-length", HttpProtocol._h_length),
+    (b"content-type", HttpProtocol._h_type),
+    (b"expect", HttpProtocol._h_expect),
+    (b"origin", HttpProtocol._h_origin),
+    (b"access-control-request-headers", HttpProtocol._h_cors_headers),
+    (b"access-control-request-method", HttpProtocol._h_cors_method),
+    (b"host", None),
+    (b"authorization", None),
+    (b"user-agent", None),
+    (b"x-amz-date", None),
+    (b"x-amz-security-token", None),
+    (b"x-amz-content-sha256", None),
+    (b"amz-sdk-invocation-id", None),
+    (b"amz-sdk-request", None),
+    (b"accept-encoding", None),
+    (b"accept", None),
+    (b"connection", None),
+):
+    _HEADER_HANDLERS[_name] = _fn
+    _HEADER_HANDLERS[_name.title()] = _fn
+_HEADER_HANDLERS[b"X-Amz-Target"] = HttpProtocol._h_target
+_HEADER_HANDLERS[b"X-AMZ-TARGET"] = HttpProtocol._h_target
+_HEADER_HANDLERS[b"X-Amz-Date"] = None
+_HEADER_HANDLERS[b"X-Amz-Security-Token"] = None
+_HEADER_HANDLERS[b"X-Amz-Content-SHA256"] = None
 
 
 class Server:
