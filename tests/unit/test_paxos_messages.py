@@ -6,6 +6,8 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quorumdb.core.paxos import (
     ZERO_BALLOT,
@@ -139,3 +141,40 @@ def test_membership_quorum_sizes() -> None:
 def test_config_rejects_unsafe_relations(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         PaxosConfig(**kwargs)
+
+
+# --- property: any well-formed message survives the msgpack wire form ------------------------
+
+_nodes = st.sampled_from(["n1", "n2", "n3", "node-with-a-long-name"])
+_ballots = st.builds(lambda r, n: Ballot(round=r, node_id=n), st.integers(1, 2**40), _nodes)
+_commands = st.builds(
+    lambda rid, data: Command(request_id=rid, data=data),
+    st.one_of(st.integers(-(2**62), 2**62), st.text(max_size=8)), st.binary(max_size=16),
+)
+
+
+@st.composite
+def _accepts(draw: st.DrawFn) -> Accept:
+    ballot = draw(_ballots)
+    indices = sorted(draw(st.sets(st.integers(1, 10_000), max_size=6)))
+    commit = draw(st.integers(0, 10_000))
+    entries = []
+    for i in indices:
+        b = draw(_ballots) if i <= commit else ballot
+        kind = draw(st.sampled_from([EntryKind.NOOP, EntryKind.COMMANDS, EntryKind.CONFIG]))
+        if kind is EntryKind.COMMANDS:
+            entries.append(Entry(index=i, ballot=b, kind=kind,
+                                 commands=tuple(draw(st.lists(_commands, min_size=1, max_size=3)))))
+        elif kind is EntryKind.CONFIG:
+            entries.append(Entry(index=i, ballot=b, kind=kind,
+                                 config=ConfigChange(base=M3, new=M4)))
+        else:
+            entries.append(Entry(index=i, ballot=b, kind=kind))
+    return Accept(group_id=draw(st.text(max_size=10)), src=draw(_nodes), dst=draw(_nodes),
+                  ballot=ballot, entries=tuple(entries), commit_index=commit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_accepts())
+def test_any_accept_round_trips(msg: Accept) -> None:
+    assert from_wire(msgpack.unpackb(msgpack.packb(to_wire(msg)))) == msg

@@ -46,8 +46,10 @@ what it acknowledged before the crash, so it refuses (and does not campaign) for
 ``lease_ms + max_clock_drift_ms`` after its first tick. Lease reads are granted only when the
 leader also committed an entry of its own ballot, so its commit index is the group's.
 
-*Catch-up.* A follower reporting a hole (or no progress for ``retransmit_ms``) is resent slots
-from its match index; slots below the leader's snapshot are replaced by ``InstallSnapshot``.
+*Catch-up.* A follower reporting a hole is resent slots from its match index; one that made no
+progress for ``retransmit_ms`` is probed with a single message. Slots below the leader's
+snapshot are replaced by ``InstallSnapshot`` (not resent sooner than ``4 * retransmit_ms``).
+A joining replica commits nothing before it knows the membership (the snapshot tells it).
 
 *Membership.* A CONFIG entry ``(base, new)`` changes one voter. It governs the slots *after*
 it once it is committed: slot j is decided by the membership produced by the committed slots
@@ -61,6 +63,14 @@ majority of every membership along their merged log, which includes every chosen
 was chosen by a majority that intersects the candidate's), so phase 1 always intersects the
 quorum that chose any slot. A new voter receives slots (as a learner) from the moment the
 change is appended, and a snapshot first (the bootstrap one at index 0 tells it the membership).
+A removed voter keeps receiving heartbeats until it acknowledges one sent after the commit (or
+for an election timeout), so it learns it is out and does not campaign; a removed leader sends
+one last heartbeat with the commit index and steps down.
+
+*Known limits.* There is no pre-vote: a replica that was cut off campaigns with ever higher
+rounds, and when it reconnects its refusal of the leader's (lower) ballot makes the leader step
+down; leases keep that safe, it only costs an election. Lease reads are granted or refused at
+once (never queued): the caller retries a NOT_READY or NO_LEASE refusal.
 
 *Persistence.* State changes are returned as ``PersistAction``s in the next ``Ready``; every
 message that depends on them is in the same Ready and is sent only after they are durable.
