@@ -37,6 +37,8 @@ __all__ = [
     "check_index_keys",
     "updated_attributes",
     "key_fingerprint",
+    "refuse_if_leaderless",
+    "REPLICATION_TAG",
     "condition_paths",
     "check_key_paths",
     "check_update_index_types",
@@ -324,6 +326,18 @@ def check_update_index_types(table: TableDef, update: Any) -> None:
                     INVALID
                     + f"Type mismatch for Index Key {attr.name} Expected: {attr.type} Actual: {t} IndexName: {ix.name}"
                 )
+
+
+REPLICATION_TAG = "quorumdb:replication"
+
+
+def refuse_if_leaderless(table: TableDef, what: str) -> None:
+    """Conditions and transactions cannot be atomic on a leaderless (Dynamo-style) table."""
+    if table.tags and table.tags.get(REPLICATION_TAG) == "leaderless":
+        raise ValidationError(
+            f"{what} are not supported on table {table.name}: its replication mode is leaderless "
+            f"(tag {REPLICATION_TAG})"
+        )
 
 
 def key_fingerprint(key: Key) -> tuple[Any, ...]:

@@ -289,8 +289,8 @@ def test_backfilling_index_is_not_readable() -> None:
     import dataclasses
 
     ix = dataclasses.replace(index("late", ("g", "S")), status="CREATING", backfilling=True)
-    t = make_table("b", hash_=("pk", "S"), indexes=[ix])
-    c = Client(t)
+    c = Client(make_table("b", hash_=("pk", "S"), indexes=[ix]))
+    t = dataclasses.replace(c.db.inner.table("b"), indexes=(ix,))
     c.db.table = lambda name: t  # as the catalog shows it mid-backfill
     try:
         with pytest.raises(ValidationError, match="^Cannot read from backfilling global secondary index: late$"):

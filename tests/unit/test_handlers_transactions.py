@@ -143,3 +143,25 @@ def test_transact_get(client: Client) -> None:
     with pytest.raises(ValidationError, match="multiple operations on one item"):
         client.call("TransactGetItems", {"TransactItems": [
             {"Get": {"TableName": "t", "Key": K("a")}}, {"Get": {"TableName": "t", "Key": K("a")}}]})
+
+
+def test_leaderless_tables_refuse_conditions_and_transactions() -> None:
+    import dataclasses
+
+    c = Client(make_table("ll", hash_=("pk", "S")))
+    t = dataclasses.replace(c.db.inner.table("ll"), tags={"quorumdb:replication": "leaderless"})
+    c.db.table = lambda name: t  # the catalog as the control plane would record the tag
+    try:
+        c.call("PutItem", {"TableName": "ll", "Item": K("a")})  # plain writes are fine
+        c.call("UpdateItem", {"TableName": "ll", "Key": K("a"), "UpdateExpression": "ADD n :one",
+                              "ExpressionAttributeValues": {":one": {"N": "1"}}})
+        with pytest.raises(ValidationError, match="Conditional writes are not supported on table ll"):
+            c.call("PutItem", {"TableName": "ll", "Item": K("a"), "ConditionExpression": "attribute_exists(pk)"})
+        with pytest.raises(ValidationError, match="Conditional writes are not supported"):
+            c.call("DeleteItem", {"TableName": "ll", "Key": K("a"), "Expected": {"pk": {"Exists": True, "Value": {"S": "a"}}}})
+        with pytest.raises(ValidationError, match="Transactions are not supported on table ll"):
+            tw(c, {"Put": {"TableName": "ll", "Item": K("b")}})
+        with pytest.raises(ValidationError, match="Transactions are not supported"):
+            c.call("TransactGetItems", {"TransactItems": [{"Get": {"TableName": "ll", "Key": K("a")}}]})
+    finally:
+        c.close()

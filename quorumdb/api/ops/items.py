@@ -29,6 +29,7 @@ from quorumdb.api.common import (
     item_collection_metrics,
     key_fingerprint,
     parse_expressions,
+    refuse_if_leaderless,
     table_of,
     updated_attributes,
     validate_item_for_table,
@@ -166,6 +167,8 @@ async def put_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
     parsed = parse_expressions(req, legacy_expected=True)
     table = table_of(ctx.db, req["TableName"])
     key = validate_item_for_table(table, item)
+    if parsed.condition is not None:
+        refuse_if_leaderless(table, "Conditional writes")
     fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
     res = await ctx.db.write(
         WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, item, fail_old))
@@ -184,6 +187,8 @@ async def delete_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any
     parsed = parse_expressions(req, legacy_expected=True)
     table = table_of(ctx.db, req["TableName"])
     key = extract_key(table.key_schema, key_in, exact=True)
+    if parsed.condition is not None:
+        refuse_if_leaderless(table, "Conditional writes")
     fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
     res = await ctx.db.write(
         WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, None, fail_old))
@@ -229,6 +234,8 @@ async def update_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any
     rv = req.get("ReturnValues") or "NONE"
     table = table_of(ctx.db, req["TableName"])
     key = extract_key(table.key_schema, key_in, exact=True)
+    if parsed.condition is not None:
+        refuse_if_leaderless(table, "Conditional writes")
     update = parsed.update
     if update is not None:
         update.check_keys(table.key_schema)

@@ -30,6 +30,7 @@ from quorumdb.api.common import (
     item_collection_metrics,
     key_fingerprint,
     parse_expressions,
+    refuse_if_leaderless,
     table_of,
     validate_item_for_table,
 )
@@ -182,6 +183,7 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
         table = tables.get(name)
         if table is None:
             table = tables[name] = table_of(ctx.db, name)
+            refuse_if_leaderless(table, "Transactions")
         fail_old = p.spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
         cond = p.parsed.condition
         if p.kind == "Put":
@@ -308,6 +310,7 @@ async def transact_get_items(ctx: RequestContext, req: dict[str, Any]) -> dict[s
         table = tables.get(name)
         if table is None:
             table = tables[name] = table_of(ctx.db, name)
+            refuse_if_leaderless(table, "Transactions")
         key = extract_key(table.key_schema, key_in, exact=True)
         ident = (name, key_fingerprint(key))
         if ident in seen:
