@@ -365,3 +365,10 @@ def test_update_that_only_removes_does_not_create(client: Client) -> None:
     # On an existing item the removal applies.
     put(client, {**k("real"), "a": {"S": "1"}})
     assert upd(client, "REMOVE a", key=k("real"), ReturnValues="ALL_NEW") == {"Attributes": k("real")}
+
+
+def test_get_projection_of_nested_key_path_refused(client: Client) -> None:
+    with pytest.raises(ValidationError, match="Key attributes must be scalars; list random access '\\[\\]' and map lookup '.' are not allowed: Key: pk"):
+        client.call("GetItem", {"TableName": "t", "Key": k(), "ProjectionExpression": "pk.x"})
+    with pytest.raises(ValidationError, match="are not allowed: IndexKey: g"):
+        client.call("BatchGetItem", {"RequestItems": {"t2": {"Keys": [{"pk": {"S": "a"}}], "ProjectionExpression": "g[0]"}}})

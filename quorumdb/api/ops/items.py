@@ -285,6 +285,8 @@ async def get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
         projection = parse_expressions(req).projection
     table = table_of(ctx.db, req["TableName"])
     key = extract_key(table.key_schema, key_in, exact=True)
+    if projection is not None:
+        check_key_paths(table, projection.paths)
     consistent = bool(req.get("ConsistentRead"))
     stored = ctx.db.get(table, key, consistent=consistent)
     mode = capacity.wants_capacity(req)
@@ -338,6 +340,8 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
         table = table_of(ctx.db, name)
         schema = table.key_schema
         resolved.append((table, spec, projection, [extract_key(schema, k, exact=True) for k in keys]))
+        if projection is not None:
+            check_key_paths(table, projection.paths)
 
     mode = capacity.wants_capacity(req)
     responses: dict[str, list[Item]] = {}
