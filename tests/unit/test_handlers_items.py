@@ -247,6 +247,8 @@ def test_update_attribute_updates_legacy(client: Client) -> None:
 def test_update_without_update_creates_key_only_item(client: Client) -> None:
     assert client.call("UpdateItem", {"TableName": "t", "Key": k("new")}) == {}
     assert client.call("GetItem", {"TableName": "t", "Key": k("new")}) == {"Item": k("new")}
+    assert client.call("UpdateItem", {"TableName": "t", "Key": k("new2"), "AttributeUpdates": {}}) == {}
+    assert client.call("GetItem", {"TableName": "t", "Key": k("new2")}) == {"Item": k("new2")}
 
 
 def test_update_capacity(client: Client) -> None:

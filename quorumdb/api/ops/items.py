@@ -97,8 +97,10 @@ def update_mutator(
     has_indexes = bool(table.indexes)
     # An update that only removes never creates a missing item (DynamoDB's rule); one with
     # no actions at all creates the bare key.
-    only_removes = update is not None and all(
-        isinstance(a, (RemoveAction, DeleteAction)) for a in update.actions
+    only_removes = (
+        update is not None
+        and bool(update.actions)
+        and all(isinstance(a, (RemoveAction, DeleteAction)) for a in update.actions)
     )
 
     def mutate(old: Item | None) -> Item | None:
