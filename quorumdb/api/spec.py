@@ -314,15 +314,20 @@ class MapNode(Node):
 
 
 class StructNode(Node):
-    __slots__ = ("cls", "members", "in_collection")
+    __slots__ = ("cls", "members", "by_name", "required", "in_collection", "fast")
 
-    def __init__(self, spec: dict[str, Any], in_collection: bool) -> None:
+    def __init__(self, spec: dict[str, Any], in_collection: bool, *, fast: bool = False) -> None:
         self.cls: str = spec["c"]
         self.in_collection = in_collection
+        # Only an operation's body takes the fast path: nested fast paths could re-walk a
+        # subtree once per level on errors.
+        self.fast = fast
         self.members: list[tuple[str, str, Node, bool]] = [
             (name, name[:1].lower() + name[1:], _compile(sub, False), bool(sub.get("nn")))
             for name, sub in spec["m"]
         ]
+        self.by_name = {name: (lname, node) for name, lname, node, _ in self.members}
+        self.required = tuple(name for name, _, _, not_null in self.members if not_null)
 
     def check(self, v: Any, loc: Loc, errors: list[str]) -> Any:
         if v.__class__ is not dict:
@@ -331,6 +336,34 @@ class StructNode(Node):
             if self.in_collection:
                 raise SerializationError("Unexpected value type in payload")
             raise SerializationError("Unexpected field type")
+        if not self.fast:
+            return self._ordered(v, loc, errors)
+        # Fast path: visit only the members present (requests name few of the members a
+        # structure has). Any problem at all sends us to the ordered walk below, which
+        # reports errors in DynamoDB's member order.
+        mark = len(errors)
+        try:
+            by_name = self.by_name
+            for name, x in v.items():
+                entry = by_name.get(name)
+                if entry is None:
+                    continue
+                if x is None:
+                    raise _Slow
+                y = entry[1].check(x, (loc, 0, entry[0]), errors)
+                if y is not x:
+                    v[name] = y
+            if len(errors) == mark:
+                for name in self.required:
+                    if v.get(name) is None:
+                        raise _Slow
+                return v
+        except (_Slow, SerializationError):
+            pass
+        del errors[mark:]
+        return self._ordered(v, loc, errors)
+
+    def _ordered(self, v: dict[str, Any], loc: Loc, errors: list[str]) -> Any:
         get = v.get
         for name, lname, node, not_null in self.members:
             x = get(name)
@@ -344,6 +377,10 @@ class StructNode(Node):
             if y is not x:
                 v[name] = y
         return v
+
+
+class _Slow(Exception):
+    """Internal: leave StructNode's fast path."""
 
 
 def _compile(spec: dict[str, Any], in_collection: bool) -> Node:
@@ -374,9 +411,7 @@ class OperationSpec:
 
     def __init__(self, name: str, entry: dict[str, Any]) -> None:
         self.name = name
-        body = _compile(entry["body"], False)
-        assert isinstance(body, StructNode)
-        self.body = body
+        self.body = StructNode(entry["body"], False, fast=True)
         self.table_name_first: str | None = entry.get("tn")
 
     def validate(self, body: Any) -> dict[str, Any]:

@@ -293,3 +293,45 @@ def test_arbitrary_json_only_raises_dynamodb_errors(op: str, body: dict[str, Any
         validate(op, body)
     except (SerializationError, ValidationError) as e:
         assert e.message
+
+
+def _outcome(spec: Any, body: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        return ("ok", spec.validate(body))
+    except (SerializationError, ValidationError) as e:
+        return (e.type_name, e.message)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    op=st.sampled_from(sorted(SPECS)),
+    body=st.dictionaries(
+        st.sampled_from(
+            ["TableName", "Key", "Item", "Limit", "ReturnValues", "ConsistentRead", "KeySchema",
+             "AttributeDefinitions", "ExpressionAttributeNames", "Select", "ReturnConsumedCapacity"]
+        ),
+        json_values,
+        max_size=5,
+    ),
+)
+def test_fast_path_agrees_with_the_ordered_walk(op: str, body: dict[str, Any]) -> None:
+    import copy
+
+    from quorumdb.api.spec import OperationSpec, compile_spec
+
+    fast = SPECS[op]
+    slow = OperationSpec.__new__(OperationSpec)
+    slow.name, slow.table_name_first = fast.name, fast.table_name_first
+    slow.body = compile_spec({"ops": {op: {"body": _raw_body(op)}}})[op].body
+    slow.body.fast = False
+    assert _outcome(fast, copy.deepcopy(body)) == _outcome(slow, copy.deepcopy(body))
+
+
+def _raw_body(op: str) -> dict[str, Any]:
+    from importlib import resources
+
+    import orjson
+
+    doc = orjson.loads(resources.files("quorumdb.api").joinpath("shapes.json").read_bytes())
+    body: dict[str, Any] = doc["ops"][op]["body"]
+    return body
