@@ -574,3 +574,26 @@ def test_projection_errors(ddb: Any, table: str, projection: str, names: dict[st
         kwargs["ExpressionAttributeNames"] = names
     with expect_error("ValidationException", message):
         ddb.get_item(TableName=table, Key={"pk": {"S": "x"}}, **kwargs)
+
+
+def test_expression_parameter_errors_per_operation(ddb: Any, table: str) -> None:
+    key = {"pk": {"S": "param-errors"}}
+    with expect_error("ValidationException", "Invalid UpdateExpression: The expression can not be empty;"):
+        ddb.update_item(TableName=table, Key=key, UpdateExpression="")
+    with expect_error("ValidationException", "Invalid ProjectionExpression: The expression can not be empty;"):
+        ddb.get_item(TableName=table, Key=key, ProjectionExpression="")
+    with expect_error("ValidationException", 'ExpressionAttributeNames contains invalid key: Syntax error; key: "name"'):
+        ddb.get_item(TableName=table, Key=key, ProjectionExpression="#n", ExpressionAttributeNames={"name": "n"})
+    with expect_error(
+        "ValidationException",
+        "ExpressionAttributeValues can only be specified when using expressions: "
+        "UpdateExpression and ConditionExpression are null",
+    ):
+        ddb.update_item(TableName=table, Key=key, ExpressionAttributeValues={":v": {"S": "v"}})
+    with expect_error("ValidationException", "ExpressionAttributeNames can only be specified when using expressions"):
+        ddb.get_item(TableName=table, Key=key, ExpressionAttributeNames={"#n": "n"})
+    with expect_error("ValidationException", "The provided key element does not match the schema"):
+        ddb.update_item(
+            TableName=table, Key={**key, "extra": {"S": "x"}}, UpdateExpression="SET a = :v",
+            ExpressionAttributeValues={":v": {"S": "v"}},
+        )
