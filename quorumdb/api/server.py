@@ -19,6 +19,7 @@ gracefully on SIGINT/SIGTERM. This module never interprets request bodies itself
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import os
@@ -580,6 +581,10 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        # Everything loaded so far (modules, specs, the catalog) lives for the whole process:
+        # keep it out of the garbage collector's full passes.
+        gc.collect()
+        gc.freeze()
         where = "in memory" if path is None else f"data: {path}, LMDB"
         (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
         await stop.wait()

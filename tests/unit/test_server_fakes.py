@@ -26,6 +26,7 @@ class CatalogDataPlane:
         self.next_id = 1
         self.started = False
         self.closed = False
+        self.gate: asyncio.Event | None = None  # when set, CreateTable waits for it
 
     def table(self, name: str) -> TableDef:
         try:
@@ -44,6 +45,8 @@ class CatalogDataPlane:
         loop.call_later(0.001, fut.set_result, None)
         await fut
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
         if table.name in self.tables:
             raise ResourceInUseError(f"Table already exists: {table.name}")
         table = dataclasses.replace(table, table_id=self.next_id)

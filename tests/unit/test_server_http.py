@@ -351,3 +351,41 @@ def test_half_closed_client_still_gets_its_answer(srv: ThreadedServer) -> None:
         r = rd.read()
         assert r.status == 200
         assert rd.closed()
+
+
+def test_graceful_close_finishes_in_flight_requests() -> None:
+    import asyncio
+    import time
+
+    with ThreadedServer() as s:
+        assert s.server is not None
+
+        async def make_gate() -> asyncio.Event:
+            return asyncio.Event()
+
+        gate = s.run(make_gate())
+        s.db.gate = gate
+        with connect(s) as sock:
+            sock.sendall(request("CreateTable", create_body("inflight")))
+            deadline = time.monotonic() + 10
+            while s.server.inflight == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            closing = asyncio.run_coroutine_threadsafe(s.server.close(timeout_s=10), s.loop)
+            while True:  # wait until the server stopped listening
+                try:
+                    socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
+                except OSError:
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert not closing.done()  # still waiting for the request in flight
+            s.loop.call_soon_threadsafe(gate.set)
+            rd = Reader(sock)
+            r = rd.read()
+            assert r.status == 200
+            assert r.headers.get("connection") == "close"
+            assert rd.closed()
+            closing.result(10)
+        assert "inflight" in s.db.tables
+        s.server = _Noop()  # type: ignore[assignment]
