@@ -19,7 +19,12 @@ from typing import Any
 from quorumdb.errors import ResourceNotFoundError, ValidationError
 from quorumdb.expr import ExpressionContext, legacy
 from quorumdb.expr.ast import Literal, Path
-from quorumdb.model.keys import extract_key
+from quorumdb.model.keys import (
+    HASH_KEY_SIZE_MAX,
+    RANGE_KEY_SIZE_MAX,
+    extract_key,
+    key_value_size,
+)
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import Item, Key
 from quorumdb.model.values import validate_item
@@ -248,6 +253,19 @@ def check_index_keys(table: TableDef, item: Item) -> None:
             v = av.get(attr.type)
             if v is None or v == "":
                 raise _index_key_error(ix, attr.name, attr.type, av)
+            if attr.type != "N":
+                is_hash = attr is ks.hash
+                limit = HASH_KEY_SIZE_MAX if is_hash else RANGE_KEY_SIZE_MAX
+                # A character is at most 4 UTF-8 bytes and base64 text is longer than its bytes.
+                if len(v) * (4 if attr.type == "S" else 1) > limit and key_value_size(attr.type, v) > limit:
+                    raise ValidationError(
+                        INVALID
+                        + (
+                            f"Size of hashkey has exceeded the maximum size limit of{HASH_KEY_SIZE_MAX} bytes"
+                            if is_hash
+                            else f"Aggregated size of all range keys has exceeded the size limit of {RANGE_KEY_SIZE_MAX} bytes"
+                        )
+                    )
 
 
 def updated_attributes(item: Item | None, update: Any) -> Item:

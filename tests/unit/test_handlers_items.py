@@ -374,3 +374,17 @@ def test_get_projection_of_nested_key_path_refused(client: Client) -> None:
         client.call("GetItem", {"TableName": "t", "Key": k(), "ProjectionExpression": "pk.x"})
     with pytest.raises(ValidationError, match="are not allowed: IndexKey: g"):
         client.call("BatchGetItem", {"RequestItems": {"t2": {"Keys": [{"pk": {"S": "a"}}], "ProjectionExpression": "g[0]"}}})
+
+
+def test_index_key_size_limits(client: Client) -> None:
+    with pytest.raises(ValidationError, match="Size of hashkey has exceeded the maximum size limit of2048 bytes"):
+        put(client, {"pk": {"S": "a"}, "g": {"S": "é" * 1025}}, table="t2")
+    assert put(client, {"pk": {"S": "a"}, "g": {"S": "é" * 1024}}, table="t2") == {}
+    c = Client(make_table("r", hash_=("pk", "S"), indexes=[index("byr", ("h", "S"), ("r", "S"))]))
+    try:
+        with pytest.raises(ValidationError, match="Aggregated size of all range keys has exceeded the size limit of 1024 bytes"):
+            c.call("UpdateItem", {"TableName": "r", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET r = :v",
+                                  "ExpressionAttributeValues": {":v": {"S": "x" * 1025}}})
+        assert c.call("GetItem", {"TableName": "r", "Key": {"pk": {"S": "a"}}}) == {}
+    finally:
+        c.close()
