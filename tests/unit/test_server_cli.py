@@ -47,10 +47,12 @@ def post(port: int, op: str, body: dict[str, object]) -> dict[str, object]:
 def stop(proc: subprocess.Popen[bytes], sig: int) -> int:
     proc.send_signal(sig)
     try:
-        return proc.wait(timeout=20)
+        proc.communicate(timeout=20)
+        return proc.returncode
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
 
 
 def test_serve_in_memory_announces_the_real_port_and_exits_cleanly(tmp_path: Path) -> None:
