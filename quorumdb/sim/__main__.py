@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(seed)
         if quiet or seeds > 1:
             print(f"seed={seed} {'PASS' if report.ok else 'FAIL'} ops={report.ops} commits={report.commits} "
-                  f"faults={sum(v for k, v in report.faults.items() if k in ('crash', 'pause', 'partition'))} "
+                  f"faults={sum(v for k, v in report.faults.items() if k in ('crash', 'pause', 'partition', 'power_loss'))} "
                   f"trace={report.trace_hash} wall={elapsed:.2f}s", flush=True)
             if not report.ok:
                 print(report.summary(), flush=True)

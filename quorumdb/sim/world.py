@@ -84,6 +84,7 @@ class SimConfig:
     crash_weight: float = 1.0
     pause_weight: float = 1.0
     partition_weight: float = 1.0
+    power_loss_weight: float = 0.2  # every node crashes at once (unsynced writes lost everywhere)
     downtime_ms_max: float = 4000.0
     drift_ppm_max: float = 20_000.0  # 2%: within PaxosConfig.max_clock_drift_ms over a lease
     fsync_ms_min: float = 0.2
@@ -96,6 +97,9 @@ class SimConfig:
     liveness_bound_ms: float = 15_000.0
     catch_up_ms: float = 5_000.0  # after faults stop, every replica must apply what was committed by then
     unsafe_commit_without_majority: bool = False
+    # TEST ONLY: the driver breaks "persist before send": it sends, applies and replies before
+    # the fsync completes, so a crash can forget what a quorum was counted on.
+    unsafe_send_before_sync: bool = False
 
     def settings(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -415,7 +419,8 @@ class World:
 
     def _flush(self, nid: str) -> None:
         node = self.nodes[nid]
-        while node.up and node.pending_readies and node.pending_readies[0][0] <= node.synced_seq:
+        synced = node.written_seq if self.config.unsafe_send_before_sync else node.synced_seq
+        while node.up and node.pending_readies and node.pending_readies[0][0] <= synced:
             _, ready = node.pending_readies.popleft()
             self._handle_ready(nid, ready)
         # Compact only with the pipeline empty, so the snapshot is of the replica's applied index
@@ -551,8 +556,8 @@ class World:
         if not self.fault_phase:
             return
         c = self.config
-        kinds = ["crash", "pause", "partition"]
-        weights = [c.crash_weight, c.pause_weight, c.partition_weight]
+        kinds = ["crash", "pause", "partition", "power_loss"]
+        weights = [c.crash_weight, c.pause_weight, c.partition_weight, c.power_loss_weight]
         if sum(weights) > 0:
             kind = self.rng.choices(kinds, weights)[0]
             up = [n for n in self.node_ids if self.nodes[n].up and not self.nodes[n].paused]
@@ -569,6 +574,12 @@ class World:
                 self.faults["pause"] += 1
                 self._trace_event("pause", victim)
                 self.schedule(self.rng.uniform(50, c.downtime_ms_max), "resume", victim)
+            elif kind == "power_loss":
+                self.faults["power_loss"] += 1
+                for nid in self.node_ids:
+                    if self.nodes[nid].up:
+                        self._crash(nid)
+                        self.schedule(self.rng.uniform(50, c.downtime_ms_max), "restart", nid)
             elif kind == "partition":
                 if self.rng.random() < 0.5:
                     leader = self._current_leader() or self.rng.choice(self.node_ids)

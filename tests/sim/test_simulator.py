@@ -80,6 +80,31 @@ def test_broken_core_is_caught_within_ten_seeds() -> None:
     assert caught, "commit-without-majority survived 10 seeds unnoticed"
 
 
+def slow_disk(seed: int, steps: int, *, unsafe_send_before_sync: bool = False) -> SimConfig:
+    """fsync slower than a network round trip, and whole-cluster power losses."""
+    return SimConfig(seed=seed, steps=steps, fsync_ms_min=20.0, fsync_ms_max=60.0, delay_ms_max=5.0,
+                     power_loss_weight=1.0, unsafe_send_before_sync=unsafe_send_before_sync)
+
+
+def test_slow_disk_and_power_losses_keep_every_invariant() -> None:
+    lost = 0
+    for seed in range(4):
+        report = run(slow_disk(seed, FAST_STEPS * 2))
+        assert report.ok, report.summary()
+        lost += report.faults.get("lost_unsynced_writes", 0)
+    assert lost > 0, "no crash ever hit an unsynced write"
+
+
+def test_driver_sending_before_fsync_is_caught_within_twenty_seeds() -> None:
+    """The simulated disk has teeth: break "persist before send" and power losses lose commits."""
+    for seed in range(20):
+        report = run(slow_disk(seed, 20_000, unsafe_send_before_sync=True))
+        if not report.ok:
+            assert not report.log_safety_ok, report.summary()
+            return
+    raise AssertionError("sending before fsync survived 20 seeds unnoticed")
+
+
 def test_disk_loses_only_unsynced_writes() -> None:
     d = SimDisk()
     d.put("a", 1)
