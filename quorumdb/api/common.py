@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quorumdb.errors import ResourceNotFoundError, ValidationError
-from quorumdb.expr import ExpressionContext, legacy
+from quorumdb.expr import ExpressionContext, Update, legacy
 from quorumdb.expr.ast import Literal, Path
 from quorumdb.model.keys import (
     HASH_KEY_SIZE_MAX,
@@ -27,7 +27,6 @@ from quorumdb.model.keys import (
 )
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import Item, Key
-from quorumdb.model.values import validate_item
 
 __all__ = [
     "MAX_ITEM_BYTES",
@@ -37,7 +36,6 @@ __all__ = [
     "check_duplicate_names",
     "Parsed",
     "parse_expressions",
-    "validate_key",
     "validate_item_for_table",
     "check_index_keys",
     "updated_attributes",
@@ -209,11 +207,6 @@ def parse_expressions(
     )
 
 
-def validate_key(table: TableDef, key: Item) -> Key:
-    """A request's Key: values valid, exactly the table's key attributes with their types."""
-    return extract_key(table.key_schema, validate_item(key), exact=True)
-
-
 def validate_item_for_table(table: TableDef, item: Item) -> Key:
     """An already value-validated item against the table: primary key, index key types.
 
@@ -268,27 +261,11 @@ def check_index_keys(table: TableDef, item: Item) -> None:
                     )
 
 
-def updated_attributes(item: Item | None, update: Any) -> Item:
-    """The attributes an update touched, as found in ``item`` (UPDATED_OLD / UPDATED_NEW).
-
-    DynamoDB returns the updated paths; we return each touched top-level attribute, narrowed to
-    the touched paths when the update can project them.
-    """
+def updated_attributes(item: Item | None, update: Update) -> Item:
+    """The paths an update touched, as found in ``item`` (ReturnValues UPDATED_OLD / UPDATED_NEW)."""
     if not item:
         return {}
-    project = getattr(update, "project_updated", None)
-    if project is not None:
-        out: Item = project(item)
-        return out
-    paths = getattr(update, "updated_paths", ())
-    out = {}
-    for p in paths:
-        head = p if isinstance(p, str) else p[0]
-        if isinstance(head, str):
-            v = item.get(head)
-            if v is not None:
-                out[head] = v
-    return out
+    return update.project_updated(item)
 
 
 def condition_paths(condition: Any) -> list[tuple[str | int, ...]]:
