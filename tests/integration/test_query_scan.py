@@ -418,3 +418,59 @@ def test_consistent_read_scan_sees_latest_write(ddb: Any, scan_table: str) -> No
         assert [i["pk"] for i in items] == [key["pk"]]
     finally:
         ddb.delete_item(TableName=scan_table, Key=key)
+
+
+# --------------------------------------------------------------------------- key encoding edges
+
+
+def test_composite_keys_never_collide(ddb: Any, make_table: TableFactory) -> None:
+    table = make_table(("pk", "S"), ("sk", "S"))
+    pairs = [("a", "bc"), ("ab", "c"), ("a\u0000", "x"), ("a", "\u0000x"), ("a", ""), ("", "a")]
+    for pk, sk in pairs:
+        if pk == "" or sk == "":
+            with expect_error("ValidationException", "The AttributeValue for a key attribute cannot contain an empty string value"):
+                ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": sk}})
+            continue
+        ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": sk}, "tag": {"S": f"{pk!r}/{sk!r}"}})
+    got = query_all(ddb, table, **pk_is("a"))
+    assert [(i["pk"]["S"], i["sk"]["S"]) for i in got] == [("a", "\u0000x"), ("a", "bc")]
+    assert [(i["pk"]["S"], i["sk"]["S"]) for i in query_all(ddb, table, **pk_is("ab"))] == [("ab", "c")]
+    assert [(i["pk"]["S"], i["sk"]["S"]) for i in query_all(ddb, table, **pk_is("a\u0000"))] == [("a\u0000", "x")]
+    items, _ = collect_pages(ddb.scan, TableName=table)
+    assert len(items) == 4
+
+
+def test_number_composite_keys_and_canonical_hash_keys(ddb: Any, make_table: TableFactory) -> None:
+    table = make_table(("pk", "N"), ("sk", "N"))
+    ddb.put_item(TableName=table, Item={"pk": {"N": "1"}, "sk": {"N": "23"}})
+    ddb.put_item(TableName=table, Item={"pk": {"N": "12"}, "sk": {"N": "3"}})
+    ddb.put_item(TableName=table, Item={"pk": {"N": "10.0"}, "sk": {"N": "-0.50"}, "v": {"S": "first"}})
+    # The same numbers written differently address the same item.
+    got = ddb.get_item(TableName=table, Key={"pk": {"N": "1e1"}, "sk": {"N": "-5E-1"}}, ConsistentRead=True)["Item"]
+    assert got == {"pk": {"N": "10"}, "sk": {"N": "-0.5"}, "v": {"S": "first"}}
+    q = ddb.query(TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"N": "0010"}})
+    assert q["Items"] == [got]
+    q = ddb.query(TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"N": "1"}})
+    assert [i["sk"]["N"] for i in q["Items"]] == ["23"]
+
+
+def test_unicode_is_not_normalized(ddb: Any, make_table: TableFactory) -> None:
+    table = make_table(("pk", "S"))
+    ddb.put_item(TableName=table, Item={"pk": {"S": "\u00e9"}, "form": {"S": "composed"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "e\u0301"}, "form": {"S": "decomposed"}})
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "\u00e9"}})["Item"]["form"] == {"S": "composed"}
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "e\u0301"}})["Item"]["form"] == {"S": "decomposed"}
+
+
+def test_begins_with_at_the_top_of_the_byte_range(ddb: Any, b_table: str, make_table: TableFactory) -> None:
+    got = query_all(ddb, b_table, **pk_is("p", _cond=" AND begins_with(sk, :a)", **{":a": {"B": b"\xff"}}))
+    assert [i["sk"]["B"] for i in got] == [b"\xff", b"\xff\x00"]
+    got = query_all(ddb, b_table, **pk_is("p", _cond=" AND begins_with(sk, :a)", **{":a": {"B": b"\xff\xff"}}))
+    assert got == []
+    table = make_table(("pk", "S"), ("sk", "S"))
+    keys = ["\U0010ffff", "\U0010ffffa", "\U0010fffe", "\uffff", "\uffffz", "ÿ", "ÿÿ", "z"]
+    for k in keys:
+        ddb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": k}})
+    for prefix in ("\U0010ffff", "\uffff", "ÿ", "z"):
+        got = query_all(ddb, table, **pk_is("p", _cond=" AND begins_with(sk, :a)", **{":a": {"S": prefix}}))
+        assert [i["sk"]["S"] for i in got] == sorted((k for k in keys if k.startswith(prefix)), key=lambda s: s.encode())
