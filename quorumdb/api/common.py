@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quorumdb.errors import ResourceNotFoundError, ValidationError
-from quorumdb.expr import ExpressionContext, Update, legacy
+from quorumdb.expr import Condition, ExpressionContext, KeyCondition, Projection, Update, legacy
 from quorumdb.expr.ast import Literal, Path
 from quorumdb.model.keys import (
     HASH_KEY_SIZE_MAX,
@@ -109,13 +109,17 @@ def check_duplicate_names(names: Sequence[str] | None) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Parsed:
-    """The compiled expressions of one request (None where absent)."""
+    """The compiled expressions of one request (None where absent).
 
-    condition: Any = None
-    update: Any = None
-    key_condition: Any = None
-    filter: Any = None
-    projection: Any = None
+    ``key_condition`` is a plain ``Condition`` when parsed without a key schema (Query converts
+    it once the table or index is known), else a ``KeyCondition``.
+    """
+
+    condition: Condition | None = None
+    update: Update | None = None
+    key_condition: Condition | KeyCondition | None = None
+    filter: Condition | None = None
+    projection: Projection | None = None
 
 
 _EMPTY = Parsed()
@@ -145,11 +149,11 @@ def parse_expressions(
     names = req.get("ExpressionAttributeNames")
     values = req.get("ExpressionAttributeValues")
 
-    condition: Any = None
-    update: Any = None
-    key_condition: Any = None
-    filt: Any = None
-    projection: Any = None
+    condition: Condition | None = None
+    update: Update | None = None
+    key_condition: Condition | KeyCondition | None = None
+    filt: Condition | None = None
+    projection: Projection | None = None
     if (
         upd_t is not None
         or cond_t is not None
