@@ -388,3 +388,32 @@ def test_index_key_size_limits(client: Client) -> None:
         assert c.call("GetItem", {"TableName": "r", "Key": {"pk": {"S": "a"}}}) == {}
     finally:
         c.close()
+
+
+def test_batch_write_throttled_requests_come_back_unprocessed(client: Client) -> None:
+    from quorumdb.errors import ProvisionedThroughputExceededError
+
+    inner = client.db.inner
+
+    async def throttle_odd(ops: Any) -> list[Any]:
+        done = await inner.write_many([op for i, op in enumerate(ops) if i % 2 == 0])
+        return [done[i // 2] if i % 2 == 0 else ProvisionedThroughputExceededError("slow down") for i in range(len(ops))]
+
+    client.db.write_many = throttle_odd
+    reqs = [{"PutRequest": {"Item": k(str(i))}} for i in range(4)]
+    out = client.call("BatchWriteItem", {"RequestItems": {"t": reqs}})
+    assert out["UnprocessedItems"] == {"t": [reqs[1], reqs[3]]}
+    assert client.call("GetItem", {"TableName": "t", "Key": k("0")}) == {"Item": k("0")}
+    assert client.call("GetItem", {"TableName": "t", "Key": k("1")}) == {}
+
+
+def test_update_condition_failure_returns_old_item_when_asked(client: Client) -> None:
+    put(client, {**k(), "v": {"N": "1"}})
+    with pytest.raises(ConditionalCheckFailedError) as ei:
+        upd(client, "SET v = :v", {":v": {"N": "2"}, ":x": {"N": "5"}}, ConditionExpression="v = :x",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    assert ei.value.item == {**k(), "v": {"N": "1"}}
+    with pytest.raises(ConditionalCheckFailedError) as ei:
+        client.call("DeleteItem", {"TableName": "t", "Key": k(), "Expected": {"v": {"Value": {"N": "9"}}},
+                                   "ReturnValuesOnConditionCheckFailure": "ALL_OLD"})
+    assert ei.value.item == {**k(), "v": {"N": "1"}}

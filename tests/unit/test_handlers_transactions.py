@@ -165,3 +165,14 @@ def test_leaderless_tables_refuse_conditions_and_transactions() -> None:
             c.call("TransactGetItems", {"TransactItems": [{"Get": {"TableName": "ll", "Key": K("a")}}]})
     finally:
         c.close()
+
+
+def test_transaction_size_limit(client: Client) -> None:
+    big = {"S": "x" * 390_000}
+    items = [{"Put": {"TableName": "t", "Item": {"pk": {"S": f"b{i}"}, "v": big}}} for i in range(11)]
+    before = client.db.writes
+    with pytest.raises(ValidationError, match="4 MB"):
+        tw(client, *items)
+    assert client.db.writes == before
+    tw(client, *items[:10])
+    assert get(client, "b9") is not None
