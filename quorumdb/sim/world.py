@@ -297,6 +297,8 @@ class World:
         if stored.snapshot is not None and stored.snapshot.data:
             node.kv.restore(stored.snapshot.data)
         node.kv.applied_index = snap_index
+        if stored.snapshot is not None:
+            self.log_safety.observe_snapshot(nid, snap_index, node.kv.digest(), self.oracle_digests.get(snap_index))
         node.compacted_index = snap_index
         node.compact_wanted = False
         node.replica = Replica(
@@ -319,10 +321,6 @@ class World:
         self.faults["crash"] += 1
         self.faults["lost_unsynced_writes"] += lost
         self._trace_event("crash", nid, lost)
-
-    def alive(self, nid: str) -> bool:
-        node = self.nodes[nid]
-        return node.up and not node.paused
 
     def _on_tick(self, payload: tuple[str, int]) -> None:
         nid, inc = payload
