@@ -130,3 +130,19 @@ def test_batch_get_response_over_16_mb_returns_unprocessed_keys(ddb: Any, make_t
     assert len(returned) * 390_000 <= 16 * 1024 * 1024
     assert returned | unprocessed == {f"big{i}" for i in range(45)}
     assert not returned & unprocessed
+
+
+def test_batch_write_of_ten_megabytes(ddb: Any, make_table: TableFactory) -> None:
+    table = make_table(("pk", "S"))
+    big = "y" * 390_000
+    pending: dict[str, Any] = {table: [{"PutRequest": {"Item": {"pk": {"S": f"w{i}"}, "d": {"S": big}}}} for i in range(25)]}
+    for _ in range(20):
+        pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        if not pending:
+            break
+    assert not pending
+    got = ddb.batch_get_item(RequestItems={table: {"Keys": [{"pk": {"S": f"w{i}"}} for i in range(25)],
+                                                   "ProjectionExpression": "pk", "ConsistentRead": True}})
+    keys = {i["pk"]["S"] for i in got["Responses"][table]}
+    unprocessed = {k["pk"]["S"] for k in got["UnprocessedKeys"].get(table, {}).get("Keys", [])}
+    assert keys | unprocessed == {f"w{i}" for i in range(25)}

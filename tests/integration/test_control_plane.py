@@ -386,6 +386,9 @@ def test_time_to_live_expirer_deletes_expired_items(make_table: TableFactory, dd
         "expired_decimal": {"N": f"{now - 30}.5"},
         "future": {"N": str(now + 3600)},
         "not_a_number": {"S": str(now - 60)},
+        "number_set": {"NS": [str(now - 60)]},
+        # DynamoDB ignores expiry times more than five years in the past.
+        "ancient": {"N": str(now - 6 * 365 * 24 * 3600)},
         "no_attribute": None,
     }
     for pk, expires in items.items():
@@ -401,7 +404,7 @@ def test_time_to_live_expirer_deletes_expired_items(make_table: TableFactory, dd
         if not remaining & {"expired", "expired_decimal"}:
             break
         time.sleep(0.5)
-    assert remaining == {"future", "not_a_number", "no_attribute"}
+    assert remaining == {"future", "not_a_number", "number_set", "ancient", "no_attribute"}
 
 
 def test_recreated_table_starts_empty(ddb: Any) -> None:
