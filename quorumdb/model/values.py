@@ -60,6 +60,8 @@ DUP_BS = "One or more parameter values were invalid: Input collection {items}of 
 TOO_DEEP = "Nesting Levels have exceeded supported limits"
 # Not checked by dynalite; wording chosen to match DynamoDB's other parameter errors.
 EMPTY_NAME = "One or more parameter values are not valid. The attribute name cannot be empty"
+NAME_TOO_LONG = "One or more parameter values were invalid: Attribute name is too large, must be less than 65536 bytes"
+NAME_BYTES_MAX = 65535
 EXPRESSION_VALUES_ERROR = "ExpressionAttributeValues contains invalid value: {msg} for key {key}"
 
 _AV_CLASS = "com.amazonaws.dynamodb.v20120810.AttributeValue"
@@ -377,8 +379,12 @@ def validate_attribute_map(
     out: dict[str, AttributeValue] | None = None
     try:
         for name, av in m.items():
-            if check_names and not name:
-                raise _Rule(EMPTY_NAME)
+            if check_names:
+                if not name:
+                    raise _Rule(EMPTY_NAME)
+                # Cheap length test first: a str of n characters has at most 4n UTF-8 bytes.
+                if len(name) > NAME_BYTES_MAX // 4 and len(name.encode()) > NAME_BYTES_MAX:
+                    raise _Rule(NAME_TOO_LONG)
             try:
                 c = _walk(av, 0, True, False)
             except _Rule as rule:
