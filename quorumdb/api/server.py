@@ -74,6 +74,7 @@ _TOO_LARGE_BODY = (
     b'"message":"Request payload exceeds the maximum of 16777216 bytes"}'
 )
 _INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
+_CORS_HEADERS = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: x-amzn-RequestId,x-amz-crc32\r\n"
 _BAD_REQUEST_BODY = b'{"__type":"com.amazon.coral.service#SerializationException","message":"Malformed HTTP request"}'
 
 # Request kinds queued on a connection.
@@ -119,6 +120,8 @@ class HttpProtocol(asyncio.Protocol):
         self.loop = server.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
+        self.rid_prefix = server.ids.prefix
+        self.rid_counter = server.ids.counter
         self.queue: deque[_Request] = deque()
         self.busy = False  # a dispatched request has not been answered yet
         self.task: asyncio.Task[None] | None = None
@@ -273,9 +276,14 @@ class HttpProtocol(asyncio.Protocol):
         method = self.parser.get_method()
         keep_alive = self.parser.should_keep_alive() and not self.closing_after_idle
         if method == b"POST":
-            req = _Request(_DISPATCH, keep_alive)
             parts = self.body_parts
-            req.body = parts[0] if len(parts) == 1 else b"".join(parts)
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            self.body_parts = []
+            if not self.busy and not self.queue:
+                self._dispatch_now(body, keep_alive)
+                return
+            req = _Request(_DISPATCH, keep_alive)
+            req.body = body
             req.target = self.target
             req.json_ct = self.json_ct
         elif method == b"GET" or method == b"HEAD":
@@ -321,12 +329,37 @@ class HttpProtocol(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
 
+    def _dispatch_now(self, body: bytes, keep_alive: bool) -> None:
+        """The common case: nothing queued, so answer this request right away (no queue entry)."""
+        rid = f"{self.rid_prefix}{next(self.rid_counter):012X}"
+        coro = self.dispatcher.handle(self.target, body, rid)
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            status, out = done.value
+            ct = _CT_JSON if self.json_ct else _CT_AMZ
+            extra = _CORS_HEADERS if self.origin else b""
+            self._send(status, out, rid, keep_alive, ct, extra)
+            if self.reading_paused or self.deferred_continue or self.closing_after_idle:
+                self._idle()
+            return
+        except BaseException:
+            log.exception("request %s failed outside the dispatcher", rid)
+            self._send(500, _INTERNAL_BODY, rid, keep_alive, _CT_AMZ, _CORS_HEADERS if self.origin else b"")
+            return
+        req = _Request(_DISPATCH, keep_alive)
+        req.json_ct = self.json_ct
+        req.origin = self.origin
+        self.busy = True
+        self.server.inflight += 1
+        self.task = self.loop.create_task(self._finish(coro, waiting, req, rid))
+
     def _run_queue(self) -> None:
         queue = self.queue
         while queue and not self.busy and not self.closed:
             req = queue.popleft()
             if req.kind == _DISPATCH:
-                rid = self.server.ids.next()
+                rid = f"{self.rid_prefix}{next(self.rid_counter):012X}"
                 coro = self.dispatcher.handle(req.target, req.body, rid)
                 try:
                     waiting = coro.send(None)
@@ -342,7 +375,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.server.inflight += 1
                 self.task = self.loop.create_task(self._finish(coro, waiting, req, rid))
                 return
-            rid = self.server.ids.next()
+            rid = f"{self.rid_prefix}{next(self.rid_counter):012X}"
             if req.kind == _HEALTH:
                 self._respond(req, 200, _HEALTH_BODY, rid, content_type=b"text/plain")
             elif req.kind == _PREFLIGHT:
@@ -357,7 +390,8 @@ class HttpProtocol(asyncio.Protocol):
             self._update_reading()
 
     def _idle(self) -> None:
-        self._update_reading()
+        if self.reading_paused:
+            self._update_reading()
         if self.deferred_continue and self.in_message and self.transport is not None and not self.closed:
             self.deferred_continue = False
             self.transport.write(_CONTINUE)
@@ -402,14 +436,11 @@ class HttpProtocol(asyncio.Protocol):
             self._run_queue()
 
     def _respond(self, req: _Request, status: int, body: bytes, rid: str, content_type: bytes | None = None) -> None:
-        transport = self.transport
-        if transport is None or self.closed:
-            return
         if content_type is None:
             content_type = _CT_JSON if req.json_ct else _CT_AMZ
         extra = b""
         if req.origin:
-            extra = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: x-amzn-RequestId,x-amz-crc32\r\n"
+            extra = _CORS_HEADERS
             if req.kind == _PREFLIGHT and req.cors is not None:
                 hdrs, meth = req.cors
                 if hdrs:
@@ -417,8 +448,24 @@ class HttpProtocol(asyncio.Protocol):
                 if meth:
                     extra += b"Access-Control-Allow-Methods: " + meth + b"\r\n"
                 extra += b"Access-Control-Max-Age: 172800\r\n"
-        keep_alive = req.keep_alive and not (self.closing_after_idle and not self.queue)
-        if not keep_alive:
+        self._send(status, body, rid, req.keep_alive, content_type, extra, req.head_only, req.kind == _REJECT)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        rid: str,
+        keep_alive: bool,
+        content_type: bytes,
+        extra: bytes,
+        head_only: bool = False,
+        refused: bool = False,
+    ) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if not keep_alive or (self.closing_after_idle and not self.queue):
+            keep_alive = False
             extra += b"Connection: close\r\n"
         head = b"%sContent-Type: %s\r\nContent-Length: %d\r\nx-amzn-RequestId: %s\r\nx-amz-crc32: %d\r\n%s\r\n" % (
             _STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status,
@@ -428,7 +475,7 @@ class HttpProtocol(asyncio.Protocol):
             zlib.crc32(body),
             extra,
         )
-        if req.head_only:
+        if head_only:
             transport.write(head)
         elif len(body) <= SMALL_BODY_BYTES:
             transport.write(head + body)
@@ -437,7 +484,7 @@ class HttpProtocol(asyncio.Protocol):
         if not keep_alive:
             self.stop_reading = True
             self.queue.clear()
-            if req.kind == _REJECT and transport.can_write_eof():
+            if refused and transport.can_write_eof():
                 # Lingering close: the client may still be sending what we refused; closing
                 # now would reset the connection and could destroy the answer before it is
                 # read. Send FIN, discard what still arrives, close when the client does.
