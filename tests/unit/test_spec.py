@@ -335,3 +335,21 @@ def _raw_body(op: str) -> dict[str, Any]:
     doc = orjson.loads(resources.files("quorumdb.api").joinpath("shapes.json").read_bytes())
     body: dict[str, Any] = doc["ops"][op]["body"]
     return body
+
+
+def test_committed_shapes_match_the_generator() -> None:
+    import importlib.util
+    from importlib import resources
+    from pathlib import Path
+
+    import orjson
+
+    pytest.importorskip("botocore")
+    path = Path(__file__).resolve().parents[2] / "tools" / "gen_shapes.py"
+    mod_spec = importlib.util.spec_from_file_location("gen_shapes", path)
+    assert mod_spec is not None and mod_spec.loader is not None
+    gen = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(gen)
+    committed = orjson.loads(resources.files("quorumdb.api").joinpath("shapes.json").read_bytes())
+    fresh = gen.build_doc()
+    assert fresh["ops"] == committed["ops"], "run tools/gen_shapes.py and commit quorumdb/api/shapes.json"
