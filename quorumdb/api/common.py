@@ -348,11 +348,20 @@ def key_fingerprint(key: Key) -> tuple[Any, ...]:
     return tuple(sorted((n, t, v) for n, av in key.items() for t, v in av.items()))
 
 
-def item_collection_metrics(table: TableDef, key: Key, req: Mapping[str, Any]) -> dict[str, Any] | None:
-    """ItemCollectionMetrics for ReturnItemCollectionMetrics=SIZE on tables with an LSI."""
+def item_collection_metrics(
+    table: TableDef, key: Key, req: Mapping[str, Any], size: int | None = None
+) -> dict[str, Any] | None:
+    """ItemCollectionMetrics for ReturnItemCollectionMetrics=SIZE on tables with an LSI.
+
+    ``size`` is the collection's size in bytes (``WriteResult.collection_size``); the estimate
+    is the whole-GB range around it, as DynamoDB reports it (``[0.0, 1.0]`` below 1 GB)."""
     if req.get("ReturnItemCollectionMetrics") != "SIZE":
         return None
     if not any(ix.local for ix in table.indexes):
         return None
     h = table.key_schema.hash.name
-    return {"ItemCollectionKey": {h: key[h]}, "SizeEstimateRangeGB": [0.0, 1.0]}
+    lower = float(max(size or 0, 0) // _GB)
+    return {"ItemCollectionKey": {h: key[h]}, "SizeEstimateRangeGB": [lower, lower + 1.0]}
+
+
+_GB = 1024**3

@@ -57,6 +57,13 @@ class WriteResult:
     new_size: int
     # Sizes of index entries written/removed per index name, for ConsumedCapacity INDEXES.
     index_writes: dict[str, int] | None = None
+    # Tables with a local secondary index: the size in bytes of the item's collection (items
+    # sharing its partition key, plus their LSI entries) after the write (after the whole
+    # transaction in ``transact_write``). None for tables without an LSI.
+    collection_size: int | None = None
+    # ``transact_write`` with a token already committed: nothing was written; ``new_size`` is
+    # the size the first run wrote, ``old``/``new`` are None.
+    replayed: bool = False
 
 
 class StoredItem(Protocol):
@@ -127,9 +134,18 @@ class DataPlane(Protocol):
         """Independent mutations (BatchWriteItem): each applies or fails on its own."""
         ...
 
-    async def transact_write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+    async def transact_write(
+        self, ops: Sequence[WriteOp], *, token: str | None = None, fingerprint: bytes = b""
+    ) -> list[WriteResult]:
         """All or nothing. If any mutate raises, none applies and TransactionCanceledError is
-        raised with one reason per op in order (ConditionalCheckFailed carries Item if set)."""
+        raised with one reason per op in order (ConditionalCheckFailed carries Item if set).
+
+        ``token`` (a ClientRequestToken) makes it idempotent: the token, ``fingerprint`` (of the
+        request's parameters) and the outcome are stored with the items in the same atomic
+        commit and kept for the idempotency window (10 minutes). If the token was committed
+        within the window, nothing is applied and the results have ``replayed=True``; if it was
+        committed with another fingerprint, IdempotentParameterMismatchError. A cancelled
+        transaction records nothing."""
         ...
 
     def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:

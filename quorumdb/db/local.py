@@ -19,6 +19,7 @@ import asyncio
 import functools
 import itertools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -34,19 +35,23 @@ from quorumdb.db.records import (
     GC_PREFIX,
     HEADER_SIZE,
     Record,
+    collection_prefix,
     counter_key,
     item_prefix,
     unpack_counter,
+    unpack_i64,
     unpack_u64,
 )
 from quorumdb.db.writer import RESOURCE_NOT_FOUND, CatalogView, WriteBatch, WriterState
 from quorumdb.errors import ConditionalCheckFailedError, ResourceNotFoundError
-from quorumdb.model.keys import encode_primary_key
+from quorumdb.model.keys import encode_primary_key, encode_scalar
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key
 from quorumdb.storage.engine import Engine, prefix_successor
 
-__all__ = ["LocalDataPlane", "TTL_MAX_AGE_S"]
+__all__ = ["LocalDataPlane", "TTL_MAX_AGE_S", "COLLECTION_LIMIT_ENV", "collection_limit_from_env"]
+
+COLLECTION_LIMIT_ENV = "QUORUMDB_ITEM_COLLECTION_LIMIT_BYTES"
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +97,19 @@ class LocalDataPlane:
         batch_max: int = 1024,
         catalog_check_interval_s: float = 0.001,
         backfill_chunk: int = writer.BACKFILL_CHUNK,
+        item_collection_limit_bytes: int | None = None,
+        token_window_s: float = writer.TOKEN_WINDOW_S,
     ) -> None:
         self.engine = engine
         self._clock = clock
         self.ttl_interval_s = ttl_interval_s
         self.backfill_chunk = backfill_chunk
         self._background = background
-        self._state = WriterState()
+        if item_collection_limit_bytes is None:
+            item_collection_limit_bytes = collection_limit_from_env()
+        self._state = WriterState(
+            collection_limit=item_collection_limit_bytes, clock=clock, token_window_s=token_window_s
+        )
         self.committer: GroupCommitter[WriteBatch] = GroupCommitter(
             engine, self._state.begin, queue_max=queue_max, batch_max=batch_max
         )
@@ -153,10 +164,11 @@ class LocalDataPlane:
         return t
 
     async def delete_table(self, name: str) -> TableDef:
-        t, prefix = await self.committer.submit(lambda b: writer.delete_table(b, name))
+        t, prefixes = await self.committer.submit(lambda b: writer.delete_table(b, name))
         self._catalog = self._load_catalog()
         self._router.forget(t.table_id)
-        self._spawn(("gc", prefix), self._gc(prefix))
+        for prefix in prefixes:
+            self._spawn(("gc", prefix), self._gc(prefix))
         return t
 
     def table_stats(self, table: TableDef) -> tuple[int, int]:
@@ -164,6 +176,13 @@ class LocalDataPlane:
 
     def index_stats(self, table: TableDef, index: IndexDef) -> tuple[int, int]:
         return unpack_counter(self.engine.get(counter_key(table.table_id, index.index_id)))
+
+    def collection_size(self, table: TableDef, hash_value: AttributeValue) -> int:
+        """The stored size in bytes of one item collection (tables with an LSI; else 0)."""
+        h = table.key_schema.hash
+        return unpack_i64(
+            self.engine.get(collection_prefix(table.table_id) + encode_scalar(h.type, hash_value[h.type]))
+        )
 
     # -- items -----------------------------------------------------------------------------
 
@@ -178,9 +197,11 @@ class LocalDataPlane:
         futs = [self.committer.submit(_write_job(op)) for op in ops]
         return list(await asyncio.gather(*futs, return_exceptions=True))
 
-    async def transact_write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+    async def transact_write(
+        self, ops: Sequence[WriteOp], *, token: str | None = None, fingerprint: bytes = b""
+    ) -> list[WriteResult]:
         ops = list(ops)
-        return await self.committer.submit(lambda b: b.run_transaction(ops))
+        return await self.committer.submit(lambda b: b.run_transaction(ops, token, fingerprint))
 
     def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:
         out: list[StoredItem | None] = []
@@ -265,8 +286,19 @@ class LocalDataPlane:
                 return
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def purge_tokens(self) -> int:
+        """Delete expired ClientRequestToken records; returns how many."""
+        purged = 0
+        while True:
+            n = await self.committer.submit(writer.purge_tokens)
+            purged += n
+            if n < writer.TOKEN_PURGE_CHUNK:
+                return purged
+
     async def expire_now(self) -> int:
-        """One TTL pass over every table with TTL enabled; returns the number of items deleted."""
+        """One TTL pass over every table with TTL enabled (and a purge of expired
+        ClientRequestToken records); returns the number of items deleted."""
+        await self.purge_tokens()
         now = self._clock()
         deleted = 0
         for t in list(self._fresh_catalog().by_name.values()):
@@ -345,6 +377,20 @@ class LocalDataPlane:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.committer.stop()
         self.engine.close()
+
+
+def collection_limit_from_env() -> int:
+    """The item collection limit: QUORUMDB_ITEM_COLLECTION_LIMIT_BYTES if set, else 10 GB."""
+    raw = os.environ.get(COLLECTION_LIMIT_ENV)
+    if raw is None or not raw.strip():
+        return writer.COLLECTION_LIMIT_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{COLLECTION_LIMIT_ENV} must be a whole number of bytes, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{COLLECTION_LIMIT_ENV} must be positive, not {value}")
+    return value
 
 
 def _write_job(op: WriteOp) -> Callable[[WriteBatch], WriteResult]:

@@ -5,7 +5,14 @@ Key spaces (first byte):
 - ``0x00`` system: ``catalog/version`` (u64), ``catalog/next_table_id`` (u64),
   ``catalog/table/<name>`` (a TableDef record, JSON), ``catalog/next_index/<tid>`` (u64),
   ``count/<tid><slot>`` (item count and bytes, two i64; slot 0 = table, index_id + 1 = index),
-  ``gc/<data prefix>`` (data left to delete after DROP of a table or an index).
+  ``gc/<data prefix>`` (data left to delete after DROP of a table or an index; the prefix may
+  also be a system prefix such as ``coll/<tid>``),
+  ``coll/<tid u32><enc(pk)>`` (an item collection's size in bytes, i64; only for tables with a
+  local secondary index; absent when zero),
+  ``txtoken/<ClientRequestToken>`` (a TransactWriteItems token record, JSON: request fingerprint,
+  commit time, item sizes written; expires after the idempotency window),
+  ``txtoken-at/<commit time in ms, u64><ClientRequestToken>`` (empty; the same records in time
+  order, so expired ones are found without reading the others).
 - ``0x01`` data: ``0x01 <tid u32> 0x00`` + ``partition_hash(pk) + enc(pk) [+ enc(sk)]`` = item;
   ``0x01 <tid u32> 0x01 <index_id u16>`` + ``partition_hash(ipk) + enc(ipk) [+ enc(isk)] +
   enc(pk) [+ enc(sk)]`` = index entry (the projected item).
@@ -42,6 +49,13 @@ __all__ = [
     "item_prefix",
     "index_prefix",
     "HEADER_SIZE",
+    "collection_prefix",
+    "TOKEN_PREFIX",
+    "token_key",
+    "TOKEN_AT_PREFIX",
+    "token_at_key",
+    "pack_i64",
+    "unpack_i64",
 ]
 
 FORMAT_V1 = 0x01
@@ -56,6 +70,10 @@ TABLE_DEF_PREFIX = b"\x00catalog/table/"
 _NEXT_INDEX_PREFIX = b"\x00catalog/next_index/"
 _COUNTER_PREFIX = b"\x00count/"
 GC_PREFIX = b"\x00gc/"
+_COLLECTION_PREFIX = b"\x00coll/"
+TOKEN_PREFIX = b"\x00txtoken/"
+TOKEN_AT_PREFIX = b"\x00txtoken-at/"
+_I64 = struct.Struct(">q")
 
 _DATA = b"\x01"
 _ITEMS = b"\x00"
@@ -77,6 +95,27 @@ def counter_key(table_id: int, index_id: int | None) -> bytes:
 
 def gc_key(data_prefix: bytes) -> bytes:
     return GC_PREFIX + data_prefix
+
+
+def collection_prefix(table_id: int) -> bytes:
+    """Every item-collection size counter of the table (append enc(pk) for one collection)."""
+    return _COLLECTION_PREFIX + table_id.to_bytes(4, "big")
+
+
+def token_key(token: str) -> bytes:
+    return TOKEN_PREFIX + token.encode("utf-8")
+
+
+def token_at_key(at: float, token: str) -> bytes:
+    return TOKEN_AT_PREFIX + _U64.pack(max(0, int(at * 1000))) + token.encode("utf-8")
+
+
+def pack_i64(n: int) -> bytes:
+    return _I64.pack(n)
+
+
+def unpack_i64(b: bytes | None) -> int:
+    return 0 if b is None else int(_I64.unpack(b)[0])
 
 
 def table_data_prefix(table_id: int) -> bytes:

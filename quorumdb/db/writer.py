@@ -9,12 +9,21 @@ Isolation: each job writes into a ``Staged`` overlay and ``flush``es it only on 
 job that raises leaves the transaction untouched. Counters (ItemCount / size per table and per
 index) are summed per batch and written once in ``before_commit``.
 
+Item collections (tables with a local secondary index): every write adjusts, in the same
+transaction, the collection's size counter (the items' sizes plus their LSI entries' sizes, each
+LSI entry counted with DynamoDB's 100-byte overhead) and a write that would grow a collection
+past ``WriterState.collection_limit`` raises ItemCollectionSizeLimitExceededError.
+
+ClientRequestToken records are read and written here, inside the transaction that applies the
+TransactWriteItems, so the check-and-record is atomic across every process sharing the store.
+
 Never call into asyncio from here and never commit: the committer owns the transaction.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -24,6 +33,8 @@ from quorumdb.db.records import (
     HEADER_SIZE,
     NEXT_TABLE_ID,
     TABLE_DEF_PREFIX,
+    TOKEN_AT_PREFIX,
+    collection_prefix,
     counter_key,
     dumps,
     gc_key,
@@ -34,16 +45,22 @@ from quorumdb.db.records import (
     make_record,
     next_index_key,
     pack_counter,
+    pack_i64,
     pack_u64,
     record_size,
     table_data_prefix,
     table_def_key,
+    token_at_key,
+    token_key,
     unpack_counter,
+    unpack_i64,
     unpack_u64,
 )
 from quorumdb.errors import (
     ConditionalCheckFailedError,
+    IdempotentParameterMismatchError,
     InternalServerError,
+    ItemCollectionSizeLimitExceededError,
     ResourceInUseError,
     ResourceNotFoundError,
     TransactionCanceledError,
@@ -51,7 +68,7 @@ from quorumdb.errors import (
 )
 from quorumdb.model.keys import encode_primary_key, encode_scalar, partition_hash
 from quorumdb.model.schema import IndexDef, TableDef
-from quorumdb.model.types import Item
+from quorumdb.model.types import Item, Key
 from quorumdb.storage.engine import ReadTxn, WriteTxn, prefix_successor
 
 __all__ = [
@@ -61,9 +78,18 @@ __all__ = [
     "Staged",
     "index_entry",
     "RESOURCE_NOT_FOUND",
+    "COLLECTION_LIMIT_BYTES",
+    "COLLECTION_TOO_BIG",
+    "TOKEN_WINDOW_S",
 ]
 
 RESOURCE_NOT_FOUND = "Requested resource not found"
+COLLECTION_LIMIT_BYTES = 10 * 1024**3  # DynamoDB's item collection limit: 10 GB
+COLLECTION_TOO_BIG = "Collection size exceeded."  # the message DynamoDB sends
+LSI_ENTRY_OVERHEAD = 100  # bytes DynamoDB adds per local secondary index entry
+TOKEN_WINDOW_S = 600.0  # ClientRequestToken idempotency window
+TOKEN_PURGE_CHUNK = 1024
+_TOKEN_MISMATCH = "The request uses the same client token as a previous, but non-identical request."
 _COUNTER_PREFIX_LEN = len(counter_key(0, None)) - 6
 
 
@@ -86,10 +112,19 @@ class CatalogView:
 
 
 class WriterState:
-    """What the writer thread keeps between batches: its cached catalog view."""
+    """What the writer thread keeps between batches (its cached catalog view) and its settings."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        collection_limit: int = COLLECTION_LIMIT_BYTES,
+        clock: Callable[[], float] | None = None,
+        token_window_s: float = TOKEN_WINDOW_S,
+    ) -> None:
         self.catalog: CatalogView | None = None
+        self.collection_limit = collection_limit
+        self.clock: Callable[[], float] = clock if clock is not None else time.time
+        self.token_window_s = token_window_s
 
     def begin(self, txn: WriteTxn) -> WriteBatch:
         return WriteBatch(self, txn)
@@ -197,8 +232,20 @@ class WriteBatch:
         st.flush()
         return result
 
-    def run_transaction(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+    def run_transaction(
+        self, ops: Sequence[WriteOp], token: str | None = None, fingerprint: bytes = b""
+    ) -> list[WriteResult]:
         st = Staged(self)
+        stale: dict[str, Any] | None = None
+        if token is not None:
+            earlier = self._token_record(st, token)
+            if earlier is not None:
+                if self.state.clock() - float(earlier.get("at", 0.0)) >= self.state.token_window_s:
+                    stale = earlier  # expired: the request runs again and replaces the record
+                elif earlier.get("fp") != fingerprint.hex():
+                    raise IdempotentParameterMismatchError(_TOKEN_MISMATCH)
+                else:
+                    return self._replay(st, ops, earlier)
         results: list[WriteResult] = []
         reasons: list[dict[str, Any]] = []
         failed = False
@@ -215,10 +262,87 @@ class WriteBatch:
             except ValidationError as e:
                 failed = True
                 reasons.append({"Code": "ValidationError", "Message": e.message})
+            except ItemCollectionSizeLimitExceededError as e:
+                failed = True
+                reasons.append({"Code": "ItemCollectionSizeLimitExceeded", "Message": e.message})
         if failed:
             raise TransactionCanceledError(reasons)
+        # Several actions may share a collection: report each one's size after the whole transaction.
+        results = [
+            r if r.collection_size is None
+            else dataclasses.replace(r, collection_size=_collection_size(st, _collection_key(op.table, op.key)))
+            for op, r in zip(ops, results, strict=True)
+        ]
+        if token is not None:
+            if stale is not None:
+                st.delete(token_at_key(float(stale.get("at", 0.0)), token))
+            at = self.state.clock()
+            record = {"fp": fingerprint.hex(), "at": at, "sizes": [r.new_size for r in results]}
+            st.put(token_key(token), dumps(record))
+            st.put(token_at_key(at, token), b"")
         st.flush()
         return results
+
+    def _token_record(self, st: Staged, token: str) -> dict[str, Any] | None:
+        raw = st.get(token_key(token))
+        if raw is None:
+            return None
+        rec: dict[str, Any] = loads(raw)
+        return rec
+
+    def _replay(self, st: Staged, ops: Sequence[WriteOp], rec: dict[str, Any]) -> list[WriteResult]:
+        sizes: list[int] = list(rec.get("sizes", ()))
+        out: list[WriteResult] = []
+        for i, op in enumerate(ops):
+            t = self.catalog.by_id.get(op.table.table_id)
+            size = None
+            if t is not None and _has_lsi(t):
+                size = _collection_size(st, _collection_key(t, op.key))
+            out.append(
+                WriteResult(
+                    old=None,
+                    new=None,
+                    old_size=0,
+                    new_size=sizes[i] if i < len(sizes) else 0,
+                    collection_size=size,
+                    replayed=True,
+                )
+            )
+        return out
+
+
+def purge_tokens(batch: WriteBatch, limit: int = TOKEN_PURGE_CHUNK) -> int:
+    """Delete up to ``limit`` token records older than the idempotency window (oldest first,
+    reading only those); returns how many."""
+    state = batch.state
+    cutoff = token_at_key(state.clock() - state.token_window_s, "")
+    txn = batch.txn
+    stale: list[bytes] = []
+    for k, _v in txn.iterate(TOKEN_AT_PREFIX, cutoff):
+        stale.append(k)
+        if len(stale) >= limit:
+            break
+    n = len(TOKEN_AT_PREFIX) + 8
+    for k in stale:
+        txn.delete(k)
+        token = k[n:].decode("utf-8")
+        raw = txn.get(token_key(token))
+        if raw is not None and token_at_key(float(loads(raw).get("at", 0.0)), token) == k:
+            txn.delete(token_key(token))
+    return len(stale)
+
+
+def _has_lsi(t: TableDef) -> bool:
+    return any(ix.local for ix in t.indexes)
+
+
+def _collection_key(t: TableDef, key: Key) -> bytes:
+    h = t.key_schema.hash
+    return collection_prefix(t.table_id) + encode_scalar(h.type, key[h.name][h.type])
+
+
+def _collection_size(st: Staged, ckey: bytes) -> int:
+    return unpack_i64(st.get(ckey))
 
 
 def _project(table: TableDef, ix: IndexDef, item: Item) -> Item:
@@ -277,40 +401,76 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
         old = loads(memoryview(old_rec)[HEADER_SIZE:])
         old_size = record_size(old_rec)
     new = op.mutate(old)
+    ckey = _collection_key(t, op.key) if _has_lsi(t) else None
     if new is old and old_rec is not None:  # unchanged (e.g. a ConditionCheck): write nothing
-        return WriteResult(old=old, new=new, old_size=old_size, new_size=old_size, index_writes={} if t.indexes else None)
+        return WriteResult(
+            old=old, new=new, old_size=old_size, new_size=old_size,
+            index_writes={} if t.indexes else None,
+            collection_size=None if ckey is None else _collection_size(st, ckey),
+        )
     if new is None:
         if old_rec is None:
-            return WriteResult(old=None, new=None, old_size=0, new_size=0)
+            return WriteResult(
+                old=None, new=None, old_size=0, new_size=0,
+                collection_size=None if ckey is None else _collection_size(st, ckey),
+            )
         new_rec = None
         new_size = 0
-        st.delete(kb)
     else:
         for name, av in op.key.items():
             if new.get(name) != av:
                 raise InternalServerError("a mutation changed the item's key")
         new_size = item_size(new)
         new_rec = make_record(new, new_size)
+    changes = _index_changes(t, st, old, old_rec, new, new_rec) if t.indexes else None
+    collection: int | None = None
+    if ckey is not None:
+        # Everything is computed before anything is staged: a refused write stages nothing.
+        delta = new_size - old_size
+        if changes:
+            for ix, oe, ne in changes:
+                if ix.local:
+                    delta += (0 if ne is None else ne[2] + LSI_ENTRY_OVERHEAD) - (
+                        0 if oe is None else oe[2] + LSI_ENTRY_OVERHEAD
+                    )
+        collection = _collection_size(st, ckey) + delta
+        if delta > 0 and collection > batch.state.collection_limit:
+            raise ItemCollectionSizeLimitExceededError(COLLECTION_TOO_BIG)
+        if delta:
+            if collection:
+                st.put(ckey, pack_i64(collection))
+            else:
+                st.delete(ckey)
+    if new_rec is None:
+        st.delete(kb)
+    else:
         st.put(kb, new_rec)
     dcount = (new_rec is not None) - (old_rec is not None)
     st.count(counter_key(t.table_id, None), dcount, new_size - old_size)
-    index_writes: dict[str, int] | None = None
-    if t.indexes:
-        index_writes = _maintain_indexes(t, st, old, old_rec, new, new_rec)
+    index_writes = None if changes is None else _apply_index_changes(t, st, changes)
     return WriteResult(
-        old=old, new=new, old_size=old_size, new_size=new_size, index_writes=index_writes
+        old=old,
+        new=new,
+        old_size=old_size,
+        new_size=new_size,
+        index_writes=index_writes,
+        collection_size=collection,
     )
 
 
-def _maintain_indexes(
+_Entry = tuple[bytes, bytes, int]
+
+
+def _index_changes(
     t: TableDef,
     st: Staged,
     old: Item | None,
     old_rec: bytes | None,
     new: Item | None,
     new_rec: bytes | None,
-) -> dict[str, int]:
-    out: dict[str, int] = {}
+) -> list[tuple[IndexDef, _Entry | None, _Entry | None]]:
+    """Per index whose entry changes: (index, entry to remove, entry to write)."""
+    out: list[tuple[IndexDef, _Entry | None, _Entry | None]] = []
     for ix in t.indexes:
         oe = index_entry(t, ix, old, old_rec)
         ne = index_entry(t, ix, new, new_rec)
@@ -318,10 +478,19 @@ def _maintain_indexes(
             continue
         if oe is not None and ne is not None and oe[0] == ne[0] and oe[1] == ne[1]:
             continue
-        ckey = counter_key(t.table_id, ix.index_id)
-        touched = 0
         if oe is not None and ix.backfilling and st.get(oe[0]) is None:
             oe = None  # not backfilled yet: nothing to remove
+        out.append((ix, oe, ne))
+    return out
+
+
+def _apply_index_changes(
+    t: TableDef, st: Staged, changes: list[tuple[IndexDef, _Entry | None, _Entry | None]]
+) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for ix, oe, ne in changes:
+        ckey = counter_key(t.table_id, ix.index_id)
+        touched = 0
         if oe is not None:
             touched += oe[2]
             if ne is None or ne[0] != oe[0]:
@@ -469,19 +638,23 @@ def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[byt
     return new, dropped
 
 
-def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, bytes]:
+def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, list[bytes]]:
+    """Remove the definition; returns it and the prefixes whose keys are deleted in the background."""
     cur = batch.catalog.by_name.get(name)
     if cur is None:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
     txn = batch.txn
-    prefix = table_data_prefix(cur.table_id)
-    txn.put(gc_key(prefix), b"")
+    prefixes = [table_data_prefix(cur.table_id)]
+    if _has_lsi(cur):
+        prefixes.append(collection_prefix(cur.table_id))
+    for prefix in prefixes:
+        txn.put(gc_key(prefix), b"")
     txn.delete(counter_key(cur.table_id, None))
     for ix in cur.indexes:
         txn.delete(counter_key(cur.table_id, ix.index_id))
     txn.delete(next_index_key(cur.table_id))
     _put_table(batch, cur, delete=True)
-    return dataclasses.replace(cur, status="DELETING"), prefix
+    return dataclasses.replace(cur, status="DELETING"), prefixes
 
 
 JobFn = Callable[[WriteBatch], Any]

@@ -96,9 +96,9 @@ class CountingDataPlane:
         res: list[WriteResult | BaseException] = await self.inner.write_many(ops)
         return res
 
-    async def transact_write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+    async def transact_write(self, ops: Sequence[WriteOp], **kw: Any) -> list[WriteResult]:
         self.writes += len(ops)
-        res: list[WriteResult] = await self.inner.transact_write(ops)
+        res: list[WriteResult] = await self.inner.transact_write(ops, **kw)
         return res
 
 

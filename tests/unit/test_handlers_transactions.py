@@ -8,12 +8,10 @@ from typing import Any
 import pytest
 from test_handlers_support import Client, index, make_table
 
-from quorumdb.api.ops.transactions import IdempotencyCache
 from quorumdb.errors import (
     IdempotentParameterMismatchError,
     ResourceNotFoundError,
     TransactionCanceledError,
-    TransactionInProgressError,
     ValidationError,
 )
 
@@ -110,21 +108,6 @@ def test_client_request_token_idempotency(client: Client) -> None:
         tw(client, {"Delete": {"TableName": "t", "Key": K("a")}}, ClientRequestToken="tok1")
     tw(client, action, ClientRequestToken="tok2")
     assert get(client, "a") == {"pk": {"S": "a"}, "n": {"N": "3"}}
-
-
-def test_idempotency_cache_expires_and_is_bounded() -> None:
-    cache = IdempotencyCache(window_s=600, entries_max=3)
-    assert cache.begin(1, "a", b"f", 0.0) is None
-    with pytest.raises(TransactionInProgressError):
-        cache.begin(1, "a", b"f", 1.0)
-    cache.succeed(1, "a", b"f", (("t", 10),), 1.0)
-    assert cache.begin(1, "a", b"f", 2.0) == (("t", 10),)
-    assert cache.begin(2, "a", b"g", 2.0) is None  # another data plane: another scope
-    cache.fail(2, "a")
-    assert cache.begin(1, "a", b"f", 700.0) is None  # expired: runs again
-    for i in range(10):
-        cache.begin(1, f"t{i}", b"f", 701.0)
-    assert len(cache._map) <= 3
 
 
 def test_transact_get(client: Client) -> None:

@@ -141,7 +141,7 @@ def _finish_write(
     mode = capacity.wants_capacity(req)
     if mode is not None:
         out["ConsumedCapacity"] = _write_capacity(table, mode, res)
-    icm = item_collection_metrics(table, key, req)
+    icm = item_collection_metrics(table, key, req, res.collection_size)
     if icm is not None:
         out["ItemCollectionMetrics"] = icm
     return out
@@ -476,7 +476,7 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
             units = capacity.write_units(res.old_size, res.new_size)
             local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
             cap_entries.append((table.name, units, local, glob))
-        icm = item_collection_metrics(table, op.key, req)
+        icm = item_collection_metrics(table, op.key, req, res.collection_size)
         if icm is not None:
             metrics.setdefault(table.name, []).append(icm)
     out: dict[str, Any] = {"UnprocessedItems": unprocessed}

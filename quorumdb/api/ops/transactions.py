@@ -6,16 +6,17 @@ Writes go through ``DataPlane.transact_write`` (all or nothing; it raises
 TransactionCanceledError with one reason per action); reads through ``transact_get`` (one
 snapshot). Capacity is counted double, as DynamoDB counts transactional operations.
 
-ClientRequestToken idempotency: a bounded in-process map keeps, for 10 minutes, the request's
-fingerprint and what its successful run wrote (item sizes per table), so a retried request is
-answered without writing again (reporting read capacity, as DynamoDB does for a replay) and a
-reused token with other parameters is refused. Only this module owns that map.
+ClientRequestToken idempotency lives in the data plane: this module computes the request's
+fingerprint (its parameters, without those that only shape the response) and passes it with the
+token to ``transact_write``, which checks and records both in the same atomic commit as the
+items — so a retry on another worker process or after a restart is not applied twice. A replay
+(``WriteResult.replayed``) is answered without writing, reporting read capacity as DynamoDB does.
+Never keep idempotency state in this process.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,90 +37,24 @@ from quorumdb.api.common import (
 )
 from quorumdb.api.ops.items import conditional_mutator, update_mutator
 from quorumdb.api.registry import RequestContext, operation
-from quorumdb.db.contract import WriteOp
-from quorumdb.errors import (
-    ConditionalCheckFailedError,
-    IdempotentParameterMismatchError,
-    TransactionInProgressError,
-    ValidationError,
-)
+from quorumdb.db.contract import WriteOp, WriteResult
+from quorumdb.errors import ConditionalCheckFailedError, ValidationError
 from quorumdb.model.keys import extract_key
 from quorumdb.model.schema import TableDef
 from quorumdb.model.size import item_size
 from quorumdb.model.types import Item, Key
 from quorumdb.model.values import validate_item
 
-__all__ = ["transact_write_items", "transact_get_items", "IdempotencyCache", "IDEMPOTENCY"]
+__all__ = ["transact_write_items", "transact_get_items"]
 
 TRANSACT_ITEMS_MAX = 100
 TRANSACT_BYTES_MAX = 4 * 1024 * 1024
-IDEMPOTENCY_WINDOW_S = 600.0
-IDEMPOTENCY_ENTRIES_MAX = 10_000
 _MULTIPLE_OPS = "Transaction request cannot include multiple operations on one item"
 _ONE_ACTION = "TransactItems can only contain one of Check, Put, Update or Delete"
 _TOO_BIG = "Transaction request cannot be larger than 4 MB"
 
 
 # -- idempotency -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Entry:
-    fingerprint: bytes
-    # (table name, item size) per action of the successful run; None while it is running.
-    written: tuple[tuple[str, int], ...] | None
-    at: float
-
-
-class IdempotencyCache:
-    """token -> (fingerprint, what the first successful run wrote, time); bounded, expiring."""
-
-    def __init__(self, *, window_s: float = IDEMPOTENCY_WINDOW_S, entries_max: int = IDEMPOTENCY_ENTRIES_MAX) -> None:
-        self._window_s = window_s
-        self._entries_max = entries_max
-        self._map: OrderedDict[tuple[int, str], _Entry] = OrderedDict()
-
-    def _expire(self, now: float) -> None:
-        m = self._map
-        while m:
-            k, e = next(iter(m.items()))
-            if now - e.at < self._window_s and len(m) < self._entries_max:
-                break
-            del m[k]
-
-    def begin(
-        self, scope: int, token: str, fingerprint: bytes, now: float
-    ) -> tuple[tuple[str, int], ...] | None:
-        """What an identical earlier request wrote, or None (then run it and call succeed/fail)."""
-        self._expire(now)
-        e = self._map.get((scope, token))
-        if e is None:
-            self._map[(scope, token)] = _Entry(fingerprint=fingerprint, written=None, at=now)
-            return None
-        if e.fingerprint != fingerprint:
-            raise IdempotentParameterMismatchError(
-                "The request uses the same client token as a previous, but non-identical request."
-            )
-        if e.written is None:
-            raise TransactionInProgressError(
-                "The transaction with the given request token is already in progress."
-            )
-        return e.written
-
-    def succeed(
-        self, scope: int, token: str, fingerprint: bytes, written: tuple[tuple[str, int], ...], now: float
-    ) -> None:
-        self._map[(scope, token)] = _Entry(fingerprint=fingerprint, written=written, at=now)
-        self._map.move_to_end((scope, token))
-
-    def fail(self, scope: int, token: str) -> None:
-        """A failed first attempt leaves no record: a retry runs again."""
-        e = self._map.get((scope, token))
-        if e is not None and e.written is None:
-            del self._map[(scope, token)]
-
-
-IDEMPOTENCY = IdempotencyCache()
 
 
 # What a response asks for, not what the request does: a retry may change these freely.
@@ -215,19 +150,13 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
         raise ValidationError(_TOO_BIG)
 
     token: str | None = req.get("ClientRequestToken")
-    scope = id(ctx.db)
-    fp = b""
-    if token is not None:
-        fp = _fingerprint(req)
-        earlier = IDEMPOTENCY.begin(scope, token, fp, ctx.now())
-        if earlier is not None:
-            return _replayed(req, ops, earlier)
-    try:
+    if token is None:
         results = await ctx.db.transact_write(ops)
-    except BaseException:
-        if token is not None:
-            IDEMPOTENCY.fail(scope, token)
-        raise
+    else:
+        results = await ctx.db.transact_write(ops, token=token, fingerprint=_fingerprint(req))
+    kinds = [p.kind for p in planned]
+    if results and results[0].replayed:
+        return _replayed(req, ops, kinds, results)
 
     out: dict[str, Any] = {}
     mode = capacity.wants_capacity(req)
@@ -240,25 +169,37 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
             )
             entries.append((op.table.name, units, local, glob))
         out["ConsumedCapacity"] = capacity.merge_by_table(mode, entries, kind="write")
-    _add_metrics(req, ops, out)
-    if token is not None:
-        written = tuple((op.table.name, res.new_size) for op, res in zip(ops, results, strict=True))
-        IDEMPOTENCY.succeed(scope, token, fp, written, ctx.now())
+    _add_metrics(req, ops, kinds, results, out)
     return out
 
 
-def _add_metrics(req: dict[str, Any], ops: list[WriteOp], out: dict[str, Any]) -> None:
+def _add_metrics(
+    req: dict[str, Any],
+    ops: list[WriteOp],
+    kinds: list[str],
+    results: list[WriteResult],
+    out: dict[str, Any],
+) -> None:
+    """One ItemCollectionMetrics entry per item collection written (ConditionChecks write none)."""
     if req.get("ReturnItemCollectionMetrics") == "SIZE":
         metrics: dict[str, list[dict[str, Any]]] = {}
-        for op in ops:
-            icm = item_collection_metrics(op.table, op.key, req)
-            if icm is not None:
-                metrics.setdefault(op.table.name, []).append(icm)
+        seen: set[tuple[str, tuple[Any, ...]]] = set()
+        for op, kind, res in zip(ops, kinds, results, strict=True):
+            if kind == "ConditionCheck":
+                continue
+            icm = item_collection_metrics(op.table, op.key, req, res.collection_size)
+            if icm is None:
+                continue
+            ident = (op.table.name, key_fingerprint(icm["ItemCollectionKey"]))
+            if ident in seen:
+                continue
+            seen.add(ident)
+            metrics.setdefault(op.table.name, []).append(icm)
         out["ItemCollectionMetrics"] = metrics
 
 
 def _replayed(
-    req: dict[str, Any], ops: list[WriteOp], written: tuple[tuple[str, int], ...]
+    req: dict[str, Any], ops: list[WriteOp], kinds: list[str], results: list[WriteResult]
 ) -> dict[str, Any]:
     """The answer to a retry of a completed transaction: nothing is written again; the
     capacity reported is that of reading the items (DynamoDB's documented behaviour)."""
@@ -266,11 +207,11 @@ def _replayed(
     mode = capacity.wants_capacity(req)
     if mode is not None:
         entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = [
-            (name, capacity.read_units(size, consistent=True, transactional=True), {}, {})
-            for name, size in written
+            (op.table.name, capacity.read_units(res.new_size, consistent=True, transactional=True), {}, {})
+            for op, res in zip(ops, results, strict=True)
         ]
         out["ConsumedCapacity"] = capacity.merge_by_table(mode, entries, kind="read")
-    _add_metrics(req, ops, out)
+    _add_metrics(req, ops, kinds, results, out)
     return out
 
 
