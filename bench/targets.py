@@ -105,11 +105,18 @@ class Target:
             self.tmp = None
 
 
+def _serve_accepts_workers() -> bool:
+    """Whether this checkout's `quorumdb serve` has a --workers option (added with multi-worker serving)."""
+    out = subprocess.run([sys.executable, "-m", "quorumdb", "serve", "--help"],
+                         capture_output=True, text=True, cwd=ROOT)
+    return "--workers" in out.stdout
+
+
 def quorumdb_target(workers: int | None = 1, name: str = "quorumdb") -> Target:
     def argv(port: int, tmp: Path) -> list[str]:
         out = [sys.executable, "-m", "quorumdb", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--data-dir", str(tmp / "data")]
-        if workers is not None:
+        if workers is not None and _serve_accepts_workers():
             out += ["--workers", str(workers)]
         return out
 

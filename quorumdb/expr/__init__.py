@@ -6,12 +6,19 @@ so that ``check_unused`` can report names and values no expression used. Call th
 methods in DynamoDB's order (update, condition, key condition, filter, projection) and then
 ``check_unused`` to get DynamoDB's error precedence. Nothing in this package does I/O or keeps
 per-request state outside an ``ExpressionContext``.
+
+Resolution is memoized per process: a request whose expression text, names and values repeat
+an earlier successful one gets the same (immutable) resolved object back, with the same
+placeholders marked used, without re-validating or re-resolving. Only successes are cached, so
+errors and their precedence are computed afresh every time.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+import orjson
 
 from quorumdb.errors import ValidationError
 from quorumdb.expr.ast import Arith, Call, SetAction
@@ -48,6 +55,34 @@ MAX_UPDATE_OPERATORS = 300
 _NAME_KEY = re.compile(r"#[0-9A-Za-z_]+")
 _VALUE_KEY = re.compile(r":[0-9A-Za-z_]+")
 
+# Memo of validated placeholder maps and of resolved expressions (see the module docstring).
+# Bounded: emptied when full. Keys of requests with large values are not cached.
+_CACHE_MAX = 4096
+_VALUES_KEY_MAX = 2048
+_SCOPES: dict[Any, tuple[dict[str, str], dict[str, AttributeValue]]] = {}
+_RESOLVED: dict[Any, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _scope_key(names: dict[str, str] | None, values: dict[str, Any] | None) -> Any:
+    """A hashable identity of (names, values) as sent, or None when not worth caching."""
+    try:
+        nk = None if names is None else tuple(names.items())
+        hash(nk)
+        if values is None:
+            return (nk, None)
+        vk = orjson.dumps(values)
+        if len(vk) > _VALUES_KEY_MAX:
+            return None
+        return (nk, vk)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+
 
 def _count_operators(node: Any) -> int:
     if isinstance(node, Arith):
@@ -61,6 +96,27 @@ class ExpressionContext:
     """One request's placeholders, and the expressions resolved against them."""
 
     def __init__(self, names: dict[str, str] | None, values: dict[str, Any] | None) -> None:
+        key = self._key = _scope_key(names, values)
+        hit = None if key is None else _SCOPES.get(key)
+        if hit is not None:
+            self._names, self._values = hit
+        else:
+            self._names, self._values = self._validate(names, values)
+            if key is not None:
+                _remember(_SCOPES, key, (self._names, self._values))
+        self._unused_names: dict[str, None] = dict.fromkeys(self._names)
+        self._unused_values: dict[str, None] = dict.fromkeys(self._values)
+        # A key condition's own errors rank below unused placeholders (DynamoDB checks them
+        # after every expression of the request was parsed), so they wait for check_unused.
+        self._deferred: ValidationError | None = None
+        # Placeholders looked up while resolving the current expression (for the memo).
+        self._used_names: list[str] = []
+        self._used_values: list[str] = []
+
+    @staticmethod
+    def _validate(
+        names: dict[str, str] | None, values: dict[str, Any] | None
+    ) -> tuple[dict[str, str], dict[str, AttributeValue]]:
         if names is not None:
             if not names:
                 raise ValidationError("ExpressionAttributeNames must not be empty")
@@ -78,19 +134,14 @@ class ExpressionContext:
                         f'ExpressionAttributeValues contains invalid key: Syntax error; key: "{key}"'
                     )
             values = validate_attribute_map(values, error_format=EXPRESSION_VALUES_ERROR)
-        self._names: dict[str, str] = names or {}
-        self._values: dict[str, AttributeValue] = values or {}
-        self._unused_names: dict[str, None] = dict.fromkeys(self._names)
-        self._unused_values: dict[str, None] = dict.fromkeys(self._values)
-        # A key condition's own errors rank below unused placeholders (DynamoDB checks them
-        # after every expression of the request was parsed), so they wait for check_unused.
-        self._deferred: ValidationError | None = None
+        return names or {}, values or {}
 
     # -- Scope (used by resolve) -------------------------------------------------------------
     def lookup_name(self, placeholder: str) -> str | None:
         name = self._names.get(placeholder)
         if name:
             self._unused_names.pop(placeholder, None)
+            self._used_names.append(placeholder)
             return name
         return None
 
@@ -98,7 +149,26 @@ class ExpressionContext:
         value = self._values.get(placeholder)
         if value is not None:
             self._unused_values.pop(placeholder, None)
+            self._used_values.append(placeholder)
         return value
+
+    # -- memo ----------------------------------------------------------------------------------
+    def _cached(self, memo_key: Any) -> Any:
+        """The memoized result for ``memo_key`` (marking its placeholders used), or None."""
+        hit = _RESOLVED.get(memo_key)
+        if hit is None:
+            self._used_names = []
+            self._used_values = []
+            return None
+        result, used_names, used_values = hit
+        for n in used_names:
+            self._unused_names.pop(n, None)
+        for v in used_values:
+            self._unused_values.pop(v, None)
+        return result
+
+    def _store(self, memo_key: Any, result: Any) -> None:
+        _remember(_RESOLVED, memo_key, (result, tuple(self._used_names), tuple(self._used_values)))
 
     # -- expressions -------------------------------------------------------------------------
     @staticmethod
@@ -114,17 +184,30 @@ class ExpressionContext:
 
     def condition(self, text: str, param: str = "ConditionExpression") -> Condition:
         """A ConditionExpression or FilterExpression (``param`` names it in errors)."""
+        memo_key = None if self._key is None else ("c", text, param, self._key)
+        if memo_key is not None:
+            hit: Condition | None = self._cached(memo_key)
+            if hit is not None:
+                return hit
         self._precheck(text, param)
         parsed = parse_condition(text)
         if parsed.error is not None or parsed.tree is None:
             raise ValidationError(f"Invalid {param}: {parsed.error}")
         try:
-            return Condition(resolve_condition(parsed.tree, self))
+            out = Condition(resolve_condition(parsed.tree, self))
         except ExprError as e:
             raise ValidationError(f"Invalid {param}: {e.message}") from None
+        if memo_key is not None:
+            self._store(memo_key, out)
+        return out
 
     def update(self, text: str) -> Update:
         param = "UpdateExpression"
+        memo_key = None if self._key is None else ("u", text, self._key)
+        if memo_key is not None:
+            hit: Update | None = self._cached(memo_key)
+            if hit is not None:
+                return hit
         self._precheck(text, param)
         parsed = parse_update(text)
         if parsed.error is not None:
@@ -139,20 +222,31 @@ class ExpressionContext:
                 f"operator count: {operators}, maximum: {MAX_UPDATE_OPERATORS}"
             )
         try:
-            return Update(resolve_update(parsed.actions, self))
+            out = Update(resolve_update(parsed.actions, self))
         except ExprError as e:
             raise ValidationError(f"Invalid {param}: {e.message}") from None
+        if memo_key is not None:
+            self._store(memo_key, out)
+        return out
 
     def projection(self, text: str) -> Projection:
         param = "ProjectionExpression"
+        memo_key = None if self._key is None else ("p", text, self._key)
+        if memo_key is not None:
+            hit: Projection | None = self._cached(memo_key)
+            if hit is not None:
+                return hit
         self._precheck(text, param)
         parsed = parse_projection(text)
         if parsed.error is not None:
             raise ValidationError(f"Invalid {param}: {parsed.error}")
         try:
-            return Projection.of(resolve_projection(parsed.paths, self))
+            out = Projection.of(resolve_projection(parsed.paths, self))
         except ExprError as e:
             raise ValidationError(f"Invalid {param}: {e.message}") from None
+        if memo_key is not None:
+            self._store(memo_key, out)
+        return out
 
     def key_condition(self, text: str, schema: KeySchema) -> KeyCondition:
         """A KeyConditionExpression checked against ``schema`` (the table's or the index's).
