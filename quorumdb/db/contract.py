@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from quorumdb.model.schema import IndexDef, TableDef
-from quorumdb.model.types import AttributeValue, Item, Key
+from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 
 __all__ = [
     "Mutator",
@@ -79,18 +79,6 @@ class StoredItem(Protocol):
     def raw(self) -> bytes:
         """The item serialized as DynamoDB JSON (``{"a":{"S":"x"}}``), ready to splice into a response."""
         ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SortKeyRange:
-    """A KeyConditionExpression's sort-key part, already validated and typed.
-
-    ``op`` is one of ``EQ LT LE GT GE BETWEEN BEGINS_WITH``; ``values`` has one value
-    (two for BETWEEN). ``None`` in place of a range means "every sort key".
-    """
-
-    op: str
-    values: tuple[AttributeValue, ...]
 
 
 class DataPlane(Protocol):

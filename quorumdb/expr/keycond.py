@@ -9,16 +9,13 @@ reads storage.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quorumdb.errors import ValidationError
 from quorumdb.expr.ast import And, Between, Call, Compare, CondNode, In, Literal, Not, Or, Path
 from quorumdb.model.compare import compare, type_of
 from quorumdb.model.schema import KeySchema, TableDef
-from quorumdb.model.types import AttributeValue
-
-if TYPE_CHECKING:  # the contract module pulls in the data plane; only its value type is needed
-    from quorumdb.db.contract import SortKeyRange
+from quorumdb.model.types import AttributeValue, SortKeyRange
 
 __all__ = [
     "KeyCondition",
@@ -195,8 +192,6 @@ def key_condition_from_conditions(
     sort = None
     sort_name = None
     if schema.range is not None and schema.range.name in conds:
-        from quorumdb.db.contract import SortKeyRange
-
         op, values = conds[schema.range.name]
         sort = SortKeyRange(op=op, values=tuple(values))
         sort_name = schema.range.name

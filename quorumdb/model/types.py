@@ -16,9 +16,10 @@ An item that reached storage has been validated and its numbers canonicalized.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["AttributeValue", "Item", "Key", "ScalarType", "KeyType", "TYPE_TAGS", "SCALAR_KEY_TYPES"]
+__all__ = ["SortKeyRange", "AttributeValue", "Item", "Key", "ScalarType", "KeyType", "TYPE_TAGS", "SCALAR_KEY_TYPES"]
 
 AttributeValue: TypeAlias = dict[str, Any]
 Item: TypeAlias = dict[str, AttributeValue]
@@ -28,3 +29,15 @@ KeyType: TypeAlias = Literal["HASH", "RANGE"]
 
 TYPE_TAGS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
 SCALAR_KEY_TYPES = frozenset({"S", "N", "B"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SortKeyRange:
+    """A KeyConditionExpression's sort-key part, already validated and typed.
+
+    ``op`` is one of ``EQ LT LE GT GE BETWEEN BEGINS_WITH``; ``values`` has one value
+    (two for BETWEEN). ``None`` in place of a range means "every sort key".
+    """
+
+    op: str
+    values: tuple[AttributeValue, ...]

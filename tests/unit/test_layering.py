@@ -104,11 +104,6 @@ RULES: tuple[Rule, ...] = (
 
 # (file, imported module) -> why it is still there. Each must have its own strict xfail.
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    ("quorumdb/expr/keycond.py", "quorumdb.db.contract"): (
-        "expr/keycond.py builds db.contract.SortKeyRange (TYPE_CHECKING import at module level "
-        "and a function-local import in key_condition_from_conditions); the key-range value "
-        "type belongs in quorumdb.model, or the conversion in db/api"
-    ),
     ("quorumdb/runtime/node.py", "quorumdb.sim.kv"): (
         "runtime/node.py uses sim.kv's KVStateMachine/encode_command/decode_command; the "
         "replicated state machine both drivers run should live outside sim (e.g. core)"
