@@ -277,14 +277,34 @@ def _hash_encoded(type_tag: str, encoded: bytes) -> bytes:
 def partition_hash(av: AttributeValue) -> bytes:
     """8 bytes placing a partition-key value in the hash space (and ordering Scan)."""
     ((type_tag, raw),) = av.items()
-    return _hash_encoded(type_tag, encode_scalar(type_tag, raw))
+    return _hash_part(type_tag, raw)[:PARTITION_HASH_SIZE]
+
+
+# partition_hash + encoding of recent short partition-key values (hot keys repeat); bounded,
+# emptied when full.
+_HASH_PART_CACHE: dict[tuple[str, str], bytes] = {}
+_HASH_PART_CACHE_MAX = 65536
+_HASH_PART_CACHE_RAW_MAX = 128
+
+
+def _hash_part(type_tag: str, raw: str) -> bytes:
+    ck = (type_tag, raw)
+    hit = _HASH_PART_CACHE.get(ck)
+    if hit is not None:
+        return hit
+    encoded = encode_scalar(type_tag, raw)
+    out = _hash_encoded(type_tag, encoded) + encoded
+    if len(raw) <= _HASH_PART_CACHE_RAW_MAX:
+        if len(_HASH_PART_CACHE) >= _HASH_PART_CACHE_MAX:
+            _HASH_PART_CACHE.clear()
+        _HASH_PART_CACHE[ck] = out
+    return out
 
 
 def encode_primary_key(schema: KeySchema, key: Key) -> bytes:
     """``partition_hash(hash) + encode(hash) [+ encode(range)]`` for a key (or an item)."""
     h = schema.hash
-    encoded = encode_scalar(h.type, key[h.name][h.type])
-    out = _hash_encoded(h.type, encoded) + encoded
+    out = _hash_part(h.type, key[h.name][h.type])
     r = schema.range
     if r is not None:
         out += encode_scalar(r.type, key[r.name][r.type])

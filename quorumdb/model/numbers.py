@@ -79,8 +79,22 @@ def _parse(text: str) -> Decimal:
     return Decimal(text)
 
 
+def _plain_integer(text: str) -> bool:
+    """True for an integer already in canonical form: ``0``, or ASCII digits without a leading
+    zero (optionally after ``-``), at most 38 digits (so in range and precision)."""
+    digits = text[1:] if text[:1] == "-" else text
+    return (
+        0 < len(digits) <= MAX_DIGITS
+        and digits.isascii()
+        and digits.isdigit()
+        and (digits[0] != "0" or text == "0")
+    )
+
+
 def canonical(text: str) -> str:
     """Validate a DynamoDB number string and return its canonical form."""
+    if type(text) is str and _plain_integer(text):
+        return text
     hit = _cache.get(text)
     if hit is not None:
         return hit
