@@ -135,3 +135,22 @@ def test_ballot_is_durable_and_restart_never_reuses_it() -> None:
     new = c.elect()
     assert c.replicas[new].ballot > b
     assert c.violations == []
+
+
+def test_leader_with_a_lease_reclaims_leadership_when_a_healed_replica_refuses_it() -> None:
+    c = Cluster(["n1", "n2", "n3"], seed=8)
+    leader = c.elect()
+    lost = next(n for n in c.replicas if n != leader)
+    c.isolate(lost)
+    c.run(3000)  # the cut-off replica campaigns on its own, pushing its ballot up
+    assert c.replicas[lost].ballot > c.replicas[leader].ballot
+    c.heal()
+    c.run(200)
+    # The leader re-ran phase 1 above the refusing ballot instead of waiting for an election.
+    assert c.leaders() == [leader]
+    assert c.replicas[lost].ballot == c.replicas[leader].ballot
+    assert c.replicas[lost].leader_id == leader
+    c.propose(leader, b"x", "x")
+    c.run(100)
+    assert c.data(lost) == c.data(leader) and b"x" in c.data(lost)
+    assert c.violations == []

@@ -61,8 +61,15 @@ def soak(seed: int, steps: int = 40) -> Cluster:
     c.chaos = None
     for n in sorted(c.down):
         c.restart(n)
-    leader = c.elect(max_ms=30_000)
-    c.propose(leader, b"final", "final")
+    # A proposal may be dropped by a leader change right after the heal: retry until acked.
+    for attempt in range(10):
+        leader = c.elect(max_ms=30_000)
+        c.propose(leader, b"final", f"final{attempt}")
+        c.run(200)
+        if f"final{attempt}" in c.committed_ids(leader):
+            break
+    else:
+        raise AssertionError("no final commit after 10 attempts")
     members = c.replicas[leader].membership
     assert members is not None
     c.run_until(lambda: all(b"final" in c.data(n) for n in members.voters), max_ms=10_000)

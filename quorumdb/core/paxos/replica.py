@@ -68,8 +68,10 @@ for an election timeout), so it learns it is out and does not campaign; a remove
 one last heartbeat with the commit index and steps down.
 
 *Known limits.* There is no pre-vote: a replica that was cut off campaigns with ever higher
-rounds, and when it reconnects its refusal of the leader's (lower) ballot makes the leader step
-down; leases keep that safe, it only costs an election. Lease reads are granted or refused at
+rounds, and when it reconnects it refuses the leader's (lower) ballot. A leader that still holds
+its lease then immediately re-runs phase 1 with a higher ballot (its followers exempt their own
+leader from the lease promise), so this costs one round trip, not an election timeout; a leader
+without a lease steps down and waits like everyone else. Lease reads are granted or refused at
 once (never queued): the caller retries a NOT_READY or NO_LEASE refusal.
 
 *Persistence.* State changes are returned as ``PersistAction``s in the next ``Ready``; every
@@ -967,15 +969,22 @@ class Replica:
         self._send(Accepted(**self._env(msg.src), ballot=b, ok=True, promised=self._promised,
                             match_index=self._match_for(b)))
 
-    def _leader_reply_ok(self, ballot: Ballot, ok: bool, promised: Ballot) -> bool:
+    def _leader_reply_ok(self, ballot: Ballot, ok: bool, promised: Ballot, now_ms: int) -> bool:
         if not ok:
             if promised > self._promised:
+                # A higher ballot exists (often a replica that campaigned while cut off). A leader
+                # that still holds its lease re-runs phase 1 at once with a higher ballot: its
+                # followers exempt it from their lease promise, so leadership is not lost for an
+                # election timeout. Its old lease ends here either way.
+                had_lease = self.has_lease(now_ms)
                 self._become_follower(None)
+                if had_lease and self._can_campaign():
+                    self._campaign_now(now_ms)
             return False
         return ballot == self._promised
 
     def _on_accepted(self, msg: Accepted, now_ms: int) -> None:
-        if not self._leader_reply_ok(msg.ballot, msg.ok, msg.promised):
+        if not self._leader_reply_ok(msg.ballot, msg.ok, msg.promised, now_ms):
             return
         p = self._progress.get(msg.src)
         if p is None:
@@ -993,7 +1002,7 @@ class Replica:
             self._replicate(msg.src, now_ms)
 
     def _on_heartbeat_ack(self, msg: HeartbeatAck, now_ms: int) -> None:
-        if not self._leader_reply_ok(msg.ballot, msg.ok, msg.promised):
+        if not self._leader_reply_ok(msg.ballot, msg.ok, msg.promised, now_ms):
             return
         p = self._progress.get(msg.src)
         if p is None:
