@@ -19,7 +19,9 @@ __all__ = ["open_local", "LocalDataPlane"]
 def open_local(
     data_dir: str | None, *, clock: Callable[[], float] = time.time, **options: Any
 ) -> LocalDataPlane:
-    """A single-node data plane; ``options`` go to ``LocalDataPlane`` (ttl_interval_s, ...)."""
+    """A single-node data plane; ``options`` go to ``LocalDataPlane`` (ttl_interval_s,
+    item_collection_limit_bytes — by default from QUORUMDB_ITEM_COLLECTION_LIMIT_BYTES, else
+    10 GB —, token_window_s, ...). Several processes may open the same ``data_dir``."""
     if data_dir is None:
         from quorumdb.storage.memory import MemoryEngine
 

@@ -7,7 +7,14 @@ committer, so each is durable before it is acknowledged and none blocks the even
 The catalog lives in the engine (``db.records`` key space); this object caches the definitions
 and re-reads them when the stored catalog version changes, so processes sharing one LMDB
 environment see each other's DDL. Background tasks (started by ``start``): index backfills,
-dropping data of deleted tables / indexes, and the TTL expirer. All resume after a restart.
+dropping data of deleted tables / indexes, and the TTL expirer (which also purges expired
+ClientRequestToken records). All resume after a restart.
+
+Several processes may each open the same LMDB directory (worker processes): every write job
+reads definitions, counters, collection sizes and token records inside the one LMDB write
+transaction, which LMDB serializes across processes, so all of them stay exact. Background
+tasks of several processes may overlap (two backfills of one index, two TTL passes); each
+chunk re-checks the stored state, so overlapping only repeats work.
 
 Never decode items on the read path unless asked (``Record.item`` is lazy) and never sort:
 every order comes from the key encoding.

@@ -498,3 +498,56 @@ def test_processes_sharing_one_directory_keep_counters_and_indexes_exact(tmp_pat
         await dp.close()
 
     asyncio.run(main())
+
+
+def _index_matches_table(dp: LocalDataPlane, t: TableDef) -> None:
+    with dp.engine.snapshot() as snap:
+        lo = item_prefix(t.table_id)
+        recs = [v for _k, v in snap.iterate(lo, prefix_successor(lo))]
+        assert dp.table_stats(t) == (len(recs), sum(int.from_bytes(v[1:5], "little") for v in recs))
+        for ix in t.indexes:
+            expected: dict[bytes, bytes] = {}
+            for rec in recs:
+                e = index_entry(t, ix, record_item(rec), rec)
+                if e is not None:
+                    expected[e[0]] = e[1]
+            ilo = index_prefix(t.table_id, ix.index_id)
+            actual = dict(snap.iterate(ilo, prefix_successor(ilo)))
+            assert actual == expected, ix.name
+            assert dp.index_stats(t, ix) == (len(actual), sum(int.from_bytes(v[1:5], "little") for v in actual.values()))
+
+
+def test_two_data_planes_backfill_while_the_other_writes_with_a_stale_definition(tmp_path: Any) -> None:
+    """Data plane A adds a GSI and backfills it; B, whose cached definition predates the index,
+    keeps writing, then starts (and so runs the same backfill too). The index ends exact."""
+    rng = random.Random(7)
+
+    async def main() -> None:
+        a = open_local(str(tmp_path / "data"), ttl_interval_s=0, backfill_chunk=3)
+        b = LocalDataPlane(a.engine, ttl_interval_s=0, backfill_chunk=5, background=True)
+        await a.start()
+        try:
+            t = await a.create_table(table_def(indexes=LSI_TABLE))
+            stale = b.table("t")
+            for _ in range(10):
+                await b.write_many([_random_op(rng, stale) for _ in range(10)])
+            await b.write_many([put(stale, item(f"m{i % 7}", i, a="a", x=f"x{i % 4}")) for i in range(100)])
+            new_gsi = IndexDef(name="by_x", index_id=0, local=False, key_schema=KeySchema(hash=KeyAttr(name="x", type="S")))
+            t2 = await a.update_table(dataclasses.replace(t, indexes=(*t.indexes, new_gsi)))
+            assert t2.index("by_x") is not None and t2.index("by_x").backfilling  # type: ignore[union-attr]
+            await b.start()  # finds the index still backfilling and joins in
+            for _ in range(20):
+                await asyncio.gather(
+                    b.write_many([_random_op(rng, stale) for _ in range(5)]),
+                    a.write_many([_random_op(rng, t) for _ in range(5)]),
+                )
+            await asyncio.gather(a.wait_background(), b.wait_background())
+            final = a.table("t")
+            assert [ix.status for ix in final.indexes] == ["ACTIVE"] * 4
+            _index_matches_table(a, final)
+            assert stored(a, final) == recount(a, final)
+        finally:
+            await b.committer.stop()
+            await a.close()
+
+    asyncio.run(main())
