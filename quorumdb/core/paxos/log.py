@@ -4,6 +4,9 @@ A replica never writes storage itself: it returns ``PersistAction``s in its ``Re
 driver performs them with ``persist_ready`` (in order, then ``sync``) before sending that
 Ready's messages. On restart, ``load()`` returns everything needed to rebuild the replica.
 
+Multi-Paxos needs no suffix truncation: a slot is only ever overwritten by a value of a higher
+ballot (``put_entries``), and the prefix is dropped by ``save_snapshot``.
+
 Implementations must make ``sync()`` durable (fsync or equivalent) for everything written
 before it, keep entries by index (a put overwrites the same index), and must never change the
 meaning of stored data. This module must never import from ``runtime``, ``sim`` or ``api``.
