@@ -12,9 +12,11 @@ ClientRequestToken records). All resume after a restart.
 
 Several processes may each open the same LMDB directory (worker processes): every write job
 reads definitions, counters, collection sizes and token records inside the one LMDB write
-transaction, which LMDB serializes across processes, so all of them stay exact. Background
-tasks of several processes may overlap (two backfills of one index, two TTL passes); each
-chunk re-checks the stored state, so overlapping only repeats work.
+transaction, which LMDB serializes across processes, so all of them stay exact. An index
+backfill is run by the process holding its lease (renewed by every chunk); every process
+checks every ``resume_interval_s`` for unfinished backfills and deletions, and takes over a
+backfill whose lease has lapsed (its process died). Deletions and TTL passes of several
+processes may overlap; each chunk re-checks the stored state, so overlapping only repeats work.
 
 Never decode items on the read path unless asked (``Record.item`` is lazy) and never sort:
 every order comes from the key encoding.
@@ -28,6 +30,7 @@ import itertools
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -59,6 +62,7 @@ from quorumdb.storage.engine import Engine, prefix_successor
 __all__ = ["LocalDataPlane", "TTL_MAX_AGE_S", "COLLECTION_LIMIT_ENV", "collection_limit_from_env"]
 
 COLLECTION_LIMIT_ENV = "QUORUMDB_ITEM_COLLECTION_LIMIT_BYTES"
+_LOOPS = frozenset({"ttl", "resume"})  # periodic tasks, not work to wait for
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +110,16 @@ class LocalDataPlane:
         backfill_chunk: int = writer.BACKFILL_CHUNK,
         item_collection_limit_bytes: int | None = None,
         token_window_s: float = writer.TOKEN_WINDOW_S,
+        backfill_lease_s: float = writer.BACKFILL_LEASE_S,
+        resume_interval_s: float = 5.0,
     ) -> None:
         self.engine = engine
         self._clock = clock
         self.ttl_interval_s = ttl_interval_s
         self.backfill_chunk = backfill_chunk
+        self.backfill_lease_s = backfill_lease_s
+        self.resume_interval_s = resume_interval_s
+        self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"  # this data plane in backfill leases
         self._background = background
         if item_collection_limit_bytes is None:
             item_collection_limit_bytes = collection_limit_from_env()
@@ -267,16 +276,20 @@ class LocalDataPlane:
     async def _backfill(self, table_id: int, index_name: str) -> None:
         after: bytes | None = None
         while True:
-            done, after = await self.committer.submit(
+            state, after = await self.committer.submit(
                 functools.partial(
                     writer.backfill_chunk,
                     table_id=table_id,
                     index_name=index_name,
                     after=after,
                     limit=self.backfill_chunk,
+                    owner=self._owner,
+                    lease_s=self.backfill_lease_s,
                 )
             )
-            if done:
+            if state == "busy":
+                return  # another process runs it; ``resume_background`` checks again later
+            if state == "done":
                 break
         await self.committer.submit(lambda b: writer.finish_backfill(b, table_id, index_name))
         self._catalog = self._load_catalog()
@@ -288,7 +301,7 @@ class LocalDataPlane:
     async def wait_background(self) -> None:
         """Wait until the current backfills and deletions are done (for tests and shutdown)."""
         while True:
-            tasks = [t for name, t in self._tasks.items() if name != "ttl"]
+            tasks = [t for name, t in self._tasks.items() if name not in _LOOPS]
             if not tasks:
                 return
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -364,6 +377,16 @@ class LocalDataPlane:
         self.committer.start()
         if not self._background:
             return
+        self.resume_background()
+        if self.ttl_interval_s > 0:
+            self._spawn("ttl", self._ttl_loop())
+        if self.resume_interval_s > 0:
+            self._spawn("resume", self._resume_loop())
+
+    def resume_background(self) -> None:
+        """Start (in this process) every backfill and deletion the store says is unfinished and
+        that is not running here yet: after a restart, and periodically, so that work a crashed
+        process left behind is taken over (a live backfill elsewhere is left to its lease holder)."""
         self._catalog = self._load_catalog()
         for t in self._catalog.by_name.values():
             self._start_backfills(t)
@@ -371,8 +394,14 @@ class LocalDataPlane:
             prefixes = [k[len(GC_PREFIX) :] for k, _v in snap.iterate(GC_PREFIX, prefix_successor(GC_PREFIX))]
         for p in prefixes:
             self._spawn(("gc", p), self._gc(p))
-        if self.ttl_interval_s > 0:
-            self._spawn("ttl", self._ttl_loop())
+
+    async def _resume_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.resume_interval_s)
+            try:
+                self.resume_background()
+            except Exception:
+                log.exception("resuming background work failed")
 
     async def close(self) -> None:
         if self._closed:

@@ -12,7 +12,9 @@ Key spaces (first byte):
   ``txtoken/<ClientRequestToken>`` (a TransactWriteItems token record, JSON: request fingerprint,
   commit time, item sizes written; expires after the idempotency window),
   ``txtoken-at/<commit time in ms, u64><ClientRequestToken>`` (empty; the same records in time
-  order, so expired ones are found without reading the others).
+  order, so expired ones are found without reading the others),
+  ``bflease/<tid u32><index_id u16>`` (JSON {owner, at}: which data plane runs an index
+  backfill; another may take over once ``at`` is older than the lease time).
 - ``0x01`` data: ``0x01 <tid u32> 0x00`` + ``partition_hash(pk) + enc(pk) [+ enc(sk)]`` = item;
   ``0x01 <tid u32> 0x01 <index_id u16>`` + ``partition_hash(ipk) + enc(ipk) [+ enc(isk)] +
   enc(pk) [+ enc(sk)]`` = index entry (the projected item).
@@ -53,6 +55,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "token_key",
     "TOKEN_AT_PREFIX",
+    "backfill_lease_key",
     "token_at_key",
     "pack_i64",
     "unpack_i64",
@@ -73,6 +76,7 @@ GC_PREFIX = b"\x00gc/"
 _COLLECTION_PREFIX = b"\x00coll/"
 TOKEN_PREFIX = b"\x00txtoken/"
 TOKEN_AT_PREFIX = b"\x00txtoken-at/"
+_BACKFILL_LEASE_PREFIX = b"\x00bflease/"
 _I64 = struct.Struct(">q")
 
 _DATA = b"\x01"
@@ -104,6 +108,10 @@ def collection_prefix(table_id: int) -> bytes:
 
 def token_key(token: str) -> bytes:
     return TOKEN_PREFIX + token.encode("utf-8")
+
+
+def backfill_lease_key(table_id: int, index_id: int) -> bytes:
+    return _BACKFILL_LEASE_PREFIX + table_id.to_bytes(4, "big") + index_id.to_bytes(2, "big")
 
 
 def token_at_key(at: float, token: str) -> bytes:

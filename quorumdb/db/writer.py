@@ -23,6 +23,7 @@ Never call into asyncio from here and never commit: the committer owns the trans
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from quorumdb.db.records import (
     NEXT_TABLE_ID,
     TABLE_DEF_PREFIX,
     TOKEN_AT_PREFIX,
+    backfill_lease_key,
     collection_prefix,
     counter_key,
     dumps,
@@ -510,14 +512,37 @@ BACKFILL_CHUNK = 256
 GC_CHUNK = 1024
 
 
+BACKFILL_LEASE_S = 30.0
+
+
 def backfill_chunk(
-    batch: WriteBatch, table_id: int, index_name: str, after: bytes | None, limit: int = BACKFILL_CHUNK
-) -> tuple[bool, bytes | None]:
-    """Index up to ``limit`` items after ``after``. Returns (finished, last item key)."""
+    batch: WriteBatch,
+    table_id: int,
+    index_name: str,
+    after: bytes | None,
+    limit: int = BACKFILL_CHUNK,
+    owner: str = "",
+    lease_s: float = BACKFILL_LEASE_S,
+) -> tuple[str, bytes | None]:
+    """Index up to ``limit`` items after ``after``. Returns (state, last item key): state is
+    ``"more"``, ``"done"`` (call ``finish_backfill``) or ``"busy"``: another data plane (another
+    process) holds the backfill's lease, renewed by each of its chunks, the lease is not older
+    than ``lease_s`` and the holder's process is alive; then this call does nothing. Any holder may resume from its own ``after``:
+    items before it are indexed, and writers maintain the entries of every item they write."""
     t = batch.catalog.by_id.get(table_id)
     ix = None if t is None else t.index(index_name)
     if t is None or ix is None or not ix.backfilling:
-        return True, after
+        return "done", after
+    if owner:
+        lk = backfill_lease_key(table_id, ix.index_id)
+        raw = batch.txn.get(lk)
+        now = batch.state.clock()
+        if raw is not None:
+            lease = loads(raw)
+            holder = str(lease.get("owner", ""))
+            if holder != owner and now - float(lease.get("at", 0.0)) < lease_s and _owner_alive(holder):
+                return "busy", after
+        batch.txn.put(lk, dumps({"owner": owner, "at": now}))
     lo = item_prefix(table_id)
     hi = prefix_successor(lo)
     chunk: list[tuple[bytes, bytes]] = []
@@ -540,8 +565,26 @@ def backfill_chunk(
             st.count(ckey, 1, e[2])
     st.flush()
     if len(chunk) < limit:
-        return True, None
-    return False, chunk[-1][0]
+        return "done", None
+    return "more", chunk[-1][0]
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether a lease holder's process (``<pid>:<id>``; processes sharing an LMDB directory
+    share the host) still runs. Unknown forms count as alive."""
+    pid_text, sep, _rest = owner.partition(":")
+    if not sep or not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def finish_backfill(batch: WriteBatch, table_id: int, index_name: str) -> TableDef | None:
@@ -549,6 +592,7 @@ def finish_backfill(batch: WriteBatch, table_id: int, index_name: str) -> TableD
     ix = None if t is None else t.index(index_name)
     if t is None or ix is None or not ix.backfilling:
         return t
+    batch.txn.delete(backfill_lease_key(table_id, ix.index_id))
     done = dataclasses.replace(ix, status="ACTIVE", backfilling=False)
     new = dataclasses.replace(
         t,
@@ -632,6 +676,7 @@ def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[byt
             dropped.append(prefix)
             txn.put(gc_key(prefix), b"")
             txn.delete(counter_key(cur.table_id, ix.index_id))
+            txn.delete(backfill_lease_key(cur.table_id, ix.index_id))
     txn.put(next_index_key(cur.table_id), pack_u64(next_id))
     new = dataclasses.replace(table, table_id=cur.table_id, indexes=tuple(indexes), version=cur.version + 1)
     _put_table(batch, new)
@@ -652,6 +697,7 @@ def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, list[bytes]]:
     txn.delete(counter_key(cur.table_id, None))
     for ix in cur.indexes:
         txn.delete(counter_key(cur.table_id, ix.index_id))
+        txn.delete(backfill_lease_key(cur.table_id, ix.index_id))
     txn.delete(next_index_key(cur.table_id))
     _put_table(batch, cur, delete=True)
     return dataclasses.replace(cur, status="DELETING"), prefixes

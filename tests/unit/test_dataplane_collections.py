@@ -16,13 +16,20 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from quorumdb.api.common import item_collection_metrics
 from quorumdb.db import LocalDataPlane, open_local
 from quorumdb.db.contract import WriteOp, WriteResult
 from quorumdb.db.local import COLLECTION_LIMIT_ENV
-from quorumdb.db.records import collection_prefix, index_prefix, item_prefix, record_item
+from quorumdb.db.records import (
+    backfill_lease_key,
+    collection_prefix,
+    index_prefix,
+    item_prefix,
+    record_item,
+)
 from quorumdb.db.writer import (
     COLLECTION_LIMIT_BYTES,
     COLLECTION_TOO_BIG,
@@ -519,7 +526,7 @@ def _index_matches_table(dp: LocalDataPlane, t: TableDef) -> None:
 
 def test_two_data_planes_backfill_while_the_other_writes_with_a_stale_definition(tmp_path: Any) -> None:
     """Data plane A adds a GSI and backfills it; B, whose cached definition predates the index,
-    keeps writing, then starts (and so runs the same backfill too). The index ends exact."""
+    keeps writing, then starts (and finds the backfill leased by A). The index ends exact."""
     rng = random.Random(7)
 
     async def main() -> None:
@@ -535,7 +542,7 @@ def test_two_data_planes_backfill_while_the_other_writes_with_a_stale_definition
             new_gsi = IndexDef(name="by_x", index_id=0, local=False, key_schema=KeySchema(hash=KeyAttr(name="x", type="S")))
             t2 = await a.update_table(dataclasses.replace(t, indexes=(*t.indexes, new_gsi)))
             assert t2.index("by_x") is not None and t2.index("by_x").backfilling  # type: ignore[union-attr]
-            await b.start()  # finds the index still backfilling and joins in
+            await b.start()  # finds the index still backfilling, leased by A
             for _ in range(20):
                 await asyncio.gather(
                     b.write_many([_random_op(rng, stale) for _ in range(5)]),
@@ -548,6 +555,47 @@ def test_two_data_planes_backfill_while_the_other_writes_with_a_stale_definition
             assert stored(a, final) == recount(a, final)
         finally:
             await b.committer.stop()
+            await a.close()
+
+    asyncio.run(main())
+
+
+def test_backfill_lease_is_respected_then_taken_over(tmp_path: Any) -> None:
+    """A backfill leased by a live holder is left alone until the lease lapses; one leased by a
+    process that no longer exists is taken over at once."""
+    now = [1000.0]
+
+    async def main() -> None:
+        a = open_local(str(tmp_path / "data"), ttl_interval_s=0, resume_interval_s=0, clock=lambda: now[0], backfill_chunk=7)
+        await a.start()
+        try:
+            t = await a.create_table(table_def(indexes=LSI_TABLE))
+            await a.write_many([put(t, item(f"p{i % 5}", i, x=f"x{i % 3}")) for i in range(60)])
+            for holder, ix_name in ((f"{os.getpid()}:someone-else", "by_x"), ("999999999:dead", "by_x2")):
+                t = a.table("t")
+                ix_id = 1 + max(ix.index_id for ix in t.indexes)
+                lease = backfill_lease_key(t.table_id, ix_id)
+                a.engine.write_batch([(lease, orjson.dumps({"owner": holder, "at": now[0]}))])
+                new_gsi = IndexDef(name=ix_name, index_id=0, local=False, key_schema=KeySchema(hash=KeyAttr(name="x", type="S")))
+                t = await a.update_table(dataclasses.replace(t, indexes=(*t.indexes, new_gsi)))
+                await a.wait_background()
+                ix = a.table("t").index(ix_name)
+                assert ix is not None and ix.index_id == ix_id
+                if holder.startswith("999999999"):
+                    assert ix.status == "ACTIVE"  # the holder is gone: taken over at once
+                else:
+                    assert ix.status == "CREATING" and ix.backfilling  # left to its holder
+                    a.resume_background()
+                    await a.wait_background()
+                    assert a.table("t").index(ix_name).status == "CREATING"  # type: ignore[union-attr]
+                    now[0] += 31  # the holder stopped renewing: the lease lapses
+                    a.resume_background()
+                    await a.wait_background()
+                    assert a.table("t").index(ix_name).status == "ACTIVE"  # type: ignore[union-attr]
+                assert a.engine.get(lease) is None
+            final = a.table("t")
+            _index_matches_table(a, final)
+        finally:
             await a.close()
 
     asyncio.run(main())
