@@ -15,8 +15,9 @@ reads definitions, counters, collection sizes and token records inside the one L
 transaction, which LMDB serializes across processes, so all of them stay exact. An index
 backfill is run by the process holding its lease (renewed by every chunk); every process
 checks every ``resume_interval_s`` for unfinished backfills and deletions, and takes over a
-backfill whose lease has lapsed (its process died). Deletions and TTL passes of several
-processes may overlap; each chunk re-checks the stored state, so overlapping only repeats work.
+backfill whose lease has lapsed (its process died). A periodic TTL pass is claimed in the
+store first, so one process runs it per interval. Deletions (and explicit TTL passes) of
+several processes may overlap; each chunk re-checks the stored state, so that only repeats work.
 
 Never decode items on the read path unless asked (``Record.item`` is lazy) and never sort:
 every order comes from the key encoding.
@@ -365,7 +366,11 @@ class LocalDataPlane:
         while True:
             await asyncio.sleep(self.ttl_interval_s)
             try:
-                await self.expire_now()
+                claim = functools.partial(
+                    writer.claim_ttl_pass, owner=self._owner, interval_s=self.ttl_interval_s
+                )
+                if await self.committer.submit(claim):
+                    await self.expire_now()
             except asyncio.CancelledError:
                 raise
             except Exception:

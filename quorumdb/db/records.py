@@ -14,7 +14,8 @@ Key spaces (first byte):
   ``txtoken-at/<commit time in ms, u64><ClientRequestToken>`` (empty; the same records in time
   order, so expired ones are found without reading the others),
   ``bflease/<tid u32><index_id u16>`` (JSON {owner, at}: which data plane runs an index
-  backfill; another may take over once ``at`` is older than the lease time).
+  backfill; another may take over once ``at`` is older than the lease time),
+  ``ttl/last_pass`` (JSON {owner, at}: the last periodic TTL pass claimed by any process).
 - ``0x01`` data: ``0x01 <tid u32> 0x00`` + ``partition_hash(pk) + enc(pk) [+ enc(sk)]`` = item;
   ``0x01 <tid u32> 0x01 <index_id u16>`` + ``partition_hash(ipk) + enc(ipk) [+ enc(isk)] +
   enc(pk) [+ enc(sk)]`` = index entry (the projected item).
@@ -56,6 +57,7 @@ __all__ = [
     "token_key",
     "TOKEN_AT_PREFIX",
     "backfill_lease_key",
+    "TTL_LAST_PASS",
     "token_at_key",
     "pack_i64",
     "unpack_i64",
@@ -77,6 +79,7 @@ _COLLECTION_PREFIX = b"\x00coll/"
 TOKEN_PREFIX = b"\x00txtoken/"
 TOKEN_AT_PREFIX = b"\x00txtoken-at/"
 _BACKFILL_LEASE_PREFIX = b"\x00bflease/"
+TTL_LAST_PASS = b"\x00ttl/last_pass"
 _I64 = struct.Struct(">q")
 
 _DATA = b"\x01"

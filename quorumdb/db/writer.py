@@ -35,6 +35,7 @@ from quorumdb.db.records import (
     NEXT_TABLE_ID,
     TABLE_DEF_PREFIX,
     TOKEN_AT_PREFIX,
+    TTL_LAST_PASS,
     backfill_lease_key,
     collection_prefix,
     counter_key,
@@ -332,6 +333,20 @@ def purge_tokens(batch: WriteBatch, limit: int = TOKEN_PURGE_CHUNK) -> int:
         if raw is not None and token_at_key(float(loads(raw).get("at", 0.0)), token) == k:
             txn.delete(token_key(token))
     return len(stale)
+
+
+def claim_ttl_pass(batch: WriteBatch, owner: str, interval_s: float) -> bool:
+    """Whether this data plane should run the periodic TTL pass now: True (and recorded) unless
+    another process started one less than ``interval_s`` ago, so that processes sharing a store
+    do not all scan every table on every tick."""
+    now = batch.state.clock()
+    raw = batch.txn.get(TTL_LAST_PASS)
+    if raw is not None:
+        last = loads(raw)
+        if last.get("owner") != owner and now - float(last.get("at", 0.0)) < interval_s * 0.9:
+            return False
+    batch.txn.put(TTL_LAST_PASS, dumps({"owner": owner, "at": now}))
+    return True
 
 
 def _has_lsi(t: TableDef) -> bool:

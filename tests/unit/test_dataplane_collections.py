@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
 import random
 import subprocess
@@ -34,6 +35,7 @@ from quorumdb.db.writer import (
     COLLECTION_LIMIT_BYTES,
     COLLECTION_TOO_BIG,
     LSI_ENTRY_OVERHEAD,
+    claim_ttl_pass,
     index_entry,
 )
 from quorumdb.errors import (
@@ -597,5 +599,31 @@ def test_backfill_lease_is_respected_then_taken_over(tmp_path: Any) -> None:
             _index_matches_table(a, final)
         finally:
             await a.close()
+
+    asyncio.run(main())
+
+
+def test_periodic_ttl_pass_is_claimed_by_one_process_per_interval() -> None:
+    now = [0.0]
+
+    async def main() -> None:
+        dp = open_local(None, ttl_interval_s=0, clock=lambda: now[0])
+        await dp.start()
+
+        async def claim(owner: str) -> bool:
+            result: bool = await dp.committer.submit(
+                functools.partial(claim_ttl_pass, owner=owner, interval_s=10.0)
+            )
+            return result
+
+        assert await claim("a")
+        assert await claim("a")  # the holder itself is never held back
+        assert not await claim("b")
+        now[0] = 8.9
+        assert not await claim("b")
+        now[0] = 9.0
+        assert await claim("b")
+        assert not await claim("a")
+        await dp.close()
 
     asyncio.run(main())
