@@ -32,6 +32,7 @@ from quorumdb.db.contract import SortKeyRange, StoredItem
 from quorumdb.db.partition import segment_range
 from quorumdb.errors import ValidationError
 from quorumdb.expr.keycond import (
+    KeyCondition,
     conditions_from_expression,
     key_condition_from_conditions,
     validate_conditions,
@@ -168,10 +169,31 @@ def _matches_sort(sort: SortKeyRange, av: AttributeValue) -> bool:
     raise AssertionError(op)
 
 
+# Memos over the (immutable, themselves memoized) Condition objects of key condition
+# expressions: identity-keyed, holding the object so its id is not reused; successes only.
+_MEMO_MAX = 4096
+_CONDS_MEMO: dict[int, tuple[Any, dict[str, tuple[str, list[AttributeValue]]]]] = {}
+_KC_MEMO: dict[tuple[int, KeySchema], tuple[Any, KeyCondition]] = {}
+
+
+def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+
+
 def _key_conditions(req: dict[str, Any], condition: Any) -> dict[str, tuple[str, list[AttributeValue]]]:
     """The key conditions by attribute, checked as far as possible without the key schema."""
     if condition is not None:
+        hit = _CONDS_MEMO.get(id(condition))
+        if hit is not None and hit[0] is condition:
+            return hit[1]
         conds = conditions_from_expression(condition.node)
+        validate_conditions(conds)
+        if len(conds) not in (1, 2):
+            raise ValidationError("Conditions can be of length 1 or 2 only")
+        _memo_put(_CONDS_MEMO, id(condition), (condition, conds))
+        return conds
     else:
         conds = {
             name: (c.get("ComparisonOperator", ""), [validate_value(v) for v in c.get("AttributeValueList") or ()])
@@ -181,6 +203,22 @@ def _key_conditions(req: dict[str, Any], condition: Any) -> dict[str, tuple[str,
     if len(conds) not in (1, 2):
         raise ValidationError("Conditions can be of length 1 or 2 only")
     return conds
+
+
+def _key_condition(
+    conds: dict[str, tuple[str, list[AttributeValue]]], schema: KeySchema, *, memo: bool
+) -> KeyCondition:
+    """``key_condition_from_conditions``; with ``memo`` (``conds`` came from ``_CONDS_MEMO``,
+    i.e. from an expression) memoized per (conds, schema)."""
+    if not memo:
+        return key_condition_from_conditions(conds, schema)
+    mk = (id(conds), schema)
+    hit = _KC_MEMO.get(mk)
+    if hit is not None and hit[0] is conds:
+        return hit[1]
+    kc = key_condition_from_conditions(conds, schema)
+    _memo_put(_KC_MEMO, mk, (conds, kc))
+    return kc
 
 
 def _values_equal(a: AttributeValue, b: AttributeValue) -> bool:
@@ -375,7 +413,7 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
     table = table_of(ctx.db, req["TableName"])
     index = _resolve_index(table, req, consistent)
     schema = index.key_schema if index is not None else table.key_schema
-    kc = key_condition_from_conditions(conds, schema)
+    kc = _key_condition(conds, schema, memo=parsed.key_condition is not None)
     select = _select(req, index, has_projection)
     filt = parsed.filter
     _check_paths(table, parsed)
