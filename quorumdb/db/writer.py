@@ -84,6 +84,10 @@ __all__ = [
     "COLLECTION_LIMIT_BYTES",
     "COLLECTION_TOO_BIG",
     "TOKEN_WINDOW_S",
+    "LSI_ENTRY_OVERHEAD",
+    "BACKFILL_LEASE_S",
+    "purge_tokens",
+    "claim_ttl_pass",
 ]
 
 RESOURCE_NOT_FOUND = "Requested resource not found"
