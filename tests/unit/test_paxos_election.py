@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
-from test_paxos_harness import Cluster
+from test_paxos_harness import FAST, Cluster
 
 from quorumdb.core.paxos import (
     Accept,
     Accepted,
     Ballot,
+    Command,
+    Entry,
+    EntryKind,
     Heartbeat,
     HeartbeatAck,
+    MemoryLogStorage,
     Prepare,
     Promise,
     ProposalRejected,
+    PutEntries,
+    Replica,
     ReplyReason,
     Role,
 )
@@ -154,3 +162,48 @@ def test_leader_with_a_lease_reclaims_leadership_when_a_healed_replica_refuses_i
     c.run(100)
     assert c.data(lost) == c.data(leader) and b"x" in c.data(lost)
     assert c.violations == []
+
+
+def _cmd(index: int, ballot: Ballot, data: bytes) -> Entry:
+    return Entry(index=index, ballot=ballot, kind=EntryKind.COMMANDS,
+                 commands=(Command(request_id=data.decode(), data=data),))
+
+
+@pytest.mark.parametrize(
+    ("n2_entries", "n2_commit", "n3_entries", "expected", "commit"),
+    [
+        # highest ballot wins per slot; gaps become no-ops; own no-op appended
+        ([(1, 1, b"A"), (3, 1, b"C")], 0, [(1, 2, b"B")], [b"B", None, b"C", None], 0),
+        # a promiser's chosen prefix is taken as chosen and committed at once
+        ([(1, 1, b"A"), (2, 1, b"D")], 2, [], [b"A", b"D", None], 2),
+        # nothing accepted anywhere: just the new leader's no-op
+        ([], 0, [], [None], 0),
+    ],
+)
+def test_phase_one_merge(
+    n2_entries: list[tuple[int, int, bytes]], n2_commit: int,
+    n3_entries: list[tuple[int, int, bytes]], expected: list[bytes | None], commit: int,
+) -> None:
+    storage = MemoryLogStorage()
+    voters = ["n1", "n2", "n3", "n4", "n5"]  # the quorum (3) needs both promises below
+    r = Replica("g1", "n1", FAST, storage, random.Random(0), initial_voters=voters)
+    now = 0
+    while r.role is not Role.CANDIDATE:
+        now += 10
+        r.tick(now)
+    prepares = [m for m in r.ready().messages if isinstance(m, Prepare)]
+    assert sorted(m.dst for m in prepares) == voters[1:]
+    b = prepares[0].ballot
+    for src, entries, commit_index in (("n2", n2_entries, n2_commit), ("n3", n3_entries, 0)):
+        r.step(Promise(group_id="g1", src=src, dst="n1", ballot=b, ok=True, promised=b,
+                       commit_index=commit_index, snapshot_index=0,
+                       entries=tuple(_cmd(i, Ballot(round=rb, node_id=src), d)
+                                     for i, rb, d in entries)), now)
+    assert r.role is Role.LEADER and r.commit_index == commit
+    got = [r.entry(i) for i in range(1, r.last_index + 1)]
+    assert all(e is not None and e.ballot == b for e in got)  # everything re-stamped
+    assert [e.commands[0].data if e and e.commands else None for e in got] == expected
+    ready = r.ready()
+    assert any(isinstance(a, PutEntries) for a in ready.persist)
+    accepts = [m for m in ready.messages if isinstance(m, Accept)]
+    assert {m.dst for m in accepts} == set(voters[1:])
