@@ -123,11 +123,26 @@ def _arith(result_fn: str, a: str, b: str) -> str:
     return format_decimal(r)
 
 
+def _int_result(n: int) -> str | None:
+    """``n`` as canonical text when it has at most 38 digits (else None: the general path
+    decides between rounding errors and trailing zeros)."""
+    text = str(n)
+    return text if len(text) - (n < 0) <= MAX_DIGITS else None
+
+
 def add(a: str, b: str) -> str:
     """a + b, exact, as DynamoDB's SET a + b and ADD compute it."""
+    if type(a) is str and type(b) is str and _plain_integer(a) and _plain_integer(b):
+        out = _int_result(int(a) + int(b))
+        if out is not None:
+            return out
     return _arith("add", a, b)
 
 
 def sub(a: str, b: str) -> str:
     """a - b, exact."""
+    if type(a) is str and type(b) is str and _plain_integer(a) and _plain_integer(b):
+        out = _int_result(int(a) - int(b))
+        if out is not None:
+            return out
     return _arith("subtract", a, b)
