@@ -38,17 +38,32 @@ def main() -> None:
 @click.option(
     "--log-level", default="warning", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False)
 )
-def serve(host: str, port: int, data_dir: str, in_memory: bool, log_level: str) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Worker processes sharing the port and the data directory (not with --in-memory).",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Internal: a worker of --workers.")
+def serve(
+    host: str, port: int, data_dir: str, in_memory: bool, log_level: str, workers: int, reuse_port: bool
+) -> None:
     """Serve the DynamoDB API on HTTP until SIGINT/SIGTERM."""
+    if workers > 1 and in_memory:
+        raise click.UsageError("--workers needs a data directory: in-memory data cannot be shared")
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from quorumdb.api.server import run
+    from quorumdb.api.server import run, run_workers
 
     try:
-        code = run(host, port, data_dir, in_memory, reuse_port=False)
+        if workers > 1:
+            code = run_workers(host, port, data_dir, workers, log_level.lower())
+        else:
+            code = run(host, port, data_dir, in_memory, reuse_port=reuse_port)
     except OSError as exc:  # e.g. the port is taken
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)

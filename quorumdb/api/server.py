@@ -19,12 +19,15 @@ gracefully on SIGINT/SIGTERM. This module never interprets request bodies itself
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import zlib
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -41,6 +44,7 @@ __all__ = [
     "Server",
     "serve",
     "run",
+    "run_workers",
     "MAX_BODY_BYTES",
     "MAX_HEADER_BYTES",
     "MAX_PIPELINE",
@@ -636,6 +640,11 @@ async def serve(
         (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
         await stop.wait()
         log.info("shutting down")
+        # One more SIGTERM (e.g. the whole process group signalled, then a supervisor
+        # forwarding it) must not cut the graceful shutdown short; SIGINT still can.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         await server.close()
     finally:
         await db.close()
@@ -660,3 +669,76 @@ def run(
     else:
         uvloop.run(serve(host, port, data_dir, in_memory, reuse_port))
     return 0
+
+
+def run_workers(host: str, port: int, data_dir: str, workers: int, log_level: str = "warning") -> int:
+    """Serve with ``workers`` processes sharing one port (SO_REUSEPORT) and one LMDB directory.
+
+    This process only supervises: it starts the workers (``quorumdb serve --reuse-port``),
+    prints one line once all of them listen, forwards SIGINT/SIGTERM to them, and exits 0 when
+    they all stopped cleanly. If a worker dies on its own, the others are stopped and the exit
+    status is 1.
+    """
+    assert workers >= 1
+    path = os.path.abspath(data_dir)
+    reserve: socket.socket | None = None
+    if port == 0:
+        # Pick the port once for all workers; holding it (bound, SO_REUSEPORT) until they
+        # listen keeps anyone else from taking it meanwhile.
+        reserve = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reserve.bind((host, 0))
+        port = reserve.getsockname()[1]
+    cmd = [
+        sys.executable, "-m", "quorumdb", "serve", "--host", host, "--port", str(port),
+        "--data-dir", path, "--log-level", log_level, "--reuse-port",
+    ]
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop_all(signum: int = signal.SIGTERM, frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGTERM)
+
+    old_handlers = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for _ in range(workers):
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE))
+        for p in procs:
+            assert p.stdout is not None
+            if not p.stdout.readline():  # the worker failed before listening
+                stop_all()
+                break
+        else:
+            where = f"data: {path}, LMDB, {workers} worker processes"
+            _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
+        if reserve is not None:
+            reserve.close()
+        clean = not stopping
+        remaining = list(procs)
+        while remaining:
+            for p in list(remaining):
+                try:
+                    code = p.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    continue
+                remaining.remove(p)
+                if code != 0 and not (stopping and code == -signal.SIGTERM):
+                    clean = False
+                if not stopping:  # a worker ended on its own: stop the others
+                    clean = False
+                    stop_all()
+        return 0 if clean else 1
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if p.stdout is not None:
+                p.stdout.close()

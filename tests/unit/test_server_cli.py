@@ -16,12 +16,13 @@ import pytest
 LINE = re.compile(r"^QuorumDB listening on http://127\.0\.0\.1:(\d+) \((.*)\)$")
 
 
-def start(*args: str, cwd: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+def start(*args: str, cwd: Path, new_session: bool = False) -> tuple[subprocess.Popen[bytes], int, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "quorumdb", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=cwd,
+        start_new_session=new_session,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().rstrip("\n")
@@ -121,3 +122,43 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path, sig: int) -> None:
         assert b"Error" in second.stderr
     finally:
         assert stop(proc, sig) == 0
+
+
+def test_workers_share_the_port_and_the_data(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc, port, where = start("--data-dir", str(data), "--workers", "2", cwd=tmp_path, new_session=True)
+    try:
+        assert where == f"data: {os.path.abspath(data)}, LMDB, 2 worker processes"
+        post(
+            port,
+            "CreateTable",
+            {
+                "TableName": "shared",
+                "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            },
+        )
+        for _ in range(12):  # a new connection each time: both workers answer some
+            assert post(port, "ListTables", {}) == {"TableNames": ["shared"]}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # as a supervisor stopping the whole group would
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    import socket
+
+    with socket.socket() as s:  # no worker listens any more (TIME_WAIT leftovers are fine)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
+
+
+def test_workers_need_a_data_directory(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "quorumdb", "serve", "--in-memory", "--workers", "2"],
+        capture_output=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2
+    assert b"--workers needs a data directory" in out.stderr
