@@ -12,8 +12,9 @@ its coroutine is first run inline and only becomes a task if it actually waits (
 cached lookups finish without one). Every response carries ``x-amzn-RequestId`` and
 ``x-amz-crc32``. Credentials are not checked (as DynamoDB Local). ``GET /`` is a health check.
 
-``serve()``/``run()`` start a whole single-node server (data plane + HTTP) and stop it
-gracefully on SIGINT/SIGTERM. This module never interprets request bodies itself.
+``serve()``/``run()`` start a whole single-node server process (data plane + HTTP) and stop it
+gracefully on SIGINT/SIGTERM; ``run_workers()`` supervises several such processes sharing one
+port and one LMDB directory. This module never interprets request bodies itself.
 """
 
 from __future__ import annotations
