@@ -389,3 +389,38 @@ def test_graceful_close_finishes_in_flight_requests() -> None:
             closing.result(10)
         assert "inflight" in s.db.tables
         s.server = _Noop()  # type: ignore[assignment]
+
+
+def test_long_pipeline_behind_a_slow_request_pauses_reading_and_finishes_in_order() -> None:
+    import asyncio
+    import threading
+
+    with ThreadedServer() as s:
+
+        async def make_gate() -> asyncio.Event:
+            return asyncio.Event()
+
+        gate = s.run(make_gate())
+        s.db.gate = gate
+        n = 200  # well past the per-connection queue bound
+        batch = request("CreateTable", create_body("slowfirst")) + b"".join(
+            request("ListTables", orjson.dumps({"Limit": 1 + i % 100})) for i in range(n)
+        )
+        with connect(s) as sock:
+            sender = threading.Thread(target=sock.sendall, args=(batch,))
+            sender.start()
+            import time
+
+            deadline = time.monotonic() + 10
+            assert s.server is not None
+            while not any(c.reading_paused for c in list(s.server.connections)):
+                assert time.monotonic() < deadline, "the server never paused reading"
+                time.sleep(0.01)
+            s.loop.call_soon_threadsafe(gate.set)
+            rd = Reader(sock)
+            assert rd.read().status == 200
+            for _ in range(n):
+                r = rd.read()
+                assert r.status == 200
+                assert r.json()["TableNames"] == ["slowfirst"]  # answered after the create
+            sender.join(10)
