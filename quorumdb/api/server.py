@@ -621,7 +621,11 @@ async def serve(
     from quorumdb.db import open_local  # the storage layer; imported here so the API stays light
 
     path = None if in_memory else os.path.abspath(data_dir or "quorumdb-data")
-    db = open_local(path)
+    options: dict[str, Any] = {}
+    ttl_interval = os.environ.get("QUORUMDB_TTL_INTERVAL_SECONDS")
+    if ttl_interval:  # how often the TTL expirer looks for expired items (default 5 s)
+        options["ttl_interval_s"] = float(ttl_interval)
+    db = open_local(path, **options)
     await db.start()
     try:
         server = Server(Dispatcher(db))
