@@ -194,3 +194,15 @@ def test_ten_thousand_operations_check_in_seconds() -> None:
     assert res.ok is True
     assert res.operations == 10_000
     print(f"10k ops checked in {elapsed:.2f}s")
+
+
+def test_unobserved_values_are_merged_without_changing_verdicts() -> None:
+    # the two unknown puts are never read; a failed cas is explained by either of them
+    ok = [op(0, "put", 1, 2, value="p"), op(1, "put", 3, None, value="u1"), op(2, "put", 4, None, value="u2"),
+          op(3, "cas", 5, 6, value=("p", "x"), result=False)]
+    assert check_history(ok).ok is True
+    # without them, the failed cas is impossible
+    assert check_history([ok[0], ok[3]]).ok is False
+    # an unobserved value is still never equal to an observed one
+    bad = [op(0, "put", 1, 2, value="u"), op(1, "get", 3, 4, result="v")]
+    assert check_history(bad).ok is False

@@ -62,23 +62,67 @@ class LinearizabilityResult:
         return "; ".join(parts)
 
 
-def _step(state: Any, op: Operation) -> tuple[bool, Any]:
-    """The sequential register: may ``op`` happen in ``state``, and what state follows."""
-    unknown = op.outcome is Outcome.UNKNOWN
-    kind = op.kind
-    if kind is OpKind.PUT:
-        return True, op.value
-    if kind is OpKind.DELETE:
-        return True, _ABSENT
-    if kind is OpKind.GET:
-        return unknown or op.result == state, state
-    if kind is OpKind.CAS:
-        expected, new = op.value
-        swapped = state == expected
-        if not unknown and bool(op.result) != swapped:
-            return False, state
-        return True, (new if swapped else state)
-    raise AssertionError(f"unknown op kind {kind}")
+class _Unseen:
+    """Stands for every value no operation ever observes (see ``_Model``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unseen>"
+
+
+_UNSEEN: Any = _Unseen()
+
+
+class _Model:
+    """The sequential register, with one state-space reduction.
+
+    A value that no get returns and no cas expects can never be told apart from any other such
+    value by a later operation, so all of them map to one ``_UNSEEN`` state. This is exact (it
+    changes no step's outcome) and lets the memo table merge the many configurations that differ
+    only in which unobserved write (typically an UNKNOWN one) happened last.
+    """
+
+    __slots__ = ("observed",)
+
+    def __init__(self, ops: list[Operation], initial: Any) -> None:
+        self.observed: set[Any] | None = None
+        observed: set[Any] = {initial}
+        for op in ops:
+            try:
+                if op.kind is OpKind.GET and op.outcome is Outcome.OK:
+                    observed.add(op.result)
+                elif op.kind is OpKind.CAS:
+                    observed.add(op.value[0])
+            except TypeError:  # unhashable values: no reduction
+                return
+        self.observed = observed
+
+    def canon(self, value: Any) -> Any:
+        if self.observed is None:
+            return value
+        try:
+            return value if value in self.observed else _UNSEEN
+        except TypeError:
+            return value
+
+    def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
+        """May ``op`` happen in ``state``, and what state follows."""
+        unknown = op.outcome is Outcome.UNKNOWN
+        kind = op.kind
+        if kind is OpKind.PUT:
+            return True, self.canon(op.value)
+        if kind is OpKind.DELETE:
+            return True, self.canon(_ABSENT)
+        if kind is OpKind.GET:
+            return unknown or op.result == state, state
+        if kind is OpKind.CAS:
+            expected, new = op.value
+            swapped = state is not _UNSEEN and state == expected
+            if not unknown and bool(op.result) != swapped:
+                return False, state
+            return True, (self.canon(new) if swapped else state)
+        raise AssertionError(f"unknown op kind {kind}")
 
 
 class _Entry:
@@ -105,7 +149,7 @@ def _relevant(ops: Iterable[Operation]) -> list[Operation]:
     return out
 
 
-def check_key(key: str, ops: list[Operation], *, initial: Any = _ABSENT, budget: int = 5_000_000) -> KeyVerdict:
+def check_key(key: str, ops: list[Operation], *, initial: Any = _ABSENT, budget: int = 20_000_000) -> KeyVerdict:
     """Check one key's operations; ``budget`` bounds the number of search steps."""
     ops = _relevant(ops)
     if not ops:
@@ -148,9 +192,10 @@ def check_key(key: str, ops: list[Operation], *, initial: Any = _ABSENT, budget:
         if e.next is not None:
             e.next.prev = e
 
+    model = _Model(ops, initial)
     cache: set[tuple[int, Any]] = set()
     calls: list[tuple[_Entry, Any]] = []
-    state: Any = initial
+    state: Any = model.canon(initial)
     linearized = 0
     entry = head.next
     explored = 0
@@ -163,7 +208,7 @@ def check_key(key: str, ops: list[Operation], *, initial: Any = _ABSENT, budget:
         assert entry is not None
         if entry.is_call:
             assert entry.op is not None
-            ok, new_state = _step(state, entry.op)
+            ok, new_state = model.step(state, entry.op)
             if ok:
                 new_linearized = linearized | (1 << entry.index)
                 memo = (new_linearized, new_state)
@@ -190,7 +235,7 @@ def check_key(key: str, ops: list[Operation], *, initial: Any = _ABSENT, budget:
 
 
 def check_history(
-    ops: Iterable[Operation], *, initial: dict[str, Any] | None = None, budget_per_key: int = 5_000_000
+    ops: Iterable[Operation], *, initial: dict[str, Any] | None = None, budget_per_key: int = 20_000_000
 ) -> LinearizabilityResult:
     """Check a whole key-value history, one key at a time."""
     by_key: dict[str, list[Operation]] = {}
