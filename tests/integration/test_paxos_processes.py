@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,24 +17,15 @@ import pytest
 
 from quorumdb.runtime.framing import FrameDecoder, encode_frame
 from quorumdb.sim.checkers import History, OpKind, check_history
+from tests.integration.helpers import free_ports
 
 NODES = ["n1", "n2", "n3"]
 REQUEST_TIMEOUT_S = 3.0
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 class Cluster:
     def __init__(self, root: Path) -> None:
-        ports = _free_ports(6)
+        ports = free_ports(6)
         self.peer_ports = dict(zip(NODES, ports[:3], strict=True))
         self.client_ports = dict(zip(NODES, ports[3:], strict=True))
         self.root = root

@@ -14,11 +14,12 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import pytest
+from test_dataplane_support import PK, SK, put, run
+from test_dataplane_support import table_def as support_table_def
 
 from quorumdb.api.common import item_collection_metrics
 from quorumdb.db import LocalDataPlane, open_local
@@ -45,11 +46,11 @@ from quorumdb.errors import (
 )
 from quorumdb.model.schema import IndexDef, KeyAttr, KeySchema, TableDef
 from quorumdb.model.size import item_size
-from quorumdb.model.types import Item
+from quorumdb.model.types import Item, ScalarType
 from quorumdb.storage.engine import prefix_successor
 
-PK = KeyAttr(name="pk", type="S")
-SK = KeyAttr(name="sk", type="N")
+# The LSI and GSI key attributes of these tables, besides pk and sk.
+ATTRIBUTES: dict[str, ScalarType] = {"pk": "S", "sk": "N", "a": "S", "b": "S", "g": "S"}
 
 
 def lsi(name: str, attr: str, projection: str = "ALL", include: tuple[str, ...] = ()) -> IndexDef:
@@ -68,22 +69,10 @@ def gsi(name: str, attr: str) -> IndexDef:
 
 
 def table_def(name: str = "t", indexes: tuple[IndexDef, ...] = ()) -> TableDef:
-    return TableDef(
-        name=name,
-        table_id=0,
-        uuid="uuid-" + name,
-        key_schema=KeySchema(hash=PK, range=SK),
-        attribute_definitions={"pk": "S", "sk": "N", "a": "S", "b": "S", "g": "S"},
-        created_at=0.0,
-        indexes=indexes,
-    )
+    return support_table_def(name, indexes=indexes, attributes=ATTRIBUTES)
 
 
 LSI_TABLE = (lsi("by_a", "a", "ALL"), lsi("by_b", "b", "INCLUDE", ("x",)), gsi("by_g", "g"))
-
-
-def put(t: TableDef, item: Item) -> WriteOp:
-    return WriteOp(table=t, key=t.key_schema.key_of(item), mutate=lambda old: item)
 
 
 def delete(t: TableDef, pk: str, sk: int) -> WriteOp:
@@ -125,24 +114,6 @@ def stored(dp: LocalDataPlane, t: TableDef) -> dict[str, int]:
     return out
 
 
-@pytest.fixture(params=["memory", "lmdb"])
-def engine_kind(request: Any) -> str:
-    return str(request.param)
-
-
-def run(kind: str, tmp_path: Any, body: Callable[[LocalDataPlane], Awaitable[None]], **options: Any) -> None:
-    async def main() -> None:
-        options.setdefault("ttl_interval_s", 0)
-        dp = open_local(None if kind == "memory" else str(tmp_path / "data"), **options)
-        await dp.start()
-        try:
-            await body(dp)
-        finally:
-            await dp.close()
-
-    asyncio.run(main())
-
-
 def test_sizes_counted_as_dynamodb_counts_them(engine_kind: str, tmp_path: Any) -> None:
     async def body(dp: LocalDataPlane) -> None:
         t = await dp.create_table(table_def(indexes=LSI_TABLE))
@@ -163,7 +134,7 @@ def test_sizes_counted_as_dynamodb_counts_them(engine_kind: str, tmp_path: Any) 
         assert r.collection_size == 0
         assert stored(dp, t) == {} and dp.collection_size(t, {"S": "p"}) == 0
         # A table without an LSI reports nothing.
-        plain = await dp.create_table(table_def("plain", (gsi("g1", "g"),)))
+        plain = await dp.create_table(table_def("plain", indexes=(gsi("g1", "g"),)))
         assert (await dp.write(put(plain, item("p", 1)))).collection_size is None
 
     run(engine_kind, tmp_path, body)

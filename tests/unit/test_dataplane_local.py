@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from test_dataplane_support import PK, put, table_def
+from test_dataplane_support import run as run_on
 
 from quorumdb.db import LocalDataPlane, open_local
 from quorumdb.db.contract import SortKeyRange, WriteOp
@@ -23,21 +26,6 @@ from quorumdb.errors import (
 from quorumdb.model.schema import IndexDef, KeyAttr, KeySchema, TableDef
 from quorumdb.model.size import item_size
 from quorumdb.model.types import Item
-
-PK = KeyAttr(name="pk", type="S")
-SK = KeyAttr(name="sk", type="N")
-
-
-def table_def(name: str = "t", *, range_key: bool = True, indexes: tuple[IndexDef, ...] = ()) -> TableDef:
-    return TableDef(
-        name=name,
-        table_id=0,
-        uuid="uuid-" + name,
-        key_schema=KeySchema(hash=PK, range=SK if range_key else None),
-        attribute_definitions={"pk": "S", "sk": "N"},
-        created_at=0.0,
-        indexes=indexes,
-    )
 
 
 def gsi(name: str, hash_attr: str, range_attr: str | None = None, projection: str = "ALL", include: tuple[str, ...] = ()) -> IndexDef:
@@ -54,11 +42,6 @@ def gsi(name: str, hash_attr: str, range_attr: str | None = None, projection: st
     )
 
 
-def put(t: TableDef, item: Item) -> WriteOp:
-    key = t.key_schema.key_of(item)
-    return WriteOp(table=t, key=key, mutate=lambda old: item)
-
-
 def delete(t: TableDef, key: Item) -> WriteOp:
     return WriteOp(table=t, key=key, mutate=lambda old: None)
 
@@ -71,22 +54,10 @@ def N(x: int | str) -> dict[str, Any]:
     return {"N": str(x)}
 
 
-@pytest.fixture(params=["memory", "lmdb"])
-def run(request: Any, tmp_path: Any) -> Callable[[Callable[[LocalDataPlane], Awaitable[None]]], None]:
+@pytest.fixture
+def run(engine_kind: str, tmp_path: Any) -> Callable[..., None]:
     """Run an async test body against a started data plane, then close it."""
-
-    def runner(body: Callable[[LocalDataPlane], Awaitable[None]], **options: Any) -> None:
-        async def main() -> None:
-            dp = open_local(None if request.param == "memory" else str(tmp_path / "data"), **options)
-            await dp.start()
-            try:
-                await body(dp)
-            finally:
-                await dp.close()
-
-        asyncio.run(main())
-
-    return runner
+    return functools.partial(run_on, engine_kind, tmp_path)
 
 
 def test_catalog(run: Any) -> None:

@@ -9,10 +9,10 @@ IdempotentParameterMismatchError; a cancelled transaction records nothing; recor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from test_dataplane_support import run, table_def
 
 from quorumdb.db import LocalDataPlane, open_local
 from quorumdb.db.contract import WriteOp, WriteResult
@@ -22,22 +22,15 @@ from quorumdb.errors import (
     IdempotentParameterMismatchError,
     TransactionCanceledError,
 )
-from quorumdb.model.schema import KeyAttr, KeySchema, TableDef
+from quorumdb.model.schema import TableDef
 from quorumdb.model.types import Item
 from quorumdb.storage.engine import prefix_successor
 
 WINDOW = 600.0
 
 
-def table_def(name: str = "t") -> TableDef:
-    return TableDef(
-        name=name,
-        table_id=0,
-        uuid="uuid-" + name,
-        key_schema=KeySchema(hash=KeyAttr(name="pk", type="S")),
-        attribute_definitions={"pk": "S"},
-        created_at=0.0,
-    )
+def hash_table() -> TableDef:
+    return table_def(range_key=False, attributes={"pk": "S"})
 
 
 def incr(t: TableDef, pk: str, by: int = 1) -> WriteOp:
@@ -69,27 +62,9 @@ def token_keys(dp: LocalDataPlane) -> tuple[int, int]:
     return a, b
 
 
-@pytest.fixture(params=["memory", "lmdb"])
-def engine_kind(request: Any) -> str:
-    return str(request.param)
-
-
-def run(kind: str, tmp_path: Any, body: Callable[[LocalDataPlane], Awaitable[None]], **options: Any) -> None:
-    async def main() -> None:
-        options.setdefault("ttl_interval_s", 0)
-        dp = open_local(None if kind == "memory" else str(tmp_path / "data"), **options)
-        await dp.start()
-        try:
-            await body(dp)
-        finally:
-            await dp.close()
-
-    asyncio.run(main())
-
-
 def test_replay_mismatch_and_cancelled_first_attempt(engine_kind: str, tmp_path: Any) -> None:
     async def body(dp: LocalDataPlane) -> None:
-        t = await dp.create_table(table_def())
+        t = await dp.create_table(hash_table())
         first = await dp.transact_write([incr(t, "a"), incr(t, "b", 5)], token="tok", fingerprint=b"F")
         assert not any(r.replayed for r in first)
         again = await dp.transact_write([incr(t, "a"), incr(t, "b", 5)], token="tok", fingerprint=b"F")
@@ -116,7 +91,7 @@ def test_replay_mismatch_and_cancelled_first_attempt(engine_kind: str, tmp_path:
 
 def test_concurrent_duplicates_apply_once(engine_kind: str, tmp_path: Any) -> None:
     async def body(dp: LocalDataPlane) -> None:
-        t = await dp.create_table(table_def())
+        t = await dp.create_table(hash_table())
         results = await asyncio.gather(
             *(dp.transact_write([incr(t, "a")], token=f"tok{i % 3}", fingerprint=b"F") for i in range(30))
         )
@@ -131,7 +106,7 @@ def test_records_expire_lazily_and_are_purged(engine_kind: str, tmp_path: Any) -
     now = [1_000.0]
 
     async def body(dp: LocalDataPlane) -> None:
-        t = await dp.create_table(table_def())
+        t = await dp.create_table(hash_table())
         await dp.transact_write([incr(t, "a")], token="old", fingerprint=b"F")
         now[0] += 300
         await dp.transact_write([incr(t, "a")], token="young", fingerprint=b"F")
@@ -157,7 +132,7 @@ def test_short_window_option(tmp_path: Any) -> None:
     now = [0.0]
 
     async def body(dp: LocalDataPlane) -> None:
-        t = await dp.create_table(table_def())
+        t = await dp.create_table(hash_table())
         await dp.transact_write([incr(t, "a")], token="x", fingerprint=b"F")
         now[0] = 4.9
         assert (await dp.transact_write([incr(t, "a")], token="x", fingerprint=b"F"))[0].replayed
@@ -174,7 +149,7 @@ def test_replay_after_restart(tmp_path: Any) -> None:
     async def first() -> None:
         dp = open_local(path, ttl_interval_s=0)
         await dp.start()
-        t = await dp.create_table(table_def())
+        t = await dp.create_table(hash_table())
         await dp.transact_write([incr(t, "a")], token="tok", fingerprint=b"F")
         await dp.close()
 
@@ -208,7 +183,7 @@ def test_two_data_planes_on_one_directory(tmp_path: Any) -> None:
         await a.start()
         await b.start()
         try:
-            t = await a.create_table(table_def())
+            t = await a.create_table(hash_table())
             tb = b.table("t")
             await a.transact_write([incr(t, "x")], token="one", fingerprint=b"F")
             res = await b.transact_write([incr(tb, "x")], token="one", fingerprint=b"F")

@@ -203,6 +203,24 @@ def _index_def(
     )
 
 
+def _check_gsi(spec: dict[str, Any], defined: list[str], billing: str) -> None:
+    """The checks of one new global secondary index, in DynamoDB's order: the same in
+    CreateTable and in UpdateTable's Create (``billing`` is the mode the table will have)."""
+    ix_name = spec["IndexName"]
+    _check_defined(_names(spec["KeySchema"]), defined)
+    _check_key_elements(spec["KeySchema"])
+    _check_projection(ix_name, spec["Projection"])
+    pt = spec.get("ProvisionedThroughput")
+    if billing == PAY_PER_REQUEST and pt is not None:
+        raise ValidationError(
+            INVALID + f"ProvisionedThroughput should not be specified for index: {ix_name} when BillingMode is PAY_PER_REQUEST"
+        )
+    if billing == PROVISIONED and pt is None:
+        raise ValidationError(INVALID + f"ProvisionedThroughput must be specified for index: {ix_name}")
+    if pt is not None:
+        _check_bounds(pt)
+
+
 def _projected_count(specs: list[dict[str, Any]]) -> int:
     return sum(len(s["Projection"].get("NonKeyAttributes") or ()) for s in specs)
 
@@ -279,17 +297,7 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             raise ValidationError(INVALID + "List of GlobalSecondaryIndexes is empty")
         for ix in gsis:
             ix_name = ix["IndexName"]
-            _check_defined(_names(ix["KeySchema"]), defns)
-            _check_key_elements(ix["KeySchema"])
-            _check_projection(ix_name, ix["Projection"])
-            if billing == PAY_PER_REQUEST and ix.get("ProvisionedThroughput") is not None:
-                raise ValidationError(
-                    INVALID + f"ProvisionedThroughput should not be specified for index: {ix_name} when BillingMode is PAY_PER_REQUEST"
-                )
-            if billing == PROVISIONED and ix.get("ProvisionedThroughput") is None:
-                raise ValidationError(INVALID + f"ProvisionedThroughput must be specified for index: {ix_name}")
-            if ix.get("ProvisionedThroughput") is not None:
-                _check_bounds(ix["ProvisionedThroughput"])
+            _check_gsi(ix, defns, billing)
             if ix_name in index_names:
                 raise ValidationError(INVALID + f"Duplicate index name: {ix_name}")
             index_names.add(ix_name)
@@ -519,18 +527,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             ix_name = create["IndexName"]
             if any(ix.name == ix_name for ix in indexes):
                 raise ValidationError(INVALID + f"Index already exists: {ix_name}")
-            ix_keys = _names(create["KeySchema"])
-            _check_defined(ix_keys, list(types))
-            _check_key_elements(create["KeySchema"])
-            _check_projection(ix_name, create["Projection"])
-            if billing == PAY_PER_REQUEST and create.get("ProvisionedThroughput") is not None:
-                raise ValidationError(
-                    INVALID + f"ProvisionedThroughput should not be specified for index: {ix_name} when BillingMode is PAY_PER_REQUEST"
-                )
-            if billing == PROVISIONED and create.get("ProvisionedThroughput") is None:
-                raise ValidationError(INVALID + f"ProvisionedThroughput must be specified for index: {ix_name}")
-            if create.get("ProvisionedThroughput") is not None:
-                _check_bounds(create["ProvisionedThroughput"])
+            _check_gsi(create, list(types), billing)
             if sum(1 for ix in indexes if not ix.local) >= MAX_GSI:
                 raise LimitExceededError(
                     f"Subscriber limit exceeded: The number of global secondary indexes exceeds the per-table limit of {MAX_GSI}"

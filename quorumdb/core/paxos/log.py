@@ -1,8 +1,9 @@
 """The narrow log-storage protocol a replica persists through, and an in-memory implementation.
 
 A replica never writes storage itself: it returns ``PersistAction``s in its ``Ready`` and the
-driver performs them with ``persist_ready`` (in order, then ``sync``) before sending that
-Ready's messages. On restart, ``load()`` returns everything needed to rebuild the replica.
+driver performs them with ``persist_ready`` (in order, then ``sync``; ``write_ready`` is the
+same without the sync) before sending that Ready's messages. On restart, ``load()`` returns
+everything needed to rebuild the replica.
 
 Multi-Paxos needs no suffix truncation: a slot is only ever overwritten by a value of a higher
 ballot (``put_entries``), and the prefix is dropped by ``save_snapshot``.
@@ -20,7 +21,7 @@ from typing import Protocol
 from .ready import PutEntries, Ready, SaveHardState, SaveSnapshot
 from .values import ZERO_BALLOT, Entry, HardState, Snapshot
 
-__all__ = ["StoredState", "LogStorage", "MemoryLogStorage", "persist_ready"]
+__all__ = ["StoredState", "LogStorage", "MemoryLogStorage", "persist_ready", "write_ready"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,10 +89,9 @@ class MemoryLogStorage:
         self.syncs += 1
 
 
-def persist_ready(storage: LogStorage, ready: Ready) -> None:
-    """Perform ``ready.persist`` in order, then ``sync`` (only if there was something to do)."""
-    if not ready.persist:
-        return
+def write_ready(storage: LogStorage, ready: Ready) -> None:
+    """Perform ``ready.persist`` in order, without ``sync``: for a driver that makes the writes
+    durable itself (the simulator schedules fsync as a separate, delayable event)."""
     for action in ready.persist:
         match action:
             case SaveHardState():
@@ -100,4 +100,11 @@ def persist_ready(storage: LogStorage, ready: Ready) -> None:
                 storage.put_entries(action.entries)
             case SaveSnapshot():
                 storage.save_snapshot(action.snapshot)
+
+
+def persist_ready(storage: LogStorage, ready: Ready) -> None:
+    """Perform ``ready.persist`` in order, then ``sync`` (only if there was something to do)."""
+    if not ready.persist:
+        return
+    write_ready(storage, ready)
     storage.sync()
