@@ -155,6 +155,8 @@ def _iterate(
                 positioned = cur.set_range(lo[:p])
             if not positioned:
                 return
+            # Keys ascend: once one plain key is past ``lo``, every later one is too.
+            check_lo = lo is not None
             for k, v in cur.iternext():
                 if len(k) == blen:
                     for s in msgpack.unpackb(v):
@@ -165,8 +167,11 @@ def _iterate(
                             return
                         yield full, txn.get(_long_id(full), db=dbs.long)
                     continue
-                if lo is not None and (k < lo or (k == lo and not lo_inclusive)):
-                    continue
+                if check_lo:
+                    assert lo is not None
+                    if k < lo or (k == lo and not lo_inclusive):
+                        continue
+                    check_lo = False
                 if hi is not None and (k > hi or (k == hi and not hi_inclusive)):
                     return
                 yield k, v
