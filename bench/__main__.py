@@ -49,7 +49,7 @@ def wrk(url: str, workload: str, conns: int, duration_s: float, core: int | None
     m = re.search(r"^BENCHJSON (.*)$", out.stdout, re.M)
     if not m:
         raise RuntimeError(f"wrk produced no result: {out.stdout[-500:]} {out.stderr[-500:]}")
-    return json.loads(m.group(1))  # type: ignore[no-any-return]
+    return json.loads(m.group(1))
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -194,7 +194,7 @@ def main() -> None:
         if name == "redis":
             result["targets"]["redis"] = run_redis(args, server_core, load_core, conns)
         else:
-            t = makers[name]()  # type: ignore[operator]
+            t = makers[name]()
             result["targets"][name] = run_dynamo_target(t, args, server_core, load_core,
                                                         workloads, conns)
     if not args.no_scaling and ncores >= 2 and "quorumdb" in targets:

@@ -43,7 +43,7 @@ class Client:
         out = json.loads(raw) if raw else {}
         if resp.status != 200:
             raise RuntimeError(f"{op} failed: {resp.status} {raw[:300]!r}")
-        return out  # type: ignore[no-any-return]
+        return out
 
     def close(self) -> None:
         self.conn.close()
