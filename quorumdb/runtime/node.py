@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from quorumdb.core.kv import KVStateMachine, decode_command, encode_command
 from quorumdb.core.paxos import (
     Entry,
     PaxosConfig,
@@ -39,7 +40,6 @@ from quorumdb.runtime.clock import monotonic_ms
 from quorumdb.runtime.framing import FrameDecoder, FrameError, encode_frame
 from quorumdb.runtime.storage import LMDBLogStorage
 from quorumdb.runtime.transport import Address, Transport
-from quorumdb.sim.kv import KVStateMachine, decode_command, encode_command
 
 __all__ = ["NodeConfig", "PaxosKVNode"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from quorumdb.core.kv import encode_command
 from quorumdb.sim.checkers import OpKind
-from quorumdb.sim.kv import encode_command
 
 if TYPE_CHECKING:
     from quorumdb.sim.world import World

@@ -29,22 +29,21 @@ from typing import Any
 
 import msgpack
 
+from quorumdb.core.kv import KVStateMachine, decode_command
 from quorumdb.core.paxos import (
     Entry,
     Message,
     PaxosConfig,
     ProposalCommitted,
     ProposalRejected,
-    PutEntries,
     ReadGranted,
     ReadRejected,
     Ready,
     Replica,
     ReplyReason,
     Role,
-    SaveHardState,
-    SaveSnapshot,
 )
+from quorumdb.core.paxos.log import write_ready
 from quorumdb.sim.checkers import (
     History,
     LinearizabilityResult,
@@ -56,7 +55,6 @@ from quorumdb.sim.checkers import (
 )
 from quorumdb.sim.clock import DriftingClock, VirtualClock
 from quorumdb.sim.disk import SimDisk
-from quorumdb.sim.kv import KVStateMachine, decode_command
 from quorumdb.sim.network import NetworkConfig, SimNetwork
 from quorumdb.sim.storage import SimLogStorage
 from quorumdb.sim.workloads import KVWorkload, WorkloadConfig
@@ -372,15 +370,7 @@ class World:
             if not ready:
                 break
             if ready.persist:
-                storage = SimLogStorage(node.disk)
-                for action in ready.persist:
-                    match action:
-                        case SaveHardState():
-                            storage.save_hard_state(action.hard_state)
-                        case PutEntries():
-                            storage.put_entries(action.entries)
-                        case SaveSnapshot():
-                            storage.save_snapshot(action.snapshot)
+                write_ready(SimLogStorage(node.disk), ready)  # fsync is its own, delayable event
                 node.written_seq += 1
                 if node.crash_armed:
                     self._crash(nid)

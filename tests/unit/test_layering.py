@@ -104,10 +104,6 @@ RULES: tuple[Rule, ...] = (
 
 # (file, imported module) -> why it is still there. Each must have its own strict xfail.
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    ("quorumdb/runtime/node.py", "quorumdb.sim.kv"): (
-        "runtime/node.py uses sim.kv's KVStateMachine/encode_command/decode_command; the "
-        "replicated state machine both drivers run should live outside sim (e.g. core)"
-    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""A tiny key-value state machine replicated by the consensus core (used by sim and runtime).
+"""A tiny key-value state machine replicated by the consensus core (run by both drivers: the
+simulator and the asyncio runtime, which is why it lives in core).
 
 Commands are msgpack bytes ``{"op": "put"|"get"|"cas"|"delete", "key", "value", "expected",
 "id"}``; the log carries them opaquely. ``apply`` is deterministic, so every replica that applies
@@ -47,7 +48,9 @@ class KVStateMachine:
             return None
         try:
             cmd = decode_command(command)
-        except Exception:
+        except (ValueError, msgpack.UnpackException):
+            # Not a kv command (e.g. a foreign payload in the shared log): a deliberate no-op,
+            # identical on every replica. Anything else is a bug and must surface.
             return None
         return self.execute(cmd)
 
