@@ -6,7 +6,10 @@ or sockets itself.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
 import sys
 
 import click
@@ -40,18 +43,28 @@ def main() -> None:
 )
 @click.option(
     "--workers",
-    default=1,
-    show_default=True,
+    default=None,
     type=click.IntRange(1, 256),
-    help="Worker processes sharing the port and the data directory (not with --in-memory).",
+    help="Worker processes sharing the port and the data directory "
+    "[default: one per core; 1 with --in-memory].",
 )
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Internal: a worker of --workers.")
 def serve(
-    host: str, port: int, data_dir: str, in_memory: bool, log_level: str, workers: int, reuse_port: bool
+    host: str,
+    port: int,
+    data_dir: str,
+    in_memory: bool,
+    log_level: str,
+    workers: int | None,
+    reuse_port: bool,
 ) -> None:
     """Serve the DynamoDB API on HTTP until SIGINT/SIGTERM."""
+    if workers is None:
+        workers = 1 if in_memory or reuse_port else (os.cpu_count() or 1)
     if workers > 1 and in_memory:
         raise click.UsageError("--workers needs a data directory: in-memory data cannot be shared")
+    if reuse_port:
+        _die_with_supervisor()
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -67,6 +80,21 @@ def serve(
     except OSError as exc:  # e.g. the port is taken
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)
+
+
+def _die_with_supervisor() -> None:
+    """A worker of ``--workers`` is killed with its supervisor (Linux PR_SET_PDEATHSIG), so a
+    kill -9 of the server is a crash of the whole server, never orphaned workers that keep
+    serving the port."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the supervisor's SIGTERM forwarding remains
+        return
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os._exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -72,7 +72,8 @@ def test_serve_on_disk_keeps_tables_across_restarts(tmp_path: Path) -> None:
     data = tmp_path / "data"
     proc, port, where = start("--data-dir", str(data), cwd=tmp_path)
     try:
-        assert where == f"data: {os.path.abspath(data)}, LMDB"
+        # One worker per core by default: the line then also says how many.
+        assert re.fullmatch(rf"data: {re.escape(os.path.abspath(data))}, LMDB(, \d+ worker processes)?", where)
         post(
             port,
             "CreateTable",
@@ -95,7 +96,7 @@ def test_serve_on_disk_keeps_tables_across_restarts(tmp_path: Path) -> None:
 def test_default_data_dir_is_relative_to_the_working_directory(tmp_path: Path) -> None:
     proc, _, where = start(cwd=tmp_path)
     try:
-        assert where == f"data: {tmp_path / 'quorumdb-data'}, LMDB"
+        assert re.fullmatch(rf"data: {re.escape(str(tmp_path / 'quorumdb-data'))}, LMDB(, \d+ worker processes)?", where)
     finally:
         assert stop(proc, signal.SIGTERM) == 0
 
