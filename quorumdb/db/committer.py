@@ -1,10 +1,14 @@
 """Group commit: many concurrent writes, one read-write transaction, one durable commit.
 
-Callers on the event loop ``await submit(job)``. Jobs wait in a bounded queue; a dedicated
-writer thread takes everything queued (up to ``batch_max``), opens ONE write transaction, runs
-each job against it, commits ONCE (a durable sync), and only then resolves every job's future.
-While a commit is in flight the event loop keeps accepting requests, so the next batch fills by
-itself: the busier the server, the more writes share one sync.
+Callers on the event loop ``await submit(job)``. The first job submitted in a loop iteration
+schedules a flush with ``loop.call_soon``, so every request parsed in the same iteration joins
+it. The flush runs on the loop thread: it takes everything queued (up to ``batch_max``), opens
+ONE write transaction, runs each job against it, commits ONCE (a durable sync), and only then
+resolves every job's future. While the sync blocks the loop, new requests wait in the socket
+buffers and form the next batch by themselves: the busier the server, the more writes share one
+sync. No thread handoff: a write costs no wakeup pipe, no futex and no GIL switch. (With several
+processes sharing one LMDB environment the wait for LMDB's write lock also blocks the loop;
+batches stay bounded by ``batch_max``.)
 
 A job is ``job(batch) -> result`` where ``batch`` is what ``begin_batch(txn)`` built for this
 transaction. A job that raises fails alone: it must not have written anything before raising
@@ -12,13 +16,12 @@ transaction. A job that raises fails alone: it must not have written anything be
 engine runs out of space the whole batch is aborted, the engine grown, and the batch rerun —
 jobs are pure functions of the stored state, so rerunning them is safe.
 
-Never acknowledge (resolve a future) before the commit returned; never run a job on the loop.
+Never acknowledge (resolve a future) before the commit returned; a job must never await.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
@@ -54,83 +57,108 @@ class GroupCommitter(Generic[B]):
         *,
         queue_max: int = 8192,
         batch_max: int = 1024,
-        name: str = "quorumdb-writer",
     ) -> None:
         assert queue_max > 0 and batch_max > 0
         self._engine = engine
         self._begin_batch = begin_batch
         self._queue_max = queue_max
         self._batch_max = batch_max
-        self._name = name
         self._pending: deque[_Entry] = deque()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._waiting = 0  # submitted and not yet resolved (queued or in the running batch)
+        self._room: deque[asyncio.Future[None]] = deque()  # submitters waiting for queue room
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._scheduled = False
         self._stopping = False
         self.commits = 0  # durable commits done (for tests and metrics)
         self.jobs_done = 0
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._loop is not None
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._loop = asyncio.get_running_loop()
-        self._slots = asyncio.Semaphore(self._queue_max)
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._stopping = False
 
     async def submit(self, job: Callable[[B], T]) -> T:
         """Run ``job`` in the next batch; return its result once the batch is durable."""
-        if self._thread is None:
+        loop = self._loop
+        if loop is None:
             self.start()
-        if self._stopping:
-            raise RuntimeError("the group committer is stopped")
-        assert self._slots is not None and self._loop is not None
-        await self._slots.acquire()  # bounds the queue: waits while queue_max writes are pending
+            loop = self._loop
+            assert loop is not None
+        while True:
+            if self._stopping:
+                raise RuntimeError("the group committer is stopped")
+            if self._waiting < self._queue_max:
+                break
+            room: asyncio.Future[None] = loop.create_future()  # bounds the queue
+            self._room.append(room)
+            try:
+                await room
+            except asyncio.CancelledError:
+                if room.done() and not room.cancelled():
+                    self._wake_one()  # pass the freed slot on
+                raise
+        self._waiting += 1
+        fut: asyncio.Future[T] = loop.create_future()
+        self._pending.append((job, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
         try:
-            fut: asyncio.Future[T] = self._loop.create_future()
-            self._pending.append((job, fut))
-            self._wake.set()
             return await fut
         finally:
-            self._slots.release()
+            self._waiting -= 1
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        room = self._room
+        while room:
+            w = room.popleft()
+            if not w.done():
+                w.set_result(None)
+                return
 
     async def stop(self) -> None:
-        """Finish every queued job, then stop the writer thread."""
-        thread = self._thread
-        if thread is None:
+        """Finish every queued job now (a later ``submit`` starts the committer again)."""
+        if self._loop is None:
             return
         self._stopping = True
-        self._wake.set()
-        await asyncio.get_running_loop().run_in_executor(None, thread.join)
-        self._thread = None
-        # Deliveries scheduled by the thread's last batch run on the next loop iterations.
+        while self._pending:
+            self._run_batch()
+        for w in self._room:
+            if not w.done():
+                w.set_result(None)  # they see ``_stopping`` and raise
+        self._room.clear()
+        self._loop = None
         await asyncio.sleep(0)
 
-    # -- writer thread -------------------------------------------------------------------------
+    # -- flush (on the loop thread) ------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        self._run_batch()
+        if self._pending and self._loop is not None:
+            # More than batch_max queued: let the loop breathe, then take the next batch.
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _run_batch(self) -> None:
         pending = self._pending
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while pending:
-                batch: list[_Entry] = []
-                while pending and len(batch) < self._batch_max:
-                    batch.append(pending.popleft())
-                outcomes = self._execute(batch)
-                assert self._loop is not None
-                try:
-                    self._loop.call_soon_threadsafe(_deliver, batch, outcomes)
-                except RuntimeError:  # the loop is closed: nobody is waiting any more
-                    return
-            if self._stopping and not pending:
-                return
+        n = min(len(pending), self._batch_max)
+        batch = [pending.popleft() for _ in range(n)]
+        outcomes = self._execute(batch)
+        for (_job, fut), (ok, value) in zip(batch, outcomes, strict=True):
+            if fut.done():  # the caller was cancelled; the write itself happened
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
 
     def _execute(self, batch: list[_Entry]) -> list[tuple[bool, Any]]:
         while True:
@@ -161,13 +189,3 @@ class GroupCommitter(Generic[B]):
                 if ctx is not None:
                     ctx.aborted()
                 return [(False, e)] * len(batch)
-
-
-def _deliver(batch: list[_Entry], outcomes: list[tuple[bool, Any]]) -> None:
-    for (_job, fut), (ok, value) in zip(batch, outcomes, strict=True):
-        if fut.done():  # the caller was cancelled; the write itself happened
-            continue
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)

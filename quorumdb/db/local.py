@@ -2,7 +2,8 @@
 
 Reads go table -> ``Router`` -> ``Partition`` -> engine snapshot, on the caller's thread.
 Writes (items, DDL, index backfill chunks, deletion chunks, TTL expiry) are jobs of the group
-committer, so each is durable before it is acknowledged and none blocks the event loop.
+committer, so each is durable before it is acknowledged; a batch runs on the loop thread
+(no thread handoff), one durable commit per batch.
 
 The catalog lives in the engine (``db.records`` key space); this object caches the definitions
 and re-reads them when the stored catalog version changes, so processes sharing one LMDB

@@ -1,9 +1,9 @@
 """What runs inside a group-commit batch: item writes, index maintenance, counters, DDL.
 
-Everything here executes on the writer thread, against the one open write transaction, and
-reads the table definitions as stored in that transaction (``CatalogView``), never a caller's
-copy, so a write always maintains exactly the indexes the committed catalog has — also when
-another process changed it.
+Everything here executes inside a group-commit batch (on the loop thread), against the one
+open write transaction, and reads the table definitions as stored in that transaction
+(``CatalogView``), never a caller's copy, so a write always maintains exactly the indexes the
+committed catalog has — also when another process changed it.
 
 Isolation: each job writes into a ``Staged`` overlay and ``flush``es it only on success, so a
 job that raises leaves the transaction untouched. Counters (ItemCount / size per table and per
@@ -119,7 +119,7 @@ class CatalogView:
 
 
 class WriterState:
-    """What the writer thread keeps between batches (its cached catalog view) and its settings."""
+    """What the writer keeps between batches (its cached catalog view) and its settings."""
 
     def __init__(
         self,

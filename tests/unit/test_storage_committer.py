@@ -130,3 +130,39 @@ def test_queue_is_bounded() -> None:
         await c.stop()
 
     asyncio.run(main())
+
+
+def test_one_loop_iteration_is_one_batch(engine: Engine) -> None:
+    """Writes submitted in the same loop iteration share one transaction and one sync."""
+
+    async def main() -> GroupCommitter[_Batch]:
+        c = GroupCommitter(engine, _Batch)
+
+        def job(b: _Batch) -> None:
+            b.txn.put(b"k", b"v")
+
+        await asyncio.gather(*(c.submit(job) for _ in range(100)))
+        await c.stop()
+        return c
+
+    c = asyncio.run(main())
+    assert (c.commits, c.jobs_done) == (1, 100)
+
+
+def test_stop_drains_the_queue() -> None:
+    e = MemoryEngine()
+
+    async def main() -> None:
+        c = GroupCommitter(e, _Batch)
+
+        def job(b: _Batch) -> int:
+            b.txn.put(b"d", b"1")
+            return 7
+
+        task = asyncio.ensure_future(c.submit(job))
+        await asyncio.sleep(0)  # queued, flush not yet run
+        await c.stop()
+        assert task.done() and task.result() == 7
+
+    asyncio.run(main())
+    assert e.get(b"d") == b"1"
