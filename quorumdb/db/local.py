@@ -108,7 +108,7 @@ class LocalDataPlane:
         background: bool = True,
         queue_max: int = 8192,
         batch_max: int = 1024,
-        catalog_check_interval_s: float = 0.001,
+        catalog_check_interval_s: float = 0.02,
         backfill_chunk: int = writer.BACKFILL_CHUNK,
         item_collection_limit_bytes: int | None = None,
         token_window_s: float = writer.TOKEN_WINDOW_S,

@@ -11,6 +11,7 @@ This module must never write: writes go through the group committer (``db.writer
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -70,14 +71,17 @@ def _min_hi(a: _Bound, b: _Bound) -> _Bound:
     return a[0], a[1] and b[1]
 
 
+_value = operator.itemgetter(1)
+
+
 def _records(
     engine: Engine, lo: _Bound, hi: _Bound, reverse: bool
 ) -> Iterator[Record]:
     # The snapshot opens at the first next() and closes when the iteration ends or is dropped.
     snap = engine.snapshot()
     try:
-        for _k, v in snap.iterate(lo[0], hi[0], lo_inclusive=lo[1], hi_inclusive=hi[1], reverse=reverse):
-            yield Record(v)
+        kvs = snap.iterate(lo[0], hi[0], lo_inclusive=lo[1], hi_inclusive=hi[1], reverse=reverse)
+        yield from map(Record, map(_value, kvs))
     finally:
         snap.close()
 

@@ -66,6 +66,7 @@ __all__ = [
 FORMAT_V1 = 0x01
 HEADER_SIZE = 5
 _HEADER = struct.Struct("<BI")
+_SIZE_FROM = struct.Struct("<I").unpack_from  # the size field at offset 1
 _COUNTER = struct.Struct(">qq")
 _U64 = struct.Struct(">Q")
 
@@ -166,7 +167,7 @@ def make_record(item: Item, size: int) -> bytes:
 
 
 def record_size(rec: bytes) -> int:
-    return int.from_bytes(rec[1:5], "little")
+    return int(_SIZE_FROM(rec, 1)[0])
 
 
 def record_item(rec: bytes) -> Item:
@@ -193,7 +194,7 @@ class Record:
 
     @property
     def size(self) -> int:
-        return int.from_bytes(self._rec[1:5], "little")
+        return int(_SIZE_FROM(self._rec, 1)[0])
 
     @property
     def raw(self) -> bytes:

@@ -107,6 +107,7 @@ class CatalogView:
     version: int
     by_name: dict[str, TableDef]
     by_id: dict[int, TableDef]
+    with_lsi: frozenset[int] = frozenset()  # ids of the tables that have a local secondary index
 
     @staticmethod
     def load(txn: ReadTxn) -> CatalogView:
@@ -115,7 +116,12 @@ class CatalogView:
         for _k, v in txn.iterate(TABLE_DEF_PREFIX, prefix_successor(TABLE_DEF_PREFIX)):
             t = TableDef.from_record(loads(v))
             by_name[t.name] = t
-        return CatalogView(version=version, by_name=by_name, by_id={t.table_id: t for t in by_name.values()})
+        return CatalogView(
+            version=version,
+            by_name=by_name,
+            by_id={t.table_id: t for t in by_name.values()},
+            with_lsi=frozenset(t.table_id for t in by_name.values() if _has_lsi(t)),
+        )
 
 
 class WriterState:
@@ -422,7 +428,7 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
         old = loads(memoryview(old_rec)[HEADER_SIZE:])
         old_size = record_size(old_rec)
     new = op.mutate(old)
-    ckey = _collection_key(t, op.key) if _has_lsi(t) else None
+    ckey = _collection_key(t, op.key) if t.table_id in batch.catalog.with_lsi else None
     if new is old and old_rec is not None:  # unchanged (e.g. a ConditionCheck): write nothing
         return WriteResult(
             old=old, new=new, old_size=old_size, new_size=old_size,
