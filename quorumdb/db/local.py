@@ -212,8 +212,8 @@ class LocalDataPlane:
         return await self.committer.submit(lambda b: b.run_write(op))
 
     async def write_many(self, ops: Sequence[WriteOp]) -> list[WriteResult | BaseException]:
-        futs = [self.committer.submit(_write_job(op)) for op in ops]
-        return list(await asyncio.gather(*futs, return_exceptions=True))
+        ops = list(ops)  # one job (one future, no task per op); each op still fails alone
+        return await self.committer.submit(lambda b: b.run_writes(ops))
 
     async def transact_write(
         self, ops: Sequence[WriteOp], *, token: str | None = None, fingerprint: bytes = b""
@@ -433,8 +433,3 @@ def collection_limit_from_env() -> int:
     if value <= 0:
         raise ValueError(f"{COLLECTION_LIMIT_ENV} must be positive, not {value}")
     return value
-
-
-def _write_job(op: WriteOp) -> Callable[[WriteBatch], WriteResult]:
-    return lambda b: b.run_write(op)
-

@@ -72,7 +72,7 @@ from quorumdb.errors import (
 from quorumdb.model.keys import encode_primary_key, encode_scalar, partition_hash
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import Item, Key
-from quorumdb.storage.engine import ReadTxn, WriteTxn, prefix_successor
+from quorumdb.storage.engine import ReadTxn, StorageFullError, WriteTxn, prefix_successor
 
 __all__ = [
     "CatalogView",
@@ -244,6 +244,18 @@ class WriteBatch:
         result = apply_write(self, st, op)
         st.flush()
         return result
+
+    def run_writes(self, ops: Sequence[WriteOp]) -> list[WriteResult | BaseException]:
+        """Each op as if it were its own job: one that raises writes nothing, the others do."""
+        out: list[WriteResult | BaseException] = []
+        for op in ops:
+            try:
+                out.append(self.run_write(op))
+            except StorageFullError:
+                raise  # the committer grows the store and reruns the whole batch
+            except Exception as e:
+                out.append(e)
+        return out
 
     def run_transaction(
         self, ops: Sequence[WriteOp], token: str | None = None, fingerprint: bytes = b""
