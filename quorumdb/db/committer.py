@@ -162,7 +162,10 @@ class GroupCommitter(Generic[B]):
 
     def _execute(self, batch: list[_Entry]) -> list[tuple[bool, Any]]:
         while True:
-            txn = self._engine.begin_write()
+            try:
+                txn = self._engine.begin_write()
+            except Exception as e:  # nothing ran: every job of the batch fails
+                return [(False, e)] * len(batch)
             ctx = None
             try:
                 ctx = self._begin_batch(txn)
@@ -183,7 +186,10 @@ class GroupCommitter(Generic[B]):
                 txn.abort()
                 if ctx is not None:
                     ctx.aborted()
-                self._engine.grow()
+                try:
+                    self._engine.grow()
+                except Exception as e:  # could not grow: fail the batch rather than strand it
+                    return [(False, e)] * len(batch)
             except BaseException as e:  # noqa: B036 - the commit failed: nobody is acknowledged
                 txn.abort()
                 if ctx is not None:

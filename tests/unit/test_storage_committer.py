@@ -166,3 +166,19 @@ def test_stop_drains_the_queue() -> None:
 
     asyncio.run(main())
     assert e.get(b"d") == b"1"
+
+
+def test_engine_failure_fails_the_batch_instead_of_hanging() -> None:
+    class Broken(MemoryEngine):
+        def begin_write(self) -> Any:
+            raise OSError("disk gone")
+
+    async def main() -> None:
+        c = GroupCommitter(Broken(), _Batch)
+        r = await asyncio.wait_for(
+            asyncio.gather(c.submit(lambda b: 1), c.submit(lambda b: 2), return_exceptions=True), 5
+        )
+        assert all(isinstance(x, OSError) for x in r)
+        await c.stop()
+
+    asyncio.run(main())
