@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import msgpack
@@ -12,7 +13,6 @@ from hypothesis import strategies as st
 
 from quorumdb.runtime.framing import FrameDecoder, FrameError, encode_frame
 from quorumdb.runtime.transport import Transport
-from tests.integration.helpers import free_ports
 
 payloads = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | st.binary(),
@@ -47,6 +47,16 @@ def test_oversized_and_garbage_frames_are_refused() -> None:
         FrameDecoder().feed(len(ext).to_bytes(4, "big") + ext)
 
 
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 async def _until(pred: Any, timeout_s: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
@@ -58,7 +68,7 @@ async def _until(pred: Any, timeout_s: float = 10.0) -> None:
 
 def test_transport_delivers_reconnects_and_authenticates() -> None:
     async def main() -> None:
-        pa, pb, pc = free_ports(3)
+        pa, pb, pc = _free_ports(3)
         got_a: list[tuple[str, Any]] = []
         got_b: list[tuple[str, Any]] = []
         got_c: list[tuple[str, Any]] = []
