@@ -10,6 +10,7 @@ from quorumdb.core.paxos import (
     Entry,
     EntryKind,
     HardState,
+    Identity,
     Membership,
     MemoryLogStorage,
     Snapshot,
@@ -64,3 +65,22 @@ def test_sim_storage_matches_memory_storage_and_crashes() -> None:
     sim.put_entries((entry(4),))
     disk.crash()
     assert sim.load() == mem.load()
+
+
+def test_storages_keep_the_identity(tmp_path: Path) -> None:
+    ident = Identity(cluster_id="c", node_id="n1@4")
+    lmdb_path = str(tmp_path / "log")
+    s = LMDBLogStorage(lmdb_path)
+    assert s.load().identity is None and s.load().empty
+    s.save_identity(ident)
+    s.sync()
+    s.close()
+    assert LMDBLogStorage(lmdb_path).load().identity == ident
+    disk = SimDisk()
+    sim = SimLogStorage(disk)
+    sim.save_identity(ident)
+    disk.crash()
+    assert sim.load().identity is None  # unsynced: lost
+    sim.save_identity(ident)
+    sim.sync()
+    assert sim.load().identity == ident and not sim.load().empty

@@ -52,7 +52,9 @@ class Cluster:
         config: PaxosConfig = FAST,
         seed: int = 0,
         joiners: Iterable[str] = (),
+        replica_class: type[Replica] = Replica,
     ) -> None:
+        self.replica_class = replica_class
         self.config = config
         self.seed = seed
         self.now = 0
@@ -83,7 +85,7 @@ class Cluster:
     def _start(self, node: str, *, initial_voters: tuple[str, ...] | None) -> None:
         storage = self.storages.setdefault(node, MemoryLogStorage())
         rng = random.Random(f"{self.seed}/{node}/{len(self.applied.get(node, []))}/{self.now}")
-        self.replicas[node] = Replica(GROUP, node, self.config, storage, rng,
+        self.replicas[node] = self.replica_class(GROUP, node, self.config, storage, rng,
                                       initial_voters=initial_voters)
         self.applied[node] = []
         self.replies.setdefault(node, [])

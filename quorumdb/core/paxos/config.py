@@ -42,9 +42,6 @@ class PaxosConfig:
     max_queued_proposals: int = 10_000
     # Ready.compact_hint is raised when this many applied entries sit above the snapshot.
     compact_threshold_entries: int = 10_000
-    # TEST ONLY: the leader counts a slot committed as soon as it accepts it itself. Breaks
-    # safety on purpose so the simulator can show that its checkers notice.
-    unsafe_commit_without_majority: bool = False
 
     def __post_init__(self) -> None:
         for name in (
