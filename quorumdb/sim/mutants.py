@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from quorumdb.core.paxos import ZERO_BALLOT, HardState, Replica, Role, StoredState
+from quorumdb.core.paxos import ZERO_BALLOT, HardState, Membership, Replica, Role, StoredState
 from quorumdb.sim.storage import SimLogStorage
 
 if TYPE_CHECKING:
@@ -30,11 +30,24 @@ if TYPE_CHECKING:
 __all__ = ["Mutant", "MUTANTS", "mutant", "first_catch", "sweep_config"]
 
 
-class NoLeaseCheck(Replica):
+class _Counting(Replica):
+    """Counts how often the mutation changed the core's decision (``SimReport.faults``
+    reports the total as ``mutant_activations``), so a mutant that survives a sweep can be
+    told apart from one the sweep never exercised."""
+
+    activations = 0
+
+    def _mutated(self, real: bool, mutated: bool) -> bool:
+        if real != mutated:
+            self.activations += 1
+        return mutated
+
+
+class NoLeaseCheck(_Counting):
     """The leader serves lease reads whether or not its lease is still valid."""
 
     def has_lease(self, now_ms: int) -> bool:
-        return self.role is Role.LEADER
+        return self._mutated(super().has_lease(now_ms), self.role is Role.LEADER)
 
 
 class NoDriftMargin(Replica):
@@ -45,18 +58,22 @@ class NoDriftMargin(Replica):
         return self._cfg.lease_ms
 
 
-class NoNoopBeforeConfigChange(Replica):
+class NoNoopBeforeConfigChange(_Counting):
     """A new leader proposes a membership change before an entry of its own ballot commits."""
 
     def _config_change_ready(self) -> bool:
-        return True
+        return self._mutated(super()._config_change_ready(), True)
 
 
-class TwoConfigChangesPending(Replica):
-    """A leader proposes a membership change while another one is still uncommitted."""
+class TwoConfigChangesPending(_Counting):
+    """A leader proposes a membership change while another one is still uncommitted, based on
+    the membership that one produces (so both take effect, as two pending changes would)."""
 
     def _config_change_pending(self) -> bool:
-        return False
+        return self._mutated(super()._config_change_pending(), False)
+
+    def _config_change_base(self) -> Membership:
+        return self._chain()[-1]
 
 
 class CommitWithoutMajority(Replica):
@@ -90,25 +107,31 @@ class Mutant:
 # clock-rate spread and the frozen-clock pauses it covers are wide too), and links are cut
 # one at a time, so a candidate can campaign while the leader still holds its followers.
 LEASES: dict[str, Any] = {
-    "lease_ms": 1000, "max_clock_drift_ms": 400, "readers": 2, "keys": 6, "link_cut_weight": 1.0,
-    "freeze_weight": 1.0, "depose_weight": 4.0, "fault_interval_ms": 1000.0,
-    "client_timeout_ms": 1000.0, "tick_ms": 20, "steps": 40_000,
+    "lease_ms": 600, "max_clock_drift_ms": 600, "election_timeout_min_ms": 1200,
+    "election_timeout_spread_ms": 600, "retransmit_ms": 40, "readers": 2, "keys": 2,
+    "delay_ms_max": 5.0, "reader_think_ms_max": 10.0,
+    "crash_weight": 0.0, "pause_weight": 0.0, "partition_weight": 0.0, "power_loss_weight": 0.0,
+    "wipe_weight": 0.0, "link_cut_weight": 0.0, "reconfig_interval_ms": 0.0, "spares": 0,
+    "freeze_weight": 1.0, "depose_weight": 3.0, "fault_interval_ms": 500.0,
+    "client_timeout_ms": 300.0, "tick_ms": 20, "steps": 30_000,
+    # No compaction: a campaigner that was cut off must not be refused as BEHIND a snapshot.
+    "compact_threshold_entries": 1_000_000,
 }
 RECONFIG: dict[str, Any] = {"reconfig_interval_ms": 300.0, "steps": 8000}
 SLOW_DISK: dict[str, Any] = {
     "fsync_ms_min": 20.0, "fsync_ms_max": 60.0, "delay_ms_max": 5.0, "power_loss_weight": 1.0,
-    "steps": 12_000,
+    "readers": 0, "steps": 12_000,
 }
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(name="no-lease-check", description=NoLeaseCheck.__doc__ or "",
            replica_class=NoLeaseCheck, profile=LEASES, seeds=10),
     Mutant(name="no-drift-margin", description=NoDriftMargin.__doc__ or "",
-           replica_class=NoDriftMargin, profile=LEASES, seeds=3),
+           replica_class=NoDriftMargin, profile=LEASES, seeds=10),
     Mutant(name="no-noop-before-config-change", description=NoNoopBeforeConfigChange.__doc__ or "",
-           replica_class=NoNoopBeforeConfigChange, profile=RECONFIG, seeds=10),
+           replica_class=NoNoopBeforeConfigChange, profile=RECONFIG, seeds=8),
     Mutant(name="two-config-changes-pending", description=TwoConfigChangesPending.__doc__ or "",
-           replica_class=TwoConfigChangesPending, profile=RECONFIG, seeds=10),
+           replica_class=TwoConfigChangesPending, profile=RECONFIG, seeds=8),
     Mutant(name="commit-without-majority", description=CommitWithoutMajority.__doc__ or "",
            replica_class=CommitWithoutMajority),
     Mutant(name="send-before-fsync",

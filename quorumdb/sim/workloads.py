@@ -47,6 +47,8 @@ class _Client:
     reader: bool = False
     leader_guess: str | None = None  # a node name
     node: str = ""  # where the operation in flight was sent
+    avoid: str = ""  # a node that just failed this client without naming a leader ...
+    avoid_until: float = 0.0  # ... until then (one client timeout)
     op_id: int | None = None
     kind: OpKind | None = None
     key: str = ""
@@ -117,7 +119,12 @@ class KVWorkload:
         op_id = w.history.invoke(c.cid, kind, key, value, time=w.clock.now_ms)
         c.op_id, c.kind, c.key, c.value = op_id, kind, key, value
         self._owner[op_id] = c
-        nid = c.leader_guess if c.leader_guess is not None else rng.choice(w.node_ids)
+        if w.clock.now_ms >= c.avoid_until:
+            c.avoid = ""
+        if c.leader_guess is not None:
+            nid = c.leader_guess
+        else:
+            nid = rng.choice([n for n in w.node_ids if n != c.avoid] or w.node_ids)
         c.node = nid
         w.schedule(rng.uniform(0.1, cfg.link_ms_max), "client", ("arrive", op_id, nid, kind, key, command))
         w.schedule(cfg.timeout_ms, "client", ("timeout", op_id))
@@ -143,10 +150,22 @@ class KVWorkload:
                 c.seen[c.key] = c.value[1]
         elif outcome == "fail":
             h.fail(op_id, time=now)
+            # A hint naming a node that just timed out on this client is not followed (for one
+            # timeout): it is often a deposed leader its followers have not given up on yet.
+            avoiding = c.avoid and now < c.avoid_until
             c.leader_guess = node_name(hint) if hint is not None else None
+            if c.leader_guess is None or (avoiding and c.leader_guess == c.avoid):
+                c.leader_guess = None
+                if not avoiding:
+                    self._avoid(c, now)
         else:
             h.unknown(op_id)
             c.leader_guess = None
+            self._avoid(c, now)
         c.op_id = None
         think = self.config.reader_think_ms_max if c.reader else self.config.think_ms_max
         self.world.schedule(self.world.rng.uniform(0, think), "client", ("next", c.cid, op_id))
+
+    def _avoid(self, c: _Client, now: float) -> None:
+        c.avoid = c.node
+        c.avoid_until = now + self.config.timeout_ms

@@ -106,7 +106,9 @@ class SimConfig:
     downtime_ms_max: float = 4000.0
     lease_ms: int = 1000
     max_clock_drift_ms: int = 100
+    election_timeout_min_ms: int = 1500  # raised to lease_ms + max_clock_drift_ms if below
     election_timeout_spread_ms: int = 1500  # election timeouts are [min, min + spread)
+    retransmit_ms: int = 300  # a leader's resend and a candidate's Prepare retry interval
     # Share of the drift margin spent on clock rates; the rest bounds clock freezes.
     clock_rate_share: float = 0.5
     fsync_ms_min: float = 0.2
@@ -115,6 +117,7 @@ class SimConfig:
     tick_ms: int = 10
     client_timeout_ms: float = 4000.0
     think_ms_max: float = 30.0
+    reader_think_ms_max: float = 30.0
     compact_threshold_entries: int = 200
     liveness_bound_ms: float = 15_000.0
     catch_up_ms: float = 5_000.0  # after faults stop, every replica must apply what was committed by then
@@ -124,12 +127,13 @@ class SimConfig:
         return dataclasses.asdict(self)
 
     def paxos(self) -> PaxosConfig:
-        election_min = max(1500, self.lease_ms + self.max_clock_drift_ms)
+        election_min = max(self.election_timeout_min_ms, self.lease_ms + self.max_clock_drift_ms)
         return PaxosConfig(
             lease_ms=self.lease_ms,
             max_clock_drift_ms=self.max_clock_drift_ms,
             election_timeout_min_ms=election_min,
             election_timeout_max_ms=election_min + self.election_timeout_spread_ms,
+            retransmit_ms=self.retransmit_ms,
             compact_threshold_entries=self.compact_threshold_entries,
         )
 
@@ -243,6 +247,8 @@ class World:
         # each name last started as (a member with an older id is a wiped incarnation).
         self.membership = Membership.of(self.founders)
         self.latest_id: dict[str, str] = {}
+        self.deposing_until = 0.0
+        self.replicas_made: list[Replica] = []
         self._queue: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self._trace = hashlib.sha256()
@@ -260,7 +266,8 @@ class World:
         self.leader_seen: dict[str, int] = {}
         self.workload = KVWorkload(self, WorkloadConfig(clients=config.clients, readers=config.readers,
                                                          keys=config.keys, timeout_ms=config.client_timeout_ms,
-                                                         think_ms_max=config.think_ms_max))
+                                                         think_ms_max=config.think_ms_max,
+                                                         reader_think_ms_max=config.reader_think_ms_max))
         self._handlers: dict[str, Callable[[Any], None]] = {
             "tick": self._on_tick,
             "deliver": self._on_deliver,
@@ -272,6 +279,7 @@ class World:
             "thaw": self._on_thaw,
             "isolate": self._on_isolate,
             "reconfig": self._on_reconfig,
+            "reconfig_now": lambda _: self._reconfigure(),
             "client": self.workload.on_event,
         }
 
@@ -366,6 +374,7 @@ class World:
             GROUP, node_id, self.paxos_config, storage, random.Random(self.rng.getrandbits(64)),
             initial_voters=initial_voters, cluster_id="sim",
         )
+        self.replicas_made.append(node.replica)
         self.latest_id[nid] = node_id
         self._trace_event("start", nid, node.boot, node_id)
         self._drain(nid)
@@ -413,6 +422,9 @@ class World:
                 self.leader_seen[nid] = rnd
                 self.liveness.leader(self.clock.now_ms, nid)
                 self._trace_event("leader", nid, rnd)
+                if self.config.reconfig_interval_ms > 0 and self.fault_phase:
+                    # An operator change right after an election (before the no-op commits).
+                    self.schedule(self.rng.uniform(0, 3), "reconfig_now", None)
 
     def send(self, msg: Message) -> None:
         for delay in self.network.plan(node_name(msg.src), node_name(msg.dst)):
@@ -673,15 +685,21 @@ class World:
                 self.faults["partition"] += 1
                 self._trace_event("partition", sorted(self.network.blocked))
                 self.schedule(self.rng.uniform(100, c.downtime_ms_max), "heal", links)
-            elif kind == "depose" and (deposed := self._current_leader()) is not None:
-                follower = self.rng.choice([n for n in self.node_ids if n != deposed])
+            elif (kind == "depose" and self.clock.now_ms >= self.deposing_until
+                  and (deposed := self._current_leader()) is not None):
+                # Once the cut-off follower surely campaigns (and the others refuse it, bound by
+                # their lease promise), the leader loses everyone: the first promise to expire
+                # elects the campaigner, possibly while the old leader still serves reads.
+                follower = self.rng.choice([node_name(v) for v in self.membership.voters
+                                            if node_name(v) != deposed] or [deposed])
                 links = self.network.partition([deposed], [follower])
                 self.faults["depose"] += 1
                 self._trace_event("depose", deposed, follower)
                 p = self.paxos_config
-                later = self.rng.uniform(p.election_timeout_min_ms, p.election_timeout_max_ms)
+                later = p.election_timeout_max_ms + self.rng.uniform(0, p.retransmit_ms)
+                self.deposing_until = self.clock.now_ms + later + p.election_timeout_max_ms + p.lease_ms
                 self.schedule(later, "isolate", deposed)
-                self.schedule(later + 2 * p.election_timeout_max_ms, "heal", links)
+                self.schedule(later + p.election_timeout_max_ms, "heal", links)
             elif kind == "link_cut":
                 # Often between the leader and a follower: that follower campaigns while the
                 # others still hear the leader, so their lease promises are what protects it.
@@ -742,7 +760,8 @@ class World:
     def _reconfigure(self) -> None:
         """Ask the leader for the next membership change: finish replacing a wiped incarnation
         (add the new one, then remove the old one), else add a non-member or remove a voter so
-        that the group keeps between ``nodes`` and ``nodes + 1`` voters."""
+        that the group keeps between ``nodes`` and ``nodes + 1`` voters. Half the time a second
+        random change follows at once (a correct leader refuses it: CONFIG_PENDING)."""
         leader = self._current_leader()
         if leader is None:
             return
@@ -751,33 +770,44 @@ class World:
         members = r.membership
         if members is None:
             return
-        add = remove = None
         stale = self._stale_members()
+        change: tuple[str | None, str | None] | None = None
         if stale:
             old_id = stale[0]
             new_id = self.latest_id[node_name(old_id)]
             if not new_id:
                 return  # still down
-            if new_id not in members:
-                add = new_id
-            else:
-                remove = old_id
-        else:
-            if not self.fault_phase:
-                return
-            outsiders = [i for n in self.node_ids if (i := self.node_id(n)) is not None and i not in members]
-            if len(members.voters) <= self.config.nodes and outsiders:
-                add = self.rng.choice(outsiders)
-            elif len(members.voters) > self.config.nodes:
-                remove = self.rng.choice(members.voters)
-        if add is None and remove is None:
+            change = (new_id, None) if new_id not in members else (None, old_id)
+        elif self.fault_phase:
+            change = self._random_change(set(members.voters))
+        if change is None:
             return
+        self._request_change(leader, *change)
+        if self.fault_phase and self.rng.random() < 0.5:
+            add, remove = change
+            after = (set(members.voters) | {add}) - {remove}
+            second = self._random_change({v for v in after if v is not None})
+            if second is not None:
+                self._request_change(leader, *second)
+
+    def _random_change(self, voters: set[str]) -> tuple[str | None, str | None] | None:
+        outsiders = [i for n in self.node_ids if (i := self.node_id(n)) is not None and i not in voters]
+        if len(voters) <= self.config.nodes and outsiders:
+            return self.rng.choice(outsiders), None
+        if len(voters) > self.config.nodes:
+            return None, self.rng.choice(sorted(voters))
+        return None
+
+    def _request_change(self, leader: str, add: str | None, remove: str | None) -> None:
+        r = self.nodes[leader].replica
+        assert r is not None
         self.faults["reconfig_requests"] += 1
         self._trace_event("reconfig", leader, add, remove)
+        rid = f"cfg{self.steps}.{self.faults['reconfig_requests']}"
         if add is not None:
-            r.change_membership(f"cfg{self.steps}", add=add)
+            r.change_membership(rid, add=add)
         else:
-            r.change_membership(f"cfg{self.steps}", remove=remove)
+            r.change_membership(rid, remove=remove)
         self._drain(leader)
 
     def _pick_victim(self, candidates: list[str]) -> str:
@@ -821,7 +851,10 @@ class World:
     def _on_isolate(self, nid: str) -> None:
         links = self.network.isolate(nid, self.node_ids)
         self._trace_event("isolate", nid)
-        self.schedule(2 * self.paxos_config.election_timeout_max_ms, "heal", links)
+        node = self.nodes[nid]
+        if node.up and not node.paused and self.rng.random() < 0.5:
+            self._freeze(nid)  # its lease now lasts longer in real time, by what the margin covers
+        self.schedule(self.paxos_config.election_timeout_max_ms, "heal", links)
 
     def _on_heal(self, links: frozenset[tuple[str, str]]) -> None:
         self.network.heal(links)
@@ -861,6 +894,9 @@ class World:
             if expected is not None and node.kv.digest() != expected:
                 conv_problems.append(f"{nid} state at {node.kv.applied_index} differs from the committed log")
         self.log_safety.check_prefix_known(self.oracle.applied_index)
+        activations = sum(getattr(r, "activations", 0) for r in self.replicas_made)
+        if activations:
+            self.faults["mutant_activations"] = activations
         ops = self.history.ops
         for o in ops:
             self._trace.update(repr(sorted(o.to_record().items())).encode())

@@ -389,8 +389,7 @@ class Replica:
         if self._config_change_pending():
             self._reject(request_id, ReplyReason.CONFIG_PENDING)
             return
-        base = self._committed_config
-        assert base is not None
+        base = self._config_change_base()
         voters = set(base.voters)
         if add is not None and add not in voters:
             voters.add(add)
@@ -746,6 +745,12 @@ class Replica:
     def _config_change_ready(self) -> bool:
         """A membership change waits until this leader committed an entry of its own ballot."""
         return self._commit >= self._own_first_index
+
+    def _config_change_base(self) -> Membership:
+        """The membership a new change starts from: the committed one (with no change pending,
+        also the newest in this leader's log)."""
+        assert self._committed_config is not None
+        return self._committed_config
 
     def _config_change_pending(self) -> bool:
         """Whether a membership change sits uncommitted in this leader's log."""
