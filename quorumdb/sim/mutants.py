@@ -99,6 +99,7 @@ class Mutant:
     replica_class: type[Replica] = Replica
     storage_class: type[SimLogStorage] = SimLogStorage
     send_before_sync: bool = False  # the driver sends, applies and replies before the fsync
+    amnesiac_rejoin: bool = False  # a wiped founder restarts under its old id, as a voter
     profile: dict[str, Any] = field(default_factory=dict)  # SimConfig settings that expose it
     seeds: int = 30  # the short sweep (make test) must catch it within this many seeds
 
@@ -118,6 +119,10 @@ LEASES: dict[str, Any] = {
     "compact_threshold_entries": 1_000_000,
 }
 RECONFIG: dict[str, Any] = {"reconfig_interval_ms": 300.0, "steps": 8000}
+WIPES: dict[str, Any] = {
+    "wipe_weight": 6.0, "fault_interval_ms": 500.0, "downtime_ms_max": 1000.0, "readers": 0,
+    "steps": 12_000,
+}
 SLOW_DISK: dict[str, Any] = {
     "fsync_ms_min": 20.0, "fsync_ms_max": 60.0, "delay_ms_max": 5.0, "power_loss_weight": 1.0,
     "readers": 0, "steps": 12_000,
@@ -139,6 +144,10 @@ MUTANTS: tuple[Mutant, ...] = (
            send_before_sync=True, profile=SLOW_DISK),
     Mutant(name="lost-promise-after-restart", description=ForgetfulLogStorage.__doc__ or "",
            storage_class=ForgetfulLogStorage, profile=SLOW_DISK),
+    Mutant(name="amnesiac-rejoin",
+           description="A node whose disk was wiped comes back under its old id as a founding "
+                       "voter (no new incarnation): it has forgotten its promises and votes.",
+           amnesiac_rejoin=True, profile=WIPES),
 )
 
 _BY_NAME = {m.name: m for m in MUTANTS}

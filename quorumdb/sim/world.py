@@ -38,6 +38,7 @@ import msgpack
 
 from quorumdb.core.kv import KVStateMachine, decode_command
 from quorumdb.core.paxos import (
+    Ballot,
     Entry,
     Membership,
     Message,
@@ -263,7 +264,7 @@ class World:
         self.oracle = KVStateMachine()
         self.oracle_digests: dict[int, str] = {0: self.oracle.digest()}
         self._oracle_entries: dict[int, Entry] = {}
-        self.leader_seen: dict[str, int] = {}
+        self.leader_seen: dict[str, Ballot] = {}  # node -> ballot it leads with (while it does)
         self.workload = KVWorkload(self, WorkloadConfig(clients=config.clients, readers=config.readers,
                                                          keys=config.keys, timeout_ms=config.client_timeout_ms,
                                                          think_ms_max=config.think_ms_max,
@@ -361,6 +362,8 @@ class World:
         # The operator bootstraps founders whose disk never held anything of this cluster; any
         # other empty disk (a spare's first start, a wiped disk) is a new incarnation.
         founding = nid in self.founders and not node.ever_synced and not node.wiped
+        if self.mutant is not None and self.mutant.amnesiac_rejoin:
+            founding = nid in self.founders
         founders = self.founders if founding else None
 
         def fresh_incarnation() -> int:
@@ -396,6 +399,7 @@ class World:
         node.up = False
         node.crash_armed = False
         node.replica = None
+        self.leader_seen.pop(nid, None)
         node.pending_readies.clear()
         lost = node.disk.crash(self.rng, torn=self.config.torn_writes)
         self.faults["crash"] += 1
@@ -416,15 +420,18 @@ class World:
 
     def _observe_role(self, nid: str) -> None:
         r = self.nodes[nid].replica
-        if r is not None and r.role is Role.LEADER:
+        leading = r is not None and r.role is Role.LEADER
+        if not leading:
+            self.leader_seen.pop(nid, None)
+        elif r is not None and self.leader_seen.get(nid) != r.ballot:
+            self.leader_seen[nid] = r.ballot
             rnd = r.ballot.round
-            if self.leader_seen.get(nid) != rnd:
-                self.leader_seen[nid] = rnd
-                self.liveness.leader(self.clock.now_ms, nid)
-                self._trace_event("leader", nid, rnd)
-                if self.config.reconfig_interval_ms > 0 and self.fault_phase:
-                    # An operator change right after an election (before the no-op commits).
-                    self.schedule(self.rng.uniform(0, 3), "reconfig_now", None)
+            self.liveness.leader(self.clock.now_ms, nid)
+            self.log_safety.observe_leader(r.node_id, (r.ballot.round, r.ballot.node_id))
+            self._trace_event("leader", nid, rnd)
+            if self.config.reconfig_interval_ms > 0 and self.fault_phase:
+                # An operator change right after an election (before the no-op commits).
+                self.schedule(self.rng.uniform(0, 3), "reconfig_now", None)
 
     def send(self, msg: Message) -> None:
         for delay in self.network.plan(node_name(msg.src), node_name(msg.dst)):
@@ -671,7 +678,7 @@ class World:
                     if self.nodes[nid].up:
                         self._crash(nid)
                         self.schedule(self.rng.uniform(50, c.downtime_ms_max), "restart", nid)
-            elif kind == "wipe" and up and not self._stale_members():
+            elif kind == "wipe" and up and self._may_wipe():
                 self._wipe(self._pick_victim(up))
             elif kind == "partition":
                 if self.rng.random() < 0.5:
@@ -752,10 +759,22 @@ class World:
         self._reconfigure()
         self.schedule(self.rng.expovariate(1 / self.config.reconfig_interval_ms), "reconfig", None)
 
+    def _may_wipe(self) -> bool:
+        """A wipe loses a voter until it is replaced: inject one only when the group tolerates
+        it (no voter lost to an earlier wipe in any membership a replica knows, and no more
+        than ``nodes`` voters, so the replacement's extra voter does not outrun the quorum)."""
+        known = [self.membership] + [n.replica.membership for n in self.nodes.values()
+                                     if n.replica is not None and n.replica.membership is not None]
+        return (len(self.membership.voters) <= self.config.nodes
+                and not any(self._stale_in(m) for m in known))
+
+    def _stale_in(self, membership: Membership) -> list[str]:
+        return [v for v in membership.voters
+                if node_name(v) in self.latest_id and self.latest_id[node_name(v)] != v]
+
     def _stale_members(self) -> list[str]:
         """Voters that are an earlier incarnation of a node (its disk was wiped since)."""
-        return [v for v in self.membership.voters
-                if node_name(v) in self.latest_id and self.latest_id[node_name(v)] != v]
+        return self._stale_in(self.membership)
 
     def _reconfigure(self) -> None:
         """Ask the leader for the next membership change: finish replacing a wiped incarnation
@@ -800,7 +819,8 @@ class World:
 
     def _request_change(self, leader: str, add: str | None, remove: str | None) -> None:
         r = self.nodes[leader].replica
-        assert r is not None
+        if r is None or not self.nodes[leader].up:
+            return  # it crashed meanwhile (an armed crash fires on its next write)
         self.faults["reconfig_requests"] += 1
         self._trace_event("reconfig", leader, add, remove)
         rid = f"cfg{self.steps}.{self.faults['reconfig_requests']}"
