@@ -84,3 +84,25 @@ def test_storages_keep_the_identity(tmp_path: Path) -> None:
     sim.save_identity(ident)
     sim.sync()
     assert sim.load().identity == ident and not sim.load().empty
+
+
+def test_runtime_node_runs_as_its_stored_identity_and_a_wiped_disk_is_a_new_incarnation(tmp_path: Path) -> None:
+    from quorumdb.runtime.node import NodeConfig, PaxosKVNode
+
+    peers = {"n1": ("127.0.0.1", 1), "n2": ("127.0.0.1", 2), "n3": ("127.0.0.1", 3)}
+
+    def node(data_dir: Path, *, bootstrap: bool) -> PaxosKVNode:
+        return PaxosKVNode(NodeConfig(node_id="n1", peers=peers, client_address=("127.0.0.1", 0),
+                                      data_dir=str(data_dir), bootstrap=bootstrap))
+
+    founder = node(tmp_path / "a", bootstrap=True)
+    assert founder.replica.node_id == "n1"
+    assert founder.replica.membership == Membership.of(["n1", "n2", "n3"])
+    founder._drain()  # persists the identity
+    founder.storage.close()
+    again = node(tmp_path / "a", bootstrap=False)  # a restart keeps its identity either way
+    assert again.replica.node_id == "n1" and again.replica.membership is not None
+    again.storage.close()
+    wiped = node(tmp_path / "b", bootstrap=False)
+    assert wiped.replica.node_id.startswith("n1@") and wiped.replica.membership is None
+    wiped.storage.close()
