@@ -14,20 +14,8 @@ from quorumdb.core.paxos import PaxosConfig
 from quorumdb.sim.mutants import MUTANTS, Mutant, first_catch, mutant, sweep_config
 from quorumdb.sim.world import World, run
 
-# Mutants that break a rule this core does not depend on: the sweep exercises the mutation
-# (``mutant_activations``) and every checker still passes. Why each is harmless here:
-EQUIVALENT = {
-    "no-noop-before-config-change": (
-        "a change governs only the slots after it once committed, and CONFIG_PENDING already "
-        "covers the new leader's whole log (the slots it re-proposed included), so the base it "
-        "starts from is the membership every replica will fold to; waiting for the no-op adds "
-        "nothing"),
-    "two-config-changes-pending": (
-        "a membership governs slot j only as the fold of the committed slots below j, and a "
-        "candidate needs a majority of every membership along its merged log, so phase 1 chases "
-        "every chosen change whatever the number in flight"),
-}
-CAUGHT = [m for m in MUTANTS if m.name not in EQUIVALENT]
+CAUGHT = [m for m in MUTANTS if not m.equivalent]
+EQUIVALENT = [m for m in MUTANTS if m.equivalent]
 
 
 @pytest.mark.parametrize("m", [pytest.param(m, id=m.name) for m in CAUGHT])
@@ -40,16 +28,16 @@ def test_mutant_is_caught_and_the_real_core_passes_the_same_seeds(m: Mutant) -> 
         assert real.ok, f"the real core fails seed {s} of {m.name}'s sweep:\n{real.summary()}"
 
 
-@pytest.mark.parametrize("name", sorted(EQUIVALENT))
-def test_equivalent_mutants_are_exercised_and_every_checker_still_passes(name: str) -> None:
-    m = mutant(name)
-    assert m is not None
+@pytest.mark.parametrize("m", [pytest.param(m, id=m.name) for m in EQUIVALENT])
+def test_equivalent_mutants_are_exercised_and_every_checker_still_passes(m: Mutant) -> None:
+    """A mutant of a rule this core does not depend on (``Mutant.equivalent`` says why): the
+    sweep exercises the mutation (``mutant_activations``) and every checker still passes."""
     activations = 0
     for s in range(m.seeds):
         report = run(sweep_config(m, s))
         assert report.ok, report.summary()
         activations += report.faults.get("mutant_activations", 0)
-    assert activations > 0, f"the sweep never exercised {name}"
+    assert activations > 0, f"the sweep never exercised {m.name}"
 
 
 def test_mutants_are_test_only_hooks_not_production_flags() -> None:
@@ -69,5 +57,17 @@ def test_long_sweep_real_core_passes_every_mutant_profile(m: Mutant) -> None:
     mutant (unless equivalent) is caught by some seed among them."""
     failed = [s for s in range(100) if not run(sweep_config(m, s, mutated=False)).ok]
     assert not failed, failed
-    if m.name not in EQUIVALENT:
+    if not m.equivalent:
         assert first_catch(m, range(100))[0] is not None
+
+
+def test_cli_catalogue_prints_the_first_catching_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    from quorumdb.sim.__main__ import main
+
+    assert main(["--catalogue", "--mutant", "lost-promise-after-restart", "--seeds", "3"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("lost-promise")]
+    assert line and line[0].split()[1] == "0" and "log-safety" in line[0]
+    assert main(["--mutant", "lost-promise-after-restart", "--seed", "0", "--steps", "12000",
+                 "--readers", "0", "--fsync-ms-min", "20", "--fsync-ms-max", "60",
+                 "--delay-ms-max", "5", "--power-loss-weight", "1"]) == 1
+    assert "verdict: FAIL (seed 0)" in capsys.readouterr().out

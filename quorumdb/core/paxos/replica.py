@@ -197,6 +197,11 @@ class Replica:
     Call ``tick(now_ms)`` regularly (every few ms of the driver's clock) and ``step(msg,
     now_ms)`` for every message addressed to this replica; ``now_ms`` must never go backwards.
     After any input, ``ready()`` returns the work to do (possibly empty).
+
+    A few rules the safety argument rests on are small methods of their own (``has_lease``,
+    ``_lease_promise_ms``, ``_config_change_ready``, ``_config_change_base``,
+    ``_config_change_pending``, ``_advance_leader_commit``) so the simulator's mutant catalogue
+    (``quorumdb.sim.mutants``) can break each one in a subclass; production code never does.
     """
 
     def __init__(
