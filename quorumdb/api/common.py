@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from quorumdb.errors import ResourceNotFoundError, ValidationError
 from quorumdb.expr import Condition, ExpressionContext, KeyCondition, Projection, Update, legacy
 from quorumdb.expr.ast import Literal, Path
@@ -340,12 +342,19 @@ def refuse_if_leaderless(table: TableDef, what: str) -> None:
 
 
 def key_fingerprint(key: Key) -> tuple[Any, ...]:
-    """A hashable identity of a validated key (numbers are canonical already)."""
+    """A hashable identity of a key (numbers are canonical already). A key not checked
+    against the schema yet may hold a set, list, map, bool or null: it gets an identity too."""
     if len(key) == 1:
         ((n, av),) = key.items()
         ((t, v),) = av.items()
-        return (n, t, v)
-    return tuple(sorted((n, t, v) for n, av in key.items() for t, v in av.items()))
+        return (n, t, v if v.__class__ is str else _hashable(v))
+    return tuple(
+        sorted((n, t, v if v.__class__ is str else _hashable(v)) for n, av in key.items() for t, v in av.items())
+    )
+
+
+def _hashable(payload: Any) -> str:
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def item_collection_metrics(

@@ -362,3 +362,34 @@ def test_random_text_only_raises_validation_errors(parts: list[str], kind: str) 
             ctx.projection(text).apply({"a": {"N": "1"}})
     except ValidationError as e:
         assert e.message
+
+
+# -- nesting depth -----------------------------------------------------------------------------
+
+
+DEEP = 1000  # fits in 4 KB, far past Python's recursion limit if parsed naively
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "param"),
+    [
+        ("cond", "NOT " * DEEP + "a = :v", "ConditionExpression"),
+        ("cond", "(" * DEEP + "a = :v" + ")" * DEEP, "ConditionExpression"),
+        ("filter", "(" * DEEP + "a" + ")" * DEEP + " = :v", "FilterExpression"),
+        ("cond", "a = :v AND (" * 300 + "a = :v" + ")" * 300, "ConditionExpression"),
+        ("cond", "size(" * 600 + "a" + ")" * 600 + " = :v", "ConditionExpression"),
+        ("update", "SET a = " + "list_append(" * 200 + ":v" + ",:v)" * 200, "UpdateExpression"),
+        ("update", "SET a = " + "(" * DEEP + ":v" + ")" * DEEP, "UpdateExpression"),
+    ],
+)
+def test_deep_nesting_is_a_validation_error_naming_the_parameter(kind: str, text: str, param: str) -> None:
+    assert error_of(kind, text, values={":v": {"L": []}}) == (
+        f"Invalid {param}: The expression is nested too deeply; maximum nesting depth: 100"
+    )
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    run("cond", "NOT " * 100 + "a = :v", values={":v": S})
+    run("cond", "a = :v AND (" * 99 + "a = :v" + ")" * 99, values={":v": S})
+    # A long flat chain is no nesting at all.
+    run("cond", " OR ".join(["a<:v"] * 500), values={":v": S})
