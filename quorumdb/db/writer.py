@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from quorumdb.db.contract import WriteOp, WriteResult
+from quorumdb.db.contract import TableChangedError, WriteOp, WriteResult
 from quorumdb.db.records import (
     CATALOG_VERSION,
     HEADER_SIZE,
@@ -683,10 +683,14 @@ def create_table(batch: WriteBatch, table: TableDef) -> TableDef:
 
 
 def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[bytes]]:
-    """Store ``table`` in place of the current definition; returns it and data prefixes to drop."""
+    """Store ``table`` in place of the current definition, if that is still the version
+    ``table`` was made from (compare-and-swap: a stale copy must not undo a change made
+    meanwhile, e.g. by another process); returns it and data prefixes to drop."""
     cur = batch.catalog.by_name.get(table.name)
-    if cur is None:
+    if cur is None or cur.table_id != table.table_id:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
+    if cur.version != table.version:
+        raise TableChangedError(table.name)
     txn = batch.txn
     old_ix = {ix.name: ix for ix in cur.indexes}
     next_id = max(unpack_u64(txn.get(next_index_key(cur.table_id))), 1 + max((ix.index_id for ix in cur.indexes), default=-1))

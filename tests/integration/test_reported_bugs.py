@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from tests.integration.helpers import TableFactory, expect_error
+from tests.integration.helpers import (
+    ServerProcess,
+    TableFactory,
+    expect_error,
+    external_endpoint,
+    make_client,
+    unique_name,
+)
 
 KEY_MISMATCH = "The provided key element does not match the schema"
 
@@ -70,3 +80,92 @@ def test_deeply_nested_update_is_a_validation_error(ddb: Any, make_table: TableF
             UpdateExpression="SET a = " + "(" * 1000 + ":v" + ")" * 1000,
             ExpressionAttributeValues={":v": {"S": "x"}},
         )
+
+
+# -- the catalog under concurrency, with several worker processes -------------------------------
+
+
+@pytest.fixture(scope="module")
+def workers_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private server with three worker processes sharing one LMDB environment."""
+    if external_endpoint() is not None:
+        pytest.skip("needs its own quorumdb process (QUORUMDB_TEST_ENDPOINT is set)")
+    server = ServerProcess(
+        data_dir=str(tmp_path_factory.mktemp("quorumdb-workers")), extra_args=["--workers", "3"]
+    )
+    try:
+        yield server.start()
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def _clients(endpoint: str, n: int) -> list[Any]:
+    # One client (one connection pool) per thread: connections land on different workers.
+    return [make_client(endpoint) for _ in range(n)]
+
+
+def _create(client: Any, name: str) -> None:
+    client.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+
+
+def test_concurrent_control_plane_changes_all_stick(workers_endpoint: str) -> None:
+    clients = _clients(workers_endpoint, 6)
+    admin = clients[0]
+    for round_ in range(6):
+        name = unique_name(f"cc{round_}")
+        _create(admin, name)
+        arn = admin.describe_table(TableName=name)["Table"]["TableArn"]
+        calls = [
+            lambda c: c.update_table(
+                TableName=name,
+                AttributeDefinitions=[{"AttributeName": "g", "AttributeType": "S"}],
+                GlobalSecondaryIndexUpdates=[{"Create": {
+                    "IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }}],
+            ),
+            lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "a", "Value": "1"}]),
+            lambda c: c.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
+            ),
+            lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "b", "Value": "2"}]),
+            lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "c", "Value": "3"}]),
+            lambda c: c.update_table(TableName=name, DeletionProtectionEnabled=False),
+        ]
+        barrier = threading.Barrier(len(calls))
+
+        def run(i: int) -> int:
+            barrier.wait()
+            status: int = calls[i](clients[i])["ResponseMetadata"]["HTTPStatusCode"]
+            return status
+
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            assert list(pool.map(run, range(len(calls)))) == [200] * len(calls)
+        for c in clients:  # whichever worker answers, every change is there
+            desc = c.describe_table(TableName=name)["Table"]
+            assert [ix["IndexName"] for ix in desc.get("GlobalSecondaryIndexes", [])] == ["by_g"]
+            tags = {t["Key"]: t["Value"] for t in c.list_tags_of_resource(ResourceArn=arn)["Tags"]}
+            assert tags == {"a": "1", "b": "2", "c": "3"}
+            ttl = c.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "exp"}
+        admin.delete_table(TableName=name)
+
+
+def test_every_worker_sees_an_acknowledged_create_table_at_once(workers_endpoint: str) -> None:
+    clients = _clients(workers_endpoint, 6)
+    names: list[str] = []
+    try:
+        for i in range(40):
+            name = unique_name(f"ls{i}")
+            _create(clients[i % len(clients)], name)
+            names.append(name)
+            for c in clients:
+                assert name in c.list_tables(Limit=100, ExclusiveStartTableName=name[:-1])["TableNames"]
+                assert c.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE"
+    finally:
+        for name in names:
+            clients[0].delete_table(TableName=name)

@@ -13,11 +13,13 @@ Handlers here never touch items or storage engines, and never format HTTP errors
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import uuid
 from typing import Any
 
-from quorumdb.api.registry import RequestContext, operation
+from quorumdb.api.registry import Handler, RequestContext, operation
+from quorumdb.db.contract import TableChangedError
 from quorumdb.errors import (
     DynamoError,
     LimitExceededError,
@@ -60,6 +62,29 @@ def set_endpoint_address(address: str) -> None:
 
 class AccessDeniedError(DynamoError):
     type_name = "AccessDeniedException"
+
+
+# -- changing a definition ------------------------------------------------------------------
+
+_CHANGE_ATTEMPTS_MAX = 64
+
+
+def _on_current_definition(handler: Handler) -> Handler:
+    """Run a handler that reads a table definition and stores a changed copy again whenever
+    another change replaced the definition first (``update_table`` is a compare-and-swap), so
+    it recomputes from the current one and concurrent changes never undo each other. Handlers
+    so wrapped must have no effect before their ``update_table``."""
+
+    @functools.wraps(handler)
+    async def run(ctx: RequestContext, req: dict[str, Any]) -> Any:
+        for _ in range(_CHANGE_ATTEMPTS_MAX - 1):
+            try:
+                return await handler(ctx, req)
+            except TableChangedError:
+                continue
+        return await handler(ctx, req)
+
+    return run
 
 
 # -- describing ---------------------------------------------------------------------------
@@ -433,6 +458,7 @@ _UPDATE_FIELDS = (
 
 
 @operation("UpdateTable")
+@_on_current_definition
 async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     gsi_updates: list[dict[str, Any]] = req.get("GlobalSecondaryIndexUpdates") or []
     if not gsi_updates and all(req.get(f) is None for f in _UPDATE_FIELDS):
@@ -625,6 +651,7 @@ def _tagged_table(ctx: RequestContext, req: dict[str, Any], action: str, member:
 
 
 @operation("TagResource")
+@_on_current_definition
 async def tag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _tagged_table(ctx, req, "TagResource", "Tags")
     tags = dict(table.tags)
@@ -636,6 +663,7 @@ async def tag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
 
 
 @operation("UntagResource")
+@_on_current_definition
 async def untag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _tagged_table(ctx, req, "UntagResource", "TagKeys")
     drop = set(req["TagKeys"])
@@ -663,6 +691,7 @@ async def describe_time_to_live(ctx: RequestContext, req: dict[str, Any]) -> dic
 
 
 @operation("UpdateTimeToLive")
+@_on_current_definition
 async def update_time_to_live(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _table(ctx, req["TableName"])
     spec = req["TimeToLiveSpecification"]
