@@ -169,3 +169,66 @@ def test_every_worker_sees_an_acknowledged_create_table_at_once(workers_endpoint
     finally:
         for name in names:
             clients[0].delete_table(TableName=name)
+
+
+# -- invalid operands in conditions are ValidationExceptions, not failed conditions --------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"ConditionExpression": "n < :v", "ExpressionAttributeValues": {":v": {"L": [{"N": "1"}]}}},
+            "Invalid ConditionExpression: Incorrect operand type for operator or function; "
+            "operator or function: <, operand type: L",
+        ),
+        (
+            {"ConditionExpression": "n BETWEEN :a AND :b",
+             "ExpressionAttributeValues": {":a": {"M": {}}, ":b": {"M": {}}}},
+            "Invalid ConditionExpression: Incorrect operand type for operator or function; "
+            "operator or function: BETWEEN, operand type: M",
+        ),
+        (
+            {"Expected": {"n": {"ComparisonOperator": "LT", "AttributeValueList": [{"L": []}]}}},
+            "One or more parameter values were invalid: ComparisonOperator LT is not valid for L AttributeValue type",
+        ),
+        (
+            {"Expected": {"n": {"ComparisonOperator": "BEGINS_WITH", "Value": {"N": "1"}}}},
+            "One or more parameter values were invalid: ComparisonOperator BEGINS_WITH is not valid for N AttributeValue type",
+        ),
+        (
+            {"Expected": {"n": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "1"}, {"N": "2"}]}}},
+            "One or more parameter values were invalid: Invalid number of argument(s) for the GT ComparisonOperator",
+        ),
+    ],
+)
+def test_invalid_condition_operands_are_validation_errors(
+    ddb: Any, make_table: TableFactory, kwargs: dict[str, Any], message: str
+) -> None:
+    table = make_table()
+    ddb.put_item(TableName=table, Item={"pk": {"S": "k"}, "n": {"N": "5"}})
+    with expect_error("ValidationException", message):
+        ddb.put_item(TableName=table, Item={"pk": {"S": "k"}, "n": {"N": "6"}}, **kwargs)
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "k"}})["Item"]["n"] == {"N": "5"}
+
+
+def test_legacy_filters_compare_lists_and_booleans_with_eq_and_ne(ddb: Any, make_table: TableFactory) -> None:
+    table = make_table(("pk", "S"), ("sk", "N"))
+    items = [
+        {"pk": {"S": "p"}, "sk": {"N": "1"}, "l": {"L": [{"S": "a"}]}, "b": {"BOOL": True}},
+        {"pk": {"S": "p"}, "sk": {"N": "2"}, "l": {"L": [{"S": "b"}]}, "b": {"BOOL": False}},
+    ]
+    for item in items:
+        ddb.put_item(TableName=table, Item=item)
+    keys = {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "p"}]}}
+
+    def sks(**filt: Any) -> list[str]:
+        out = ddb.query(TableName=table, KeyConditions=keys, QueryFilter=filt)
+        return [i["sk"]["N"] for i in out["Items"]]
+
+    assert sks(l={"ComparisonOperator": "EQ", "AttributeValueList": [{"L": [{"S": "a"}]}]}) == ["1"]
+    assert sks(l={"ComparisonOperator": "NE", "AttributeValueList": [{"L": [{"S": "a"}]}]}) == ["2"]
+    assert sks(b={"ComparisonOperator": "EQ", "AttributeValueList": [{"BOOL": False}]}) == ["2"]
+    assert sks(b={"ComparisonOperator": "NE", "AttributeValueList": [{"BOOL": False}]}) == ["1"]
+    scanned = ddb.scan(TableName=table, ScanFilter={"b": {"ComparisonOperator": "EQ", "AttributeValueList": [{"BOOL": True}]}})
+    assert [i["sk"]["N"] for i in scanned["Items"]] == ["1"]

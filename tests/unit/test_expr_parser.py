@@ -215,6 +215,14 @@ CASES: list[tuple[str, str, dict | None, dict | None, str]] = [
     ("cond", "size(:v) = :w", None, {":v": {"BOOL": True}, ":w": N1}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: size, operand type: BOOL"),
     ("cond", "a BETWEEN :a AND :b", None, {":a": N2, ":b": N1}, "Invalid ConditionExpression: The BETWEEN operator requires upper bound to be greater than or equal to lower bound; lower bound operand: AttributeValue: {N:2}, upper bound operand: AttributeValue: {N:1}"),
     ("cond", "a BETWEEN :a AND :b", None, {":a": N1, ":b": S}, "Invalid ConditionExpression: The BETWEEN operator requires same data type for lower and upper bounds; lower bound operand: AttributeValue: {N:1}, upper bound operand: AttributeValue: {S:x}"),
+    # <, <=, >, >= and BETWEEN order S, N and B only: other literal types are refused.
+    ("cond", "a < :v", None, {":v": {"L": [N1]}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: <, operand type: L"),
+    ("cond", ":v >= a", None, {":v": {"M": {}}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: >=, operand type: M"),
+    ("cond", "a <= :v", None, {":v": {"SS": ["x"]}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: <=, operand type: SS"),
+    ("cond", "size(a) > :v", None, {":v": {"BOOL": True}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: >, operand type: BOOL"),
+    ("cond", "a > :v", None, {":v": {"NULL": True}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: >, operand type: NULL"),
+    ("cond", "a BETWEEN :v AND :v", None, {":v": {"L": []}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: BETWEEN, operand type: L"),
+    ("cond", "a BETWEEN :a AND :v", None, {":a": N1, ":v": {"NS": ["1"]}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: BETWEEN, operand type: NS"),
     ("cond", "a = :v AND b = b", None, None, "Invalid ConditionExpression: An expression attribute value used in expression is not defined; attribute value: :v"),
     ("cond", "a = a AND b = :v", None, None, "Invalid ConditionExpression: The first operand must be distinct from the remaining operands for this operator or function; operator: =, first operand: [a]"),
     # update checks
