@@ -25,7 +25,7 @@ from quorumdb.model.keys import (
     HASH_KEY_SIZE_MAX,
     RANGE_KEY_SIZE_MAX,
     extract_key,
-    key_value_size,
+    key_value_allowed,
 )
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import Item, Key
@@ -254,9 +254,7 @@ def check_index_keys(table: TableDef, item: Item) -> None:
                 raise _index_key_error(ix, attr.name, attr.type, av)
             if attr.type != "N":
                 is_hash = attr is ks.hash
-                limit = HASH_KEY_SIZE_MAX if is_hash else RANGE_KEY_SIZE_MAX
-                # A character is at most 4 UTF-8 bytes and base64 text is longer than its bytes.
-                if len(v) * (4 if attr.type == "S" else 1) > limit and key_value_size(attr.type, v) > limit:
+                if not key_value_allowed(attr.type, v, is_hash=is_hash):
                     raise ValidationError(
                         INVALID
                         + (

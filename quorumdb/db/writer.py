@@ -69,7 +69,7 @@ from quorumdb.errors import (
     TransactionCanceledError,
     ValidationError,
 )
-from quorumdb.model.keys import encode_primary_key, encode_scalar, partition_hash
+from quorumdb.model.keys import encode_primary_key, encode_scalar, key_value_allowed, partition_hash
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import Item, Key
 from quorumdb.storage.engine import ReadTxn, StorageFullError, WriteTxn, prefix_successor
@@ -396,7 +396,10 @@ def _project(table: TableDef, ix: IndexDef, item: Item) -> Item:
 def index_entry(
     table: TableDef, ix: IndexDef, item: Item | None, item_rec: bytes | None
 ) -> tuple[bytes, bytes, int] | None:
-    """(entry key, entry record, entry size) of ``item`` in ``ix``; None if not indexed (sparse)."""
+    """(entry key, entry record, entry size) of ``item`` in ``ix``; None if not indexed: a key
+    attribute is missing (sparse), or has a value that cannot be a key (another type, an empty
+    string or binary, over the key size limit). The API refuses writes of such values, but an
+    index added later finds them in older items, and DynamoDB's backfill skips those items."""
     if item is None:
         return None
     ks = ix.key_schema
@@ -405,8 +408,8 @@ def index_entry(
     if hv is None:
         return None
     raw = hv.get(h.type)
-    if raw is None:
-        return None  # a different type: not indexable (the API layer rejects such writes)
+    if raw is None or not key_value_allowed(h.type, raw, is_hash=True):
+        return None
     enc = encode_scalar(h.type, raw)
     key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
     r = ks.range
@@ -415,7 +418,7 @@ def index_entry(
         if rv is None:
             return None
         rraw = rv.get(r.type)
-        if rraw is None:
+        if rraw is None or not key_value_allowed(r.type, rraw, is_hash=False):
             return None
         key += encode_scalar(r.type, rraw)
     tks = table.key_schema
