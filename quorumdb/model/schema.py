@@ -161,6 +161,8 @@ class TableDef:
     deletion_protection: bool = False
     table_class: str = "STANDARD"
     stream_spec: dict[str, Any] | None = None
+    # SSEDescription as DescribeTable reports it; None for the default (AWS owned key).
+    sse: dict[str, str] | None = None
     version: int = 0
 
     @property
@@ -199,6 +201,7 @@ class TableDef:
             "deletion_protection": self.deletion_protection,
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
+            "sse": self.sse,
             "version": self.version,
         }
 
@@ -221,5 +224,6 @@ class TableDef:
             deletion_protection=rec.get("deletion_protection", False),
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
+            sse=rec.get("sse"),
             version=rec["version"],
         )

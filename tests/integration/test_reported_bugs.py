@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -291,3 +292,46 @@ def test_gsi_backfill_skips_empty_and_oversized_index_keys(ddb: Any, make_table:
         ExpressionAttributeValues={":g": {"S": "G"}},
     )
     assert _wait_index_active(ddb, table, "by_g")["ItemCount"] == 2
+
+
+# -- server-side encryption is stored and described; replica updates are refused ----------------
+
+
+def _kms_arn(desc: dict[str, Any]) -> str:
+    sse = desc["SSEDescription"]
+    assert sse["Status"] == "ENABLED" and sse["SSEType"] == "KMS", sse
+    arn: str = sse["KMSMasterKeyArn"]
+    return arn
+
+
+def test_sse_description_is_stored_and_reported(ddb: Any, make_table: TableFactory) -> None:
+    default = make_table()
+    assert "SSEDescription" not in ddb.describe_table(TableName=default)["Table"]
+    disabled = make_table(SSESpecification={"Enabled": False})
+    assert "SSEDescription" not in ddb.describe_table(TableName=disabled)["Table"]
+
+    managed = make_table(SSESpecification={"Enabled": True})
+    arn = _kms_arn(ddb.describe_table(TableName=managed)["Table"])
+    assert re.fullmatch(r"arn:aws:kms:us-east-1:\d{12}:key/[0-9a-f-]{36}", arn)
+    assert _kms_arn(ddb.describe_table(TableName=managed)["Table"]) == arn  # stable
+
+    own = make_table(SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": "1234abcd-12ab-34cd-56ef-1234567890ab"})
+    assert _kms_arn(ddb.describe_table(TableName=own)["Table"]).endswith(":key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    key_arn = "arn:aws:kms:us-east-1:111122223333:key/0000aaaa-12ab-34cd-56ef-1234567890ab"
+    by_arn = make_table(SSESpecification={"Enabled": True, "KMSMasterKeyId": key_arn})
+    assert _kms_arn(ddb.describe_table(TableName=by_arn)["Table"]) == key_arn
+
+    # UpdateTable switches to a KMS key and back to the default.
+    out = ddb.update_table(TableName=default, SSESpecification={"Enabled": True, "KMSMasterKeyId": key_arn})
+    assert _kms_arn(out["TableDescription"]) == key_arn
+    assert _kms_arn(ddb.describe_table(TableName=default)["Table"]) == key_arn
+    out = ddb.update_table(TableName=default, SSESpecification={"Enabled": False})
+    assert "SSEDescription" not in out["TableDescription"]
+    assert "SSEDescription" not in ddb.describe_table(TableName=default)["Table"]
+
+
+def test_replica_updates_are_refused(ddb: Any, make_table: TableFactory) -> None:
+    table = make_table()
+    with expect_error("ValidationException", "ReplicaUpdates are not supported"):
+        ddb.update_table(TableName=table, ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}])
+    assert "Replicas" not in ddb.describe_table(TableName=table)["Table"]

@@ -27,7 +27,15 @@ from quorumdb.errors import (
     ResourceNotFoundError,
     ValidationError,
 )
-from quorumdb.model.schema import ACCOUNT, IndexDef, KeyAttr, KeySchema, TableDef, Throughput
+from quorumdb.model.schema import (
+    ACCOUNT,
+    REGION,
+    IndexDef,
+    KeyAttr,
+    KeySchema,
+    TableDef,
+    Throughput,
+)
 from quorumdb.model.types import ScalarType
 
 __all__ = [
@@ -145,6 +153,8 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
         out["StreamSpecification"] = dict(table.stream_spec)
     out["TableClassSummary"] = {"TableClass": table.table_class}
     out["DeletionProtectionEnabled"] = table.deletion_protection
+    if table.sse is not None:
+        out["SSEDescription"] = dict(table.sse)
     return out
 
 
@@ -248,6 +258,28 @@ def _check_gsi(spec: dict[str, Any], defined: list[str], billing: str) -> None:
 
 def _projected_count(specs: list[dict[str, Any]]) -> int:
     return sum(len(s["Projection"].get("NonKeyAttributes") or ()) for s in specs)
+
+
+def _sse_description(spec: dict[str, Any] | None) -> dict[str, str] | None:
+    """The SSEDescription an SSESpecification gives: encryption with a KMS key (the AWS
+    managed key unless KMSMasterKeyId names one) when Enabled, else None (the default: an
+    AWS owned key, which DescribeTable does not describe)."""
+    if not spec or not spec.get("Enabled"):
+        return None
+    sse_type = spec.get("SSEType") or "KMS"
+    if sse_type != "KMS":
+        raise ValidationError(INVALID + f"Unsupported SSEType: {sse_type}. The only supported value is: KMS")
+    key = spec.get("KMSMasterKeyId")
+    prefix = f"arn:aws:kms:{REGION}:{ACCOUNT}:"
+    if not key:
+        arn = prefix + f"key/{uuid.uuid4()}"  # this table's stand-in for alias/aws/dynamodb
+    elif key.startswith("arn:"):
+        arn = key
+    elif key.startswith("alias/"):
+        arn = prefix + key
+    else:
+        arn = prefix + f"key/{key}"
+    return {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": arn}
 
 
 def _check_tags(tags: list[dict[str, Any]]) -> dict[str, str]:
@@ -371,15 +403,12 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         deletion_protection=bool(req.get("DeletionProtectionEnabled", False)),
         table_class=req.get("TableClass") or "STANDARD",
         stream_spec=dict(stream) if stream and stream.get("StreamEnabled") else None,
+        sse=_sse_description(req.get("SSESpecification")),
     )
     if name in ctx.db.table_names():
         raise ResourceInUseError(f"Table already exists: {name}")
     created = await ctx.db.create_table(table)
-    out = describe_table(ctx, created)
-    sse = req.get("SSESpecification")
-    if sse and sse.get("Enabled"):
-        out["SSEDescription"] = {"Status": "ENABLED", "SSEType": sse.get("SSEType") or "KMS"}
-    return {"TableDescription": out}
+    return {"TableDescription": describe_table(ctx, created)}
 
 
 # -- DescribeTable / DeleteTable / ListTables -------------------------------------------------
@@ -457,6 +486,12 @@ _UPDATE_FIELDS = (
 )
 
 
+_NO_REPLICAS = (
+    "ReplicaUpdates are not supported: QuorumDB has no replicas in other regions "
+    f"(global tables); this endpoint serves region {REGION} only"
+)
+
+
 @operation("UpdateTable")
 @_on_current_definition
 async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -466,6 +501,9 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates "
             "or SSESpecification or ReplicaUpdates is required"
         )
+    if req.get("ReplicaUpdates") is not None:
+        raise ValidationError(_NO_REPLICAS)
+    sse = _sse_description(req.get("SSESpecification"))
     pt = req.get("ProvisionedThroughput")
     if req.get("BillingMode") == PROVISIONED and pt is None:
         raise ValidationError(INVALID + "ProvisionedThroughput must be specified when BillingMode is PROVISIONED")
@@ -595,6 +633,8 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         changes["table_class"] = req["TableClass"]
     if req.get("DeletionProtectionEnabled") is not None:
         changes["deletion_protection"] = bool(req["DeletionProtectionEnabled"])
+    if req.get("SSESpecification") is not None:
+        changes["sse"] = sse
     updated = await ctx.db.update_table(dataclasses.replace(table, **changes))
     return {"TableDescription": describe_table(ctx, updated)}
 
