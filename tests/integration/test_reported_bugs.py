@@ -114,6 +114,36 @@ def _create(client: Any, name: str) -> None:
     )
 
 
+def _changes_at_once(clients: list[Any], name: str, arn: str) -> None:
+    """Six control-plane changes of one table sent together, each on its own connection."""
+    calls = [
+        lambda c: c.update_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "g", "AttributeType": "S"}],
+            GlobalSecondaryIndexUpdates=[{"Create": {
+                "IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }}],
+        ),
+        lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "a", "Value": "1"}]),
+        lambda c: c.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
+        ),
+        lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "b", "Value": "2"}]),
+        lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "c", "Value": "3"}]),
+        lambda c: c.update_table(TableName=name, DeletionProtectionEnabled=False),
+    ]
+    barrier = threading.Barrier(len(calls))
+
+    def run(i: int) -> int:
+        barrier.wait()
+        status: int = calls[i](clients[i])["ResponseMetadata"]["HTTPStatusCode"]
+        return status
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        assert list(pool.map(run, range(len(calls)))) == [200] * len(calls)
+
+
 def test_concurrent_control_plane_changes_all_stick(workers_endpoint: str) -> None:
     clients = _clients(workers_endpoint, 6)
     admin = clients[0]
@@ -121,32 +151,7 @@ def test_concurrent_control_plane_changes_all_stick(workers_endpoint: str) -> No
         name = unique_name(f"cc{round_}")
         _create(admin, name)
         arn = admin.describe_table(TableName=name)["Table"]["TableArn"]
-        calls = [
-            lambda c: c.update_table(
-                TableName=name,
-                AttributeDefinitions=[{"AttributeName": "g", "AttributeType": "S"}],
-                GlobalSecondaryIndexUpdates=[{"Create": {
-                    "IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                }}],
-            ),
-            lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "a", "Value": "1"}]),
-            lambda c: c.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"}
-            ),
-            lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "b", "Value": "2"}]),
-            lambda c: c.tag_resource(ResourceArn=arn, Tags=[{"Key": "c", "Value": "3"}]),
-            lambda c: c.update_table(TableName=name, DeletionProtectionEnabled=False),
-        ]
-        barrier = threading.Barrier(len(calls))
-
-        def run(i: int) -> int:
-            barrier.wait()
-            status: int = calls[i](clients[i])["ResponseMetadata"]["HTTPStatusCode"]
-            return status
-
-        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-            assert list(pool.map(run, range(len(calls)))) == [200] * len(calls)
+        _changes_at_once(clients, name, arn)
         for c in clients:  # whichever worker answers, every change is there
             desc = c.describe_table(TableName=name)["Table"]
             assert [ix["IndexName"] for ix in desc.get("GlobalSecondaryIndexes", [])] == ["by_g"]
