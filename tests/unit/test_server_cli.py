@@ -232,3 +232,32 @@ def test_sigterm_at_any_point_of_startup_exits_cleanly(tmp_path: Path, point: st
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("args", [("--workers", "1"), ("--in-memory",)])
+@pytest.mark.parametrize("point", ["handler installed", "data opened", "listening"])
+def test_sigterm_while_a_single_process_server_starts_exits_cleanly(
+    tmp_path: Path, args: tuple[str, ...], point: str
+) -> None:
+    data = tmp_path / "d"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quorumdb", "serve", "--port", "0", "--data-dir", str(data), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        _wait_for(lambda: _catches_sigterm(proc.pid))
+        if point == "data opened" and args[0] != "--in-memory":
+            _wait_for(lambda: (data / "data.mdb").exists())
+        elif point == "listening":
+            assert proc.stdout is not None
+            assert LINE.match(proc.stdout.readline().decode().rstrip("\n"))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
