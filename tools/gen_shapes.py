@@ -228,6 +228,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "UntagResource.ResourceArn": {"nn": _DROP, "min": _DROP, "max": _DROP},
     "UntagResource.TagKeys": {"nn": _DROP},
     "ListTagsOfResource.ResourceArn": {"nn": _DROP, "min": _DROP, "max": _DROP},
+    # DynamoDB Streams: GetRecords returns at most 1000 records and refuses a larger Limit.
+    "GetRecords.Limit": {"le": 1000},
 }
 
 # The order in which DynamoDB lists an enum's values in "Member must satisfy enum value set".

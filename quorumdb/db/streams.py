@@ -185,9 +185,15 @@ def enable(txn: WriteTxn, table: TableDef, view_type: str, now: float) -> str:
     """Create a new stream for ``table`` (whose table_id is assigned) and open its first shard;
     returns the stream's label (later than the table's previous one)."""
     assert view_type in VIEW_TYPES
+    # Labels (and so ARNs) stay unique per table name, also for a table re-created at once.
+    taken = {
+        d["label"]
+        for _k, raw in txn.iterate(STREAM_PREFIX, prefix_successor(STREAM_PREFIX))
+        if (d := loads(raw))["table"] == table.name
+    }
     at = now
     label = label_for(at)
-    while table.stream_label is not None and label <= table.stream_label:
+    while label in taken or (table.stream_label is not None and label <= table.stream_label):
         at += 0.001
         label = label_for(at)
     sid = unpack_u64(txn.get(STREAM_NEXT_ID)) + 1
