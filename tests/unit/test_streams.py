@@ -531,3 +531,19 @@ def test_stream_state_survives_a_restart(tmp_path: Any) -> None:
 
     scenario(write, data_dir=str(tmp_path / "d"))
     scenario(read, data_dir=str(tmp_path / "d"))
+
+
+def test_a_batch_rerun_after_the_store_grows_records_each_write_once(tmp_path: Any) -> None:
+    """The committer aborts and reruns a batch that fills the LMDB map: the records staged in
+    the aborted transaction go with it, so none is lost or repeated."""
+
+    async def body(api: Api) -> None:
+        arn = await api.create()
+        blob = {"S": "x" * 60_000}
+        await asyncio.gather(*(api.put(f"k{i:03d}", i, blob=blob) for i in range(60)))
+        recs = await api.all_records(arn)
+        assert sorted(key for _e, key in events(recs)) == [f"k{i:03d}" for i in range(60)]
+        s = seqs(recs)
+        assert s == list(range(s[0], s[0] + 60))
+
+    scenario(body, data_dir=str(tmp_path / "d"), map_size=1 << 20)
