@@ -356,9 +356,9 @@ class ClusterDataPlane:
     async def create_table(self, table: TableDef) -> TableDef:
         if any(not ix.local for ix in table.indexes):
             raise ValidationError(_NO_GSI)
-        from quorumdb.cluster.metadata import cmd_create_table
-
-        res = await self.host.meta_propose(cmd_create_table(table.to_record(), self.partitions_per_table))
+        res = await self.host.meta_propose(
+            {"op": "create_table", "table": table.to_record(), "partitions": self.partitions_per_table}
+        )
         if not res.get("ok"):
             if res.get("error") == "table exists":
                 raise ResourceInUseError(f"Table already exists: {table.name}")
@@ -368,18 +368,14 @@ class ClusterDataPlane:
     async def update_table(self, table: TableDef) -> TableDef:
         if any(not ix.local for ix in table.indexes):
             raise ValidationError(_NO_GSI)
-        from quorumdb.cluster.metadata import cmd_update_table
-
         rec = replace(table, version=table.version + 1).to_record()
-        res = await self.host.meta_propose(cmd_update_table(rec))
+        res = await self.host.meta_propose({"op": "update_table", "table": rec})
         if not res.get("ok"):
             raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
         return TableDef.from_record(res["table"])
 
     async def delete_table(self, name: str) -> TableDef:
-        from quorumdb.cluster.metadata import cmd_delete_table
-
-        res = await self.host.meta_propose(cmd_delete_table(name))
+        res = await self.host.meta_propose({"op": "delete_table", "name": name})
         if not res.get("ok"):
             raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
         return TableDef.from_record(res["table"])
@@ -587,7 +583,7 @@ class ClusterDataPlane:
         budget = PAGE_BYTES
         for p in self.host.partitions(table.name, lo, hi):
             want = None if limit is None else limit - len(out)
-            args = {"ix": None if index is None else index.name, "lo": lo, "hi": hi,
+            args = {"ix": None if index is None else index.name, "lo": lo, "hi": None if hi >= HASH_SPACE else hi,
                     "x": exclusive_start, "l": want, "b": budget}
             raws, stopped = await self._read(p, table, "scan", args, consistent)
             recs = [Record(r) for r in raws]
@@ -629,6 +625,31 @@ class ClusterDataPlane:
                     continue
             await asyncio.sleep(0.02)
         raise InternalServerError("Internal server error (no replica answered)")
+
+    # -- the RPCs other nodes send this one -----------------------------------------------------
+
+    RPC_METHODS = ("dp.read", "dp.write", "dp.stats", "dp.leader")
+
+    async def handle_rpc(self, method: str, payload: dict[str, Any]) -> Any:
+        """Serve ``dp.*`` RPCs from other nodes' routers. Raises NotLeaderError when a leader
+        is needed and this replica is not it (the transport sends that back as such)."""
+        local = self.host.replica(payload["g"])
+        if method == "dp.leader":
+            return None if local is None else local.handle.leader()
+        if local is None:
+            raise NotLeaderError(None)
+        table = self.table(payload["t"])
+        if method == "dp.read":
+            if payload["c"]:
+                await local.handle.lease_read()
+            return serve_read(local, table, payload["k"], payload["a"])
+        if method == "dp.write":
+            if not local.handle.is_leader():
+                raise NotLeaderError(local.handle.leader())
+            return await serve_write(local, table, payload["ops"])
+        if method == "dp.stats":
+            return [list(local.counters(table, iid)) for iid in payload["i"]]
+        raise ValidationError(f"unknown cluster RPC {method!r}")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -677,7 +698,8 @@ def serve_read(local: PartitionReplica, table: TableDef, kind: str, args: dict[s
         it = part.query(table, index, args["h"], sort, forward=args["f"], exclusive_start=args["x"])
         recs, more = _collect(it, args["l"])
     elif kind == "scan":
-        it = part.scan(table, index, hash_lo=args["lo"], hash_hi=args["hi"], exclusive_start=args["x"])
+        hi = HASH_SPACE if args["hi"] is None else args["hi"]  # 2**64 does not fit msgpack
+        it = part.scan(table, index, hash_lo=args["lo"], hash_hi=hi, exclusive_start=args["x"])
         recs, more = _collect(it, args["l"], args.get("b", PAGE_BYTES))
     else:
         raise ValidationError(f"unknown read {kind!r}")
