@@ -250,8 +250,9 @@ class DataPlane(Protocol):
         ...
 
     # -- streams ---------------------------------------------------------------------------
-    async def streams(self) -> list[StreamInfo]:
-        """Every stream still readable (enabled, or disabled less than 24 hours ago), oldest first."""
+    async def streams(self, arn: str | None = None) -> list[StreamInfo]:
+        """Every stream still readable (enabled, or disabled less than 24 hours ago), oldest
+        first; only the one with ``arn`` (if any) when given."""
         ...
 
     async def stream_records(

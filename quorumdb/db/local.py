@@ -289,9 +289,9 @@ class LocalDataPlane:
 
     # -- streams ---------------------------------------------------------------------------
 
-    async def streams(self) -> list[StreamInfo]:
+    async def streams(self, arn: str | None = None) -> list[StreamInfo]:
         with self.engine.snapshot() as snap:
-            return streams.load_streams(snap)
+            return streams.load_streams(snap, arn)
 
     async def stream_records(
         self, stream: StreamInfo, shard: ShardInfo, after_seq: int, *, limit: int, size_max_bytes: int

@@ -306,11 +306,14 @@ def purge(txn: WriteTxn, now: float, retention_s: float, limit: int = PURGE_CHUN
 # -- reading (from a snapshot) --------------------------------------------------------------
 
 
-def load_streams(snap: ReadTxn) -> list[StreamInfo]:
+def load_streams(snap: ReadTxn, arn: str | None = None) -> list[StreamInfo]:
+    """Every stream (only the one with ``arn`` if given), with its shards."""
     out: list[StreamInfo] = []
     for sk, sraw in snap.iterate(STREAM_PREFIX, prefix_successor(STREAM_PREFIX)):
         sid = int.from_bytes(sk[len(STREAM_PREFIX) :], "big")
         s = loads(sraw)
+        if arn is not None and s["arn"] != arn:
+            continue
         head_raw = snap.get(stream_head_key(int(s["table_id"]), _SINGLE_PARTITION))
         head = None if head_raw is None else loads(head_raw)
         sp = shard_prefix(sid)

@@ -83,9 +83,8 @@ def decode_iterator(text: str) -> tuple[str, int, int, int, float]:
 
 
 async def _stream(ctx: RequestContext, arn: str) -> StreamInfo:
-    for s in await ctx.db.streams():
-        if s.arn == arn:
-            return s
+    for s in await ctx.db.streams(arn):
+        return s
     raise ResourceNotFoundError(f"Requested resource not found: Stream: {arn} not found")
 
 
