@@ -112,9 +112,11 @@ def capture(
     now: float,
     settings: StreamSettings,
     ttl_expiry: bool = False,
+    sizes: tuple[int, int] | None = None,
 ) -> int | None:
     """Stage the stream record of one item change; returns its sequence number, or None when
-    the table's stream is not enabled or the write changes nothing."""
+    the table's stream is not enabled or the write changes nothing. ``sizes`` are the item
+    sizes of ``old`` and ``new`` if the caller knows them."""
     if old == new:
         return None  # DynamoDB records nothing for a write that leaves the item as it was
     hk = stream_head_key(table.table_id, _SINGLE_PARTITION)
@@ -137,10 +139,10 @@ def capture(
     size = item_size(key)
     if new is not None and view in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
         rec["n"] = new
-        size += item_size(new)
+        size += item_size(new) if sizes is None else sizes[1]
     if old is not None and view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES"):
         rec["o"] = old
-        size += item_size(old)
+        size += item_size(old) if sizes is None else sizes[0]
     rec["s"] = size
     if ttl_expiry:
         rec["u"] = 1

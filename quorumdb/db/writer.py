@@ -496,7 +496,9 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
                 st.delete(ckey)
     if t.stream_spec is not None:
         state = batch.state
-        streams.capture(st, t, op.key, old, new, state.clock(), state.streams, op.ttl_expiry)
+        streams.capture(
+            st, t, op.key, old, new, state.clock(), state.streams, op.ttl_expiry, (old_size, new_size)
+        )
     if new_rec is None:
         st.delete(kb)
     else:
