@@ -160,7 +160,8 @@ class TableDef:
     ttl_enabled: bool = False
     deletion_protection: bool = False
     table_class: str = "STANDARD"
-    stream_spec: dict[str, Any] | None = None
+    stream_spec: dict[str, Any] | None = None  # the StreamSpecification while a stream is enabled
+    stream_label: str | None = None  # the label of the latest stream (set by the data plane)
     # SSEDescription as DescribeTable reports it; None for the default (AWS owned key).
     sse: dict[str, str] | None = None
     version: int = 0
@@ -168,6 +169,11 @@ class TableDef:
     @property
     def arn(self) -> str:
         return arn_for(self.name)
+
+    @property
+    def stream_arn(self) -> str | None:
+        """The ARN of the table's latest stream (enabled or not), as DynamoDB forms it."""
+        return None if self.stream_label is None else f"{self.arn}/stream/{self.stream_label}"
 
     def index(self, name: str) -> IndexDef | None:
         for ix in self.indexes:
@@ -201,6 +207,7 @@ class TableDef:
             "deletion_protection": self.deletion_protection,
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
+            "stream_label": self.stream_label,
             "sse": self.sse,
             "version": self.version,
         }
@@ -224,6 +231,7 @@ class TableDef:
             deletion_protection=rec.get("deletion_protection", False),
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
+            stream_label=rec.get("stream_label"),
             sse=rec.get("sse"),
             version=rec["version"],
         )
