@@ -55,10 +55,12 @@ from quorumdb.db.records import (
     table_def_key,
     token_at_key,
     token_key,
+    undo_prefix,
     unpack_counter,
     unpack_i64,
     unpack_u64,
 )
+from quorumdb.db.undo import UndoClock, record_undo
 from quorumdb.errors import (
     ConditionalCheckFailedError,
     IdempotentParameterMismatchError,
@@ -199,6 +201,7 @@ class WriteBatch:
         self.state = state
         self.txn = txn
         self.counters: dict[bytes, list[int]] = {}
+        self.undo: UndoClock | None = None  # set by the first PITR undo record of the batch
         cat = state.catalog
         version = unpack_u64(txn.get(CATALOG_VERSION))
         if cat is None or cat.version != version:
@@ -209,6 +212,8 @@ class WriteBatch:
 
     def before_commit(self) -> None:
         txn = self.txn
+        if self.undo is not None:
+            self.undo.save(txn)
         by_id = self.catalog.by_id
         for k, (n, s) in self.counters.items():
             if not (n or s):
@@ -480,6 +485,8 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
                 st.put(ckey, pack_i64(collection))
             else:
                 st.delete(ckey)
+    if t.pitr_since is not None:
+        record_undo(batch, st, t.table_id, kb, old_rec)
     if new_rec is None:
         st.delete(kb)
     else:
@@ -726,7 +733,7 @@ def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, list[bytes]]:
     if cur is None:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
     txn = batch.txn
-    prefixes = [table_data_prefix(cur.table_id)]
+    prefixes = [table_data_prefix(cur.table_id), undo_prefix(cur.table_id)]
     if _has_lsi(cur):
         prefixes.append(collection_prefix(cur.table_id))
     for prefix in prefixes:

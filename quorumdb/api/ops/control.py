@@ -25,7 +25,15 @@ from quorumdb.errors import (
     ResourceNotFoundError,
     ValidationError,
 )
-from quorumdb.model.schema import ACCOUNT, IndexDef, KeyAttr, KeySchema, TableDef, Throughput
+from quorumdb.model.schema import (
+    ACCOUNT,
+    IndexDef,
+    KeyAttr,
+    KeySchema,
+    RestoreInfo,
+    TableDef,
+    Throughput,
+)
 from quorumdb.model.types import ScalarType
 
 __all__ = [
@@ -120,6 +128,18 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
         out["StreamSpecification"] = dict(table.stream_spec)
     out["TableClassSummary"] = {"TableClass": table.table_class}
     out["DeletionProtectionEnabled"] = table.deletion_protection
+    if table.restore is not None:
+        out["RestoreSummary"] = _restore_summary(table.restore)
+    return out
+
+
+def _restore_summary(r: RestoreInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.source_backup_arn is not None:
+        out["SourceBackupArn"] = r.source_backup_arn
+    out["SourceTableArn"] = r.source_table_arn
+    out["RestoreDateTime"] = r.restore_time
+    out["RestoreInProgress"] = r.in_progress
     return out
 
 
