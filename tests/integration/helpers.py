@@ -23,6 +23,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -362,3 +363,27 @@ def collect_pages(call: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], list[
             return items, pages
         args["ExclusiveStartKey"] = lek
     raise AssertionError("pagination did not end")
+
+
+# --------------------------------------------------------------------------- AWS CLI
+
+
+def aws(endpoint: str, tmp_path: Path, *args: str) -> Any:
+    """Run ``aws dynamodb <args>`` (the AWS CLI, in this interpreter) against ``endpoint``; its JSON output."""
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
+        AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"],
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-credentials"),
+        AWS_PAGER="",
+        AWS_MAX_ATTEMPTS="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "awscli", "dynamodb", *args, "--endpoint-url", endpoint, "--output", "json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return json.loads(proc.stdout) if proc.stdout.strip() else None
