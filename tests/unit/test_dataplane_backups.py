@@ -60,8 +60,8 @@ def delete(t: TableDef, pk: str, sk: int) -> WriteOp:
     return WriteOp(table=t, key={"pk": S(pk), "sk": N(sk)}, mutate=lambda old: None)
 
 
-def contents(dp: LocalDataPlane, t: TableDef, index: IndexDef | None = None) -> list[Item]:
-    return [r.item for r in dp.scan(dp.table(t.name), index)]
+async def contents(dp: LocalDataPlane, t: TableDef, index: IndexDef | None = None) -> list[Item]:
+    return [r.item for r in await dp.scan(dp.table(t.name), index)]
 
 
 def target(name: str, at: float, source: TableDef) -> TableDef:
@@ -100,7 +100,7 @@ def test_restore_to_any_time_is_exact_while_writes_go_on(run: Callable[..., None
         clock.t += 1
         t = await dp.set_point_in_time_recovery(t, True)
         assert t.pitr_since == clock.t
-        states: dict[float, list[Item]] = {clock.t: contents(dp, t)}
+        states: dict[float, list[Item]] = {clock.t: await contents(dp, t)}
         rng = random.Random(11)
         for _step in range(30):
             clock.t += 1
@@ -115,7 +115,7 @@ def test_restore_to_any_time_is_exact_while_writes_go_on(run: Callable[..., None
                     await dp.transact_write([put(t, row("q", k, v=1)), delete(t, "p", (k + 1) % 12)])
                 else:
                     await dp.write_many([put(t, row("r", k, v=2)), put(t, row("p", k, v=0, w=-1))])
-            states[clock.t] = contents(dp, t)
+            states[clock.t] = await contents(dp, t)
 
         stop = asyncio.Event()
 
@@ -134,10 +134,10 @@ def test_restore_to_any_time_is_exact_while_writes_go_on(run: Callable[..., None
                     name = f"dst{i}_{int(when * 100)}"
                     r = await dp.restore_to_time(t, when, target(name, when, t))
                     assert r.status == "ACTIVE" and r.restore is not None and not r.restore.in_progress
-                    assert contents(dp, r) == states[at], (when, name)
+                    assert await contents(dp, r) == states[at], (when, name)
                     assert dp.table_stats(r) == (len(states[at]), sum(_size(x) for x in states[at]))
                     expected_gsi = sorted((x for x in states[at] if "v" in x), key=_gsi_order)
-                    assert sorted(contents(dp, r, r.index("by_v")), key=_gsi_order) == expected_gsi
+                    assert sorted(await contents(dp, r, r.index("by_v")), key=_gsi_order) == expected_gsi
         finally:
             stop.set()
             await task
@@ -160,7 +160,7 @@ def test_backup_is_the_state_when_it_started(run: Callable[..., None]) -> None:
             await dp.write(put(t, row("p", i, n=0)))
         task = asyncio.ensure_future(dp.create_backup(t, "cut"))
         await asyncio.sleep(0)  # the backup takes its snapshot before its first await
-        expected = contents(dp, t)
+        expected = await contents(dp, t)
         stop = asyncio.Event()
 
         async def writer() -> None:
@@ -179,7 +179,7 @@ def test_backup_is_the_state_when_it_started(run: Callable[..., None]) -> None:
         with pytest.raises(ResourceInUseError):
             await dp.restore_backup(b.arn, dataclasses.replace(target("src", 0, t)))
         r = await dp.restore_backup(b.arn, target("copy", b.created_at, t))
-        assert contents(dp, r) == expected
+        assert await contents(dp, r) == expected
         assert [x.backup_id for x in dp.backups()] == [b.backup_id]
         assert dp.backup(b.arn) == b
         assert dp.backup(backup_arn("other", b.backup_id)) is None
@@ -211,13 +211,13 @@ def test_undo_log_is_purged_outside_the_window(run: Callable[..., None]) -> None
         assert undo_count(dp, t.table_id) == 8
         assert await dp.purge_undo() == 0  # everything is within two days
         at = clock.t
-        expected = contents(dp, t)
+        expected = await contents(dp, t)
         clock.t += 1 * day  # the first five changes are now older than the window
         await dp.write(delete(t, "p", 4))
         assert await dp.purge_undo() == 5
         assert undo_count(dp, t.table_id) == 4
         r = await dp.restore_to_time(t, at, target("dst", at, t))
-        assert contents(dp, r) == expected
+        assert await contents(dp, r) == expected
         t = await dp.set_point_in_time_recovery(t, False)
         assert t.pitr_since is None
         assert await dp.purge_undo() == 4
@@ -250,7 +250,7 @@ def test_undo_timestamps_never_go_backwards(run: Callable[..., None]) -> None:
         # The second change is stamped 500 too (not 400, before the first): at 500 both happened.
         clock.t = 600.0
         r = await dp.restore_to_time(t, 500.0, target("dst", 500.0, t))
-        assert contents(dp, r) == [row("p", 1, v=2)]
+        assert await contents(dp, r) == [row("p", 1, v=2)]
 
     run(body, clock=clock)
 
