@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import math
 import os
 import secrets
 import time
@@ -451,7 +452,7 @@ class LocalDataPlane:
             t = CatalogView.load(snap).by_id.get(table.table_id)
             if t is None or t.name != table.name:
                 raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
-            created = self._clock()
+            created = math.floor(self._clock() * 1000) / 1000  # DynamoDB's precision: milliseconds
             b = BackupDef(
                 backup_id=make_backup_id(created, secrets.token_hex(4)),
                 name=name,
