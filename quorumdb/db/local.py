@@ -27,6 +27,7 @@ every order comes from the key encoding.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -562,7 +563,8 @@ class LocalDataPlane:
             done = await self.committer.submit(functools.partial(backups.finish_restore, target=t))
         except Exception:
             log.exception("restoring table %s failed; dropping it", t.name)
-            await self.delete_table(t.name)
+            with contextlib.suppress(ResourceNotFoundError):
+                await self.delete_table(t.name)
             raise
         self._catalog = self._load_catalog()
         return done

@@ -150,6 +150,13 @@ def _table(ctx: RequestContext, name: str) -> TableDef:
         raise ResourceNotFoundError(f"Requested resource not found: Table: {name} not found") from None
 
 
+def _changeable(table: TableDef) -> TableDef:
+    """``table``, unless it is still being created (restored): then ResourceInUseException."""
+    if table.status == "CREATING":
+        raise ResourceInUseError(f"Attempt to change a resource which is still in use: Table is being created: {table.name}")
+    return table
+
+
 # -- CreateTable ----------------------------------------------------------------------------
 
 
@@ -387,7 +394,7 @@ async def describe_table_op(ctx: RequestContext, req: dict[str, Any]) -> dict[st
 
 @operation("DeleteTable")
 async def delete_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    table = _table(ctx, req["TableName"])
+    table = _changeable(_table(ctx, req["TableName"]))
     if table.deletion_protection:
         raise ValidationError(
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
@@ -480,7 +487,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             )
         seen.add(ix_name)
 
-    table = _table(ctx, req["TableName"])
+    table = _changeable(_table(ctx, req["TableName"]))
     now = ctx.now()
     billing = req.get("BillingMode") or table.billing_mode
     if pt is not None and billing == PAY_PER_REQUEST:
