@@ -127,8 +127,6 @@ def begin_restore(batch: WriteBatch, target: TableDef, backup_arn: str | None = 
     """Create the target table (status CREATING, ``target.restore`` set). With ``backup_arn``,
     the backup must still be AVAILABLE (checked in the same transaction)."""
     if backup_arn is not None:
-        src = target.restore
-        assert src is not None
         b = read_backup(batch.txn, backup_arn.rsplit("/", 1)[1])
         if b is None or b.arn != backup_arn:
             raise backup_not_found(backup_arn)
