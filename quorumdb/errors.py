@@ -37,6 +37,8 @@ __all__ = [
     "ContinuousBackupsUnavailableError",
     "PointInTimeRecoveryUnavailableError",
     "InvalidRestoreTimeError",
+    "ExpiredIteratorError",
+    "TrimmedDataAccessError",
     "ERROR_PREFIX",
 ]
 
@@ -187,6 +189,16 @@ class PointInTimeRecoveryUnavailableError(DynamoError):
 
 class InvalidRestoreTimeError(DynamoError):
     type_name = "InvalidRestoreTimeException"
+class ExpiredIteratorError(DynamoError):
+    """DynamoDB Streams: a shard iterator older than 15 minutes."""
+
+    type_name = "ExpiredIteratorException"
+
+
+class TrimmedDataAccessError(DynamoError):
+    """DynamoDB Streams: a position before the oldest record still kept in the shard."""
+
+    type_name = "TrimmedDataAccessException"
 
 
 class InternalServerError(DynamoError):

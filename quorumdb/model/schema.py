@@ -182,7 +182,8 @@ class TableDef:
     ttl_enabled: bool = False
     deletion_protection: bool = False
     table_class: str = "STANDARD"
-    stream_spec: dict[str, Any] | None = None
+    stream_spec: dict[str, Any] | None = None  # the StreamSpecification while a stream is enabled
+    stream_label: str | None = None  # the label of the latest stream (set by the data plane)
     version: int = 0
     # Point-in-time recovery: when it was (last) enabled, None while disabled.
     pitr_since: float | None = None
@@ -192,6 +193,11 @@ class TableDef:
     @property
     def arn(self) -> str:
         return arn_for(self.name)
+
+    @property
+    def stream_arn(self) -> str | None:
+        """The ARN of the table's latest stream (enabled or not), as DynamoDB forms it."""
+        return None if self.stream_label is None else f"{self.arn}/stream/{self.stream_label}"
 
     def index(self, name: str) -> IndexDef | None:
         for ix in self.indexes:
@@ -225,6 +231,7 @@ class TableDef:
             "deletion_protection": self.deletion_protection,
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
+            "stream_label": self.stream_label,
             "version": self.version,
             "pitr_since": self.pitr_since,
             "pitr_days": self.pitr_days,
@@ -250,6 +257,7 @@ class TableDef:
             deletion_protection=rec.get("deletion_protection", False),
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
+            stream_label=rec.get("stream_label"),
             version=rec["version"],
             pitr_since=rec.get("pitr_since"),
             pitr_days=rec.get("pitr_days", PITR_DAYS),

@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.helpers import (
     TableFactory,
-    aws,
+    aws_cli,
     expect_error,
     key_schema,
     make_client,
@@ -25,6 +25,10 @@ from tests.integration.helpers import (
 
 BACKUP_ARN = re.compile(r"arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table/(.+)/backup/\d{14}-[0-9a-f]{8}")
 LATEST_LAG_S = 5.0  # LatestRestorableDateTime is now - 5 s
+
+
+def aws(endpoint: str, tmp_path: Path, *args: str) -> Any:
+    return aws_cli(endpoint, tmp_path, "dynamodb", *args)
 
 
 @pytest.fixture()

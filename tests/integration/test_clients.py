@@ -17,7 +17,7 @@ from tests.integration.helpers import (
     CREDENTIALS,
     REGION,
     TableFactory,
-    aws,
+    aws_cli,
     expect_error,
     unique_name,
     wait_gone,
@@ -79,6 +79,10 @@ def test_resource_api_python_types(ddb_resource: Any, make_table: TableFactory) 
 
 
 # --------------------------------------------------------------------------- AWS CLI
+
+
+def aws(endpoint: str, tmp_path: Path, *args: str) -> Any:
+    return aws_cli(endpoint, tmp_path, "dynamodb", *args)
 
 
 def test_aws_cli(endpoint: str, ddb: Any, tmp_path: Path) -> None:

@@ -295,7 +295,7 @@ def test_abandoned_backups_and_restores_are_dropped_on_open(tmp_path: Any) -> No
         assert dp.backups() == []
         assert dp.table_names() == ["src"]
         with dp.engine.snapshot() as snap:
-            p = b"\x03"
+            p = backup_data_prefix(make_backup_id(2.0, "deadbeef"))
             assert next(snap.iterate(p, prefix_successor(p)), None) is None
         await dp.close()
 
