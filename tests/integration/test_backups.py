@@ -542,7 +542,10 @@ def test_backups_and_pitr_survive_a_restart(own_server_factory: Any, tmp_path: P
 
 def test_aws_cli_backups(endpoint: str, ddb: Any, make_table: TableFactory, tmp_path: Path,
                          backups: list[str], restored: list[str]) -> None:
-    name = make_table(("pk", "S"), ("sk", "N"))
+    """Also: the table has a stream, so every write runs both change hooks (stream record and
+    PITR undo record); restored tables do not inherit the stream."""
+    name = make_table(("pk", "S"), ("sk", "N"),
+                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     for i in range(3):
         ddb.put_item(TableName=name, Item=item("a", i))
     created = aws(endpoint, tmp_path, "create-backup", "--table-name", name, "--backup-name", "cli")
@@ -573,3 +576,13 @@ def test_aws_cli_backups(endpoint: str, ddb: Any, make_table: TableFactory, tmp_
     assert described["ContinuousBackupsDescription"]["ContinuousBackupsStatus"] == "ENABLED"
     deleted = aws(endpoint, tmp_path, "delete-backup", "--backup-arn", arn)
     assert deleted["BackupDescription"]["BackupDetails"]["BackupStatus"] == "DELETED"
+
+    for t in (target, pitr_target):
+        assert "LatestStreamArn" not in ddb.describe_table(TableName=t)["Table"]
+    streams = make_client(endpoint, "dynamodbstreams")
+    stream = ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=stream)["StreamDescription"]["Shards"][0]["ShardId"]
+    it = streams.get_shard_iterator(StreamArn=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=it)["Records"]
+    assert [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records] == [
+        ("INSERT", "a"), ("INSERT", "a"), ("INSERT", "a"), ("INSERT", "later")]
