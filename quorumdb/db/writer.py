@@ -21,6 +21,10 @@ Stream records (tables with an enabled stream, ``db.streams``) are staged by ``a
 with the item, so an item and its change record commit together or not at all; the DDL jobs
 open and close streams in the transaction that changes the StreamSpecification.
 
+Point-in-time recovery (tables with ``pitr_since`` set, ``db.undo``): ``apply_write`` also
+stages the item's undo record (its state before the change) with the change; the batch's undo
+timestamp and sequence counter are saved in ``before_commit``.
+
 Never call into asyncio from here and never commit: the committer owns the transaction.
 """
 
