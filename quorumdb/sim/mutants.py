@@ -100,6 +100,7 @@ class Mutant:
     storage_class: type[SimLogStorage] = SimLogStorage
     send_before_sync: bool = False  # the driver sends, applies and replies before the fsync
     amnesiac_rejoin: bool = False  # a wiped founder restarts under its old id, as a voter
+    suspend_stops_clock: bool = False  # clock freezes last up to two leases (beyond the margin)
     profile: dict[str, Any] = field(default_factory=dict)  # SimConfig settings that expose it
     seeds: int = 30  # the short sweep (make test) must catch it within this many seeds
     # Why this mutant cannot break this core (a rule it relies on elsewhere makes the broken one
@@ -155,6 +156,11 @@ MUTANTS: tuple[Mutant, ...] = (
            send_before_sync=True, profile=SLOW_DISK),
     Mutant(name="lost-promise-after-restart", description=ForgetfulLogStorage.__doc__ or "",
            storage_class=ForgetfulLogStorage, profile=SLOW_DISK),
+    Mutant(name="suspend-stops-clock",
+           description="The lease clock stops while the node is suspended, for longer than the "
+                       "drift margin covers (CLOCK_MONOTONIC across a VM suspend): why the "
+                       "runtime reads CLOCK_BOOTTIME.",
+           suspend_stops_clock=True, profile=LEASES, seeds=10),
     Mutant(name="amnesiac-rejoin",
            description="A node whose disk was wiped comes back under its old id as a founding "
                        "voter (no new incarnation): it has forgotten its promises and votes.",

@@ -237,6 +237,9 @@ class World:
         self.mutant: Mutant | None = mutant(config.mutant)
         self.rate_max, self.freeze_ms_max = clock_budget(config.lease_ms, config.max_clock_drift_ms,
                                                          config.clock_rate_share)
+        if self.mutant is not None and self.mutant.suspend_stops_clock:
+            # A suspend as long as a lease, clock stopped: what CLOCK_MONOTONIC does in a VM.
+            self.freeze_ms_max = 2.0 * config.lease_ms
         self.nodes: dict[str, SimNode] = {}
         for nid in self.node_ids:
             # Half the nodes run at an extreme of the bound: that is where lease bugs show.
