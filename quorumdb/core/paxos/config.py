@@ -19,7 +19,10 @@ class PaxosConfig:
     Lease: a leader's lease lasts ``lease_ms`` from the *send* time of the heartbeats a majority
     acknowledged. A replica that acknowledges refuses other candidates for
     ``lease_ms + max_clock_drift_ms`` of its own clock, where ``max_clock_drift_ms`` bounds how
-    much two replicas' clocks can disagree about the length of one lease interval.
+    much two replicas' clocks can disagree about the length of one lease interval: rate
+    differences plus any time a clock stood still (a suspend the clock does not count). The
+    simulator draws clock rates and clock freezes within that bound
+    (``quorumdb.sim.clock.clock_budget``); the runtime's clock counts suspends.
     """
 
     heartbeat_interval_ms: int = 100
