@@ -74,6 +74,7 @@ class Cluster:
         self.chaos: random.Random | None = None
         self.max_acked = 0  # highest index whose commit was acknowledged to a client
         self.drop_rate = 0.0
+        self.drop: Callable[[Message], bool] | None = None  # drops the messages it accepts
         self.dup_rate = 0.0
         for n in self.voters:
             self._start(n, initial_voters=self.voters)
@@ -167,6 +168,8 @@ class Cluster:
             chaos = self.chaos
             m = self.inflight.pop(chaos.randrange(len(self.inflight)) if chaos else 0)
             if m.dst in self.down or frozenset((m.src, m.dst)) in self.cut:
+                continue
+            if self.drop is not None and self.drop(m):
                 continue
             if chaos is not None:
                 if chaos.random() < self.drop_rate:
