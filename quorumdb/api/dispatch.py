@@ -1,9 +1,12 @@
 """From a parsed HTTP request to a response body: the one place errors become DynamoDB JSON.
 
-``Dispatcher.handle(target, body, request_id)`` decodes the JSON body, finds the operation
-named by ``X-Amz-Target`` in the routes table (``quorumdb.api.registry.OPERATIONS``), validates
-the body against the operation's declarative spec, runs the handler with a
-``RequestContext`` and encodes its result. Every ``quorumdb.errors.DynamoError`` turns into
+``Dispatcher.handle(target, body, request_id, signed)`` decodes the JSON body, finds the
+operation named by ``X-Amz-Target`` in the routes table (one entry per target prefix in
+``SERVICES``, e.g. ``DynamoDB_20120810.`` -> ``quorumdb.api.registry.OPERATIONS``), checks the
+request's signature when the server runs with ``--auth`` (a ``quorumdb.api.auth.Verifier``),
+validates the body against the operation's declarative spec, runs the handler with a
+``RequestContext`` and encodes its result. The faults come in DynamoDB's order: unparseable
+JSON, unknown operation, signature, missing body, JSON types, constraints. Every ``quorumdb.errors.DynamoError`` turns into
 its ``__type``/``message`` body here (HTTP 400, or its own status); anything else is logged
 with the request id and answered as InternalServerError (HTTP 500).
 
@@ -15,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
 
 import quorumdb.api.ops  # noqa: F401  (registers the handlers)
+from quorumdb.api.auth import SignedRequest, Verifier
 from quorumdb.api.registry import OPERATIONS, Handler, RequestContext
 from quorumdb.api.spec import OperationSpec, spec_for
 from quorumdb.db.contract import DataPlane
@@ -31,11 +35,15 @@ from quorumdb.errors import (
     UnknownOperationError,
 )
 
-__all__ = ["Dispatcher", "Route", "TARGET_PREFIX", "error_body"]
+__all__ = ["Dispatcher", "Route", "TARGET_PREFIX", "SERVICES", "error_body"]
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
+
+# X-Amz-Target prefix -> the operations served under it. Another API served on the same port
+# (e.g. DynamoDB Streams' "DynamoDBStreams_20120810.") adds its own entry.
+SERVICES: dict[str, Mapping[str, Handler]] = {TARGET_PREFIX: OPERATIONS}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,38 +58,52 @@ def error_body(err: DynamoError) -> bytes:
 
 
 _INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
+_UNSIGNED = SignedRequest(method="POST", path="/", query="", headers=(), payload_sha256="")
 
 
 class Dispatcher:
     """Routes requests of one server to the handlers, over one data plane."""
 
-    __slots__ = ("db", "clock", "_routes")
+    __slots__ = ("db", "clock", "verifier", "_routes")
 
-    def __init__(self, db: DataPlane, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: DataPlane,
+        *,
+        clock: Callable[[], float] = time.time,
+        verifier: Verifier | None = None,
+        services: Mapping[str, Mapping[str, Handler]] | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.verifier = verifier  # None: any credentials are accepted (as DynamoDB Local)
         self._routes: dict[bytes, Route] = {
-            (TARGET_PREFIX + name).encode(): Route(name=name, handler=h, spec=spec_for(name))
-            for name, h in OPERATIONS.items()
+            (prefix + name).encode(): Route(name=name, handler=h, spec=spec_for(name))
+            for prefix, ops in (SERVICES if services is None else services).items()
+            for name, h in ops.items()
         }
 
     def route(self, target: bytes | None) -> Route | None:
         return None if target is None else self._routes.get(target)
 
-    async def handle(self, target: bytes | None, body: bytes, request_id: str) -> tuple[int, bytes]:
-        """Answer one request: (HTTP status, JSON body)."""
+    async def handle(
+        self, target: bytes | None, body: bytes, request_id: str, signed: SignedRequest | None = None
+    ) -> tuple[int, bytes]:
+        """Answer one request: (HTTP status, JSON body). ``signed`` is needed with a verifier."""
         try:
             req = None
             if body:
                 try:
                     req = orjson.loads(body)
                 except orjson.JSONDecodeError:
-                    raise SerializationError("Start of structure or map found where not expected") from None
+                    raise SerializationError() from None  # DynamoDB sends no text here
             route = self._routes.get(target) if target is not None else None
             if route is None:
-                raise UnknownOperationError("")
+                raise UnknownOperationError()
+            if self.verifier is not None:
+                self.verifier.verify(signed or _UNSIGNED)
             if req is None:
-                raise SerializationError("Start of structure or map found where not expected")
+                raise SerializationError()
             if route.spec is not None:
                 route.spec.validate(req)
             elif req.__class__ is not dict:
