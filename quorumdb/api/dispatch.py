@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -27,7 +27,7 @@ import quorumdb.api.ops  # noqa: F401  (registers the handlers)
 from quorumdb.api.auth import SignedRequest, Verifier
 from quorumdb.api.registry import OPERATIONS, Handler, RequestContext
 from quorumdb.api.spec import OperationSpec, spec_for
-from quorumdb.db.contract import DataPlane
+from quorumdb.db.contract import DataPlane, Forward
 from quorumdb.errors import (
     DynamoError,
     InternalServerError,
@@ -61,21 +61,28 @@ _INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
 _UNSIGNED = SignedRequest(method="POST", path="/", query="", headers=(), payload_sha256="")
 
 
+# Passes a whole request on to another node (the cluster's request forwarding):
+# (node id, target, body, request id) -> (HTTP status, body).
+ForwardHook = Callable[[str, bytes | None, bytes, str], Awaitable[tuple[int, bytes]]]
+
+
 class Dispatcher:
     """Routes requests of one server to the handlers, over one data plane."""
 
-    __slots__ = ("db", "clock", "verifier", "_routes")
+    __slots__ = ("db", "clock", "forward", "verifier", "_routes")
 
     def __init__(
         self,
         db: DataPlane,
         *,
         clock: Callable[[], float] = time.time,
+        forward: ForwardHook | None = None,
         verifier: Verifier | None = None,
         services: Mapping[str, Mapping[str, Handler]] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
+        self.forward = forward
         self.verifier = verifier  # None: any credentials are accepted (as DynamoDB Local)
         self._routes: dict[bytes, Route] = {
             (prefix + name).encode(): Route(name=name, handler=h, spec=spec_for(name))
@@ -113,6 +120,11 @@ class Dispatcher:
             if out.__class__ is bytes:
                 return 200, out
             return 200, orjson.dumps(out)
+        except Forward as f:
+            if self.forward is None:
+                log.error("request %s: a single node cannot forward to %s", request_id, f.node_id)
+                return InternalServerError.http_status, _INTERNAL_BODY
+            return await self.forward(f.node_id, target, body, request_id)
         except DynamoError as err:
             if err.http_status >= 500:
                 log.error("request %s failed: %s", request_id, err.message)
