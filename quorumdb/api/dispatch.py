@@ -33,6 +33,7 @@ from quorumdb.errors import (
     InternalServerError,
     SerializationError,
     UnknownOperationError,
+    ValidationError,
 )
 
 __all__ = ["Dispatcher", "Route", "TARGET_PREFIX", "SERVICES", "error_body"]
@@ -58,6 +59,7 @@ def error_body(err: DynamoError) -> bytes:
 
 
 _INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
+_TOO_DEEP_BODY = error_body(ValidationError("Nesting Levels have exceeded supported limits"))
 _UNSIGNED = SignedRequest(method="POST", path="/", query="", headers=(), payload_sha256="")
 
 
@@ -116,7 +118,14 @@ class Dispatcher:
             elif req.__class__ is not dict:
                 raise SerializationError("Start of structure or map found where not expected")
             ctx = RequestContext(db=self.db, request_id=request_id, now=self.clock)
-            out = await route.handler(ctx, req)
+            try:
+                out = await route.handler(ctx, req)
+            except ValidationError:
+                if route.spec is not None:
+                    # A JSON type error anywhere in the request comes first, as in DynamoDB
+                    # (the handler may have reported a rule before walking every value).
+                    route.spec.check_types(orjson.loads(body))
+                raise
             if out.__class__ is bytes:
                 return 200, out
             return 200, orjson.dumps(out)
@@ -129,6 +138,11 @@ class Dispatcher:
             if err.http_status >= 500:
                 log.error("request %s failed: %s", request_id, err.message)
             return err.http_status, error_body(err)
+        except RecursionError:
+            # Only a request nested deeper than the walks over it allow gets here (the server
+            # raises Python's recursion limit well above what a 16 MB request can reach).
+            log.warning("request %s: nested too deeply", request_id)
+            return ValidationError.http_status, _TOO_DEEP_BODY
         except Exception:
             log.exception("request %s: internal error", request_id)
             return InternalServerError.http_status, _INTERNAL_BODY

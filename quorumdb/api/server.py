@@ -81,6 +81,7 @@ MAX_URL_BYTES = 16 * 1024  # the request target
 GZIP_MIN_BYTES = 4 * 1024  # smaller response bodies are not worth compressing
 GZIP_LEVEL = 1
 MAX_PIPELINE = 64  # requests parsed ahead of the one being answered
+RECURSION_LIMIT = 50_000
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024
 SMALL_BODY_BYTES = 16 * 1024
 LINGER_S = 2.0  # how long a refused connection keeps discarding input before it is closed
@@ -821,6 +822,10 @@ async def serve(
     from quorumdb.db import open_local  # the storage layer; imported here so the API stays light
 
     path = None if in_memory else os.path.abspath(data_dir or "quorumdb-data")
+    # Requests may nest up to orjson's 1024 levels, and expressions up to 4 KB of parentheses;
+    # the recursive walks over them need more than Python's default 1000 frames (Python-to-
+    # Python calls do not grow the C stack, so this is safe).
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     options: dict[str, Any] = {}
     ttl_interval = os.environ.get("QUORUMDB_TTL_INTERVAL_SECONDS")
     if ttl_interval:  # how often the TTL expirer looks for expired items (default 5 s)
