@@ -8,8 +8,8 @@ The namespace is the one DynamoDB sends: its own errors are in
 ``com.amazonaws.dynamodb.v20120810``; the errors of the request framework in front of it come
 from ``com.amazon.coral.validate`` (ValidationException), ``com.amazon.coral.service``
 (SerializationException, UnknownOperationException, the authentication errors, ...) or
-``com.amazon.coral.availability`` (ThrottlingException). SerializationException spells its
-text ``Message``; an empty message is not sent at all (e.g. UnknownOperationException).
+``com.amazon.coral.availability`` (ThrottlingException). SerializationException and
+AccessDeniedException spell their text ``Message``; an empty message is not sent at all (e.g. UnknownOperationException).
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ class UnrecognizedClientError(DynamoError):
 class AccessDeniedError(DynamoError):
     type_name = "AccessDeniedException"
     type_prefix = CORAL_SERVICE
+    message_key = "Message"
 
 
 class RequestEntityTooLargeError(DynamoError):

@@ -397,3 +397,44 @@ def test_auth_presigned_request(auth_srv: ThreadedServer) -> None:
     # The signature is good; then the missing body is the fault, as in DynamoDB.
     assert send(path) == {"__type": "com.amazon.coral.service#SerializationException"}
     assert send(path.replace("X-Amz-Expires=60", "X-Amz-Expires=61"))["__type"].endswith("#InvalidSignatureException")
+
+
+def test_every_error_type_has_dynamodbs_namespace() -> None:
+    import quorumdb.errors as e
+
+    coral_service = {
+        e.SerializationError, e.UnknownOperationError, e.MissingAuthenticationTokenError,
+        e.IncompleteSignatureError, e.InvalidSignatureError, e.UnrecognizedClientError, e.AccessDeniedError,
+        e.RequestEntityTooLargeError,
+    }
+    for cls in vars(e).values():
+        if not (isinstance(cls, type) and issubclass(cls, e.DynamoError)) or cls is e.DynamoError:
+            continue
+        err = cls([]) if cls is e.TransactionCanceledError else cls("text")
+        typ = err.body()["__type"]
+        if cls is e.ValidationError:
+            assert typ == "com.amazon.coral.validate#ValidationException"
+        elif cls is e.ThrottlingError:
+            assert typ == "com.amazon.coral.availability#ThrottlingException"
+        elif cls in coral_service:
+            assert typ == f"com.amazon.coral.service#{cls.type_name}"
+        else:
+            assert typ == f"com.amazonaws.dynamodb.v20120810#{cls.type_name}"
+    assert e.SerializationError("x").body() == {"__type": "com.amazon.coral.service#SerializationException", "Message": "x"}
+    assert e.AccessDeniedError("x").body()["Message"] == "x"
+    assert e.ValidationError("x").body()["message"] == "x"
+    assert e.UnknownOperationError().body() == {"__type": "com.amazon.coral.service#UnknownOperationException"}
+
+
+def test_botocore_parses_each_error_type() -> None:
+    # botocore's JSON error parser: the code after '#', the text from message or Message.
+    from botocore.parsers import JSONParser
+
+    import quorumdb.errors as e
+
+    for err in (e.ValidationError("v"), e.SerializationError("s"), e.ThrottlingError("t"), e.AccessDeniedError("a"),
+                e.InvalidSignatureError("i"), e.ResourceNotFoundError("r"), e.UnknownOperationError()):
+        body = json.dumps(err.body()).encode()
+        parsed = JSONParser().parse({"body": body, "headers": {}, "status_code": 400}, None)
+        assert parsed["Error"]["Code"] == err.type_name
+        assert parsed["Error"]["Message"] == err.message

@@ -19,7 +19,7 @@ from typing import Any
 
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.errors import (
-    DynamoError,
+    AccessDeniedError,
     LimitExceededError,
     ResourceInUseError,
     ResourceNotFoundError,
@@ -56,10 +56,6 @@ def set_endpoint_address(address: str) -> None:
     """The ``host:port`` DescribeEndpoints reports (set by the server once it listens)."""
     global _endpoint_address
     _endpoint_address = address
-
-
-class AccessDeniedError(DynamoError):
-    type_name = "AccessDeniedException"
 
 
 # -- describing ---------------------------------------------------------------------------
