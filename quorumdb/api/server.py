@@ -580,7 +580,7 @@ class HttpProtocol(asyncio.Protocol):
                 len(body),
                 rid.encode(),
                 zlib.crc32(body),
-                _date_header(),
+                self.server.date_line,
                 extra,
             )
         )
@@ -648,6 +648,8 @@ class _Refused(Exception):
 
 def accepts_gzip(value: bytes) -> bool:
     """Whether an Accept-Encoding value accepts gzip (``gzip`` or ``*``, without ``q=0``)."""
+    if b"gzip" not in value and b"*" not in value:  # e.g. botocore's "identity"
+        return False
     for item in value.lower().split(b","):
         coding, _, params = item.partition(b";")
         coding = coding.strip()
@@ -699,17 +701,9 @@ def decode_body(body: bytes, encoding: int) -> bytes:
     return out[0] if len(out) == 1 else b"".join(out)
 
 
-_date_cache: list[Any] = [0, b""]
-
-
-def _date_header() -> bytes:
-    """The ``Date`` header line (RFC 7231), formatted once a second."""
-    now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[0] = now
-        _date_cache[1] = b"Date: %s\r\n" % formatdate(now, usegmt=True).encode()
-    line: bytes = _date_cache[1]
-    return line
+def date_line(now: float) -> bytes:
+    """The ``Date`` header line (RFC 7231) for the wall-clock time ``now``."""
+    return b"Date: %s\r\n" % formatdate(int(now), usegmt=True).encode()
 
 
 # Headers the server looks at, keyed by lower-case name and by the spellings clients send, so
@@ -754,13 +748,23 @@ class Server:
         self.connections: set[HttpProtocol] = set()
         self.inflight = 0
         self.ids = _RequestIds()
+        # The Date header of every response, renewed by the event loop at each new second
+        # (so answering a request does not read the clock).
+        self.date_line = date_line(time.time())
+        self._date_timer: asyncio.TimerHandle | None = None
         self._server: asyncio.AbstractServer | None = None
         self._drained: asyncio.Event | None = None
         self.host = ""
         self.port = 0
 
+    def _renew_date(self) -> None:
+        now = time.time()
+        self.date_line = date_line(now)
+        self._date_timer = self.loop.call_later(1.0 - now % 1.0 + 0.001, self._renew_date)
+
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         protocol = HttpProtocol if self.dispatcher.verifier is None else SigningHttpProtocol
+        self._renew_date()
         self._server = await self.loop.create_server(
             lambda: protocol(self),
             host=host,
@@ -784,6 +788,8 @@ class Server:
         """Stop accepting, let in-flight requests finish (up to ``timeout_s``), close connections."""
         if self._server is not None:
             self._server.close()
+        if self._date_timer is not None:
+            self._date_timer.cancel()
         self._drained = asyncio.Event()
         for conn in list(self.connections):
             conn.shutdown()
