@@ -40,6 +40,8 @@ __all__ = [
     "TransactionInProgressError",
     "IdempotentParameterMismatchError",
     "InternalServerError",
+    "ExpiredIteratorError",
+    "TrimmedDataAccessError",
     "ERROR_PREFIX",
 ]
 
@@ -189,6 +191,18 @@ class TransactionInProgressError(DynamoError):
 
 class IdempotentParameterMismatchError(DynamoError):
     type_name = "IdempotentParameterMismatchException"
+
+
+class ExpiredIteratorError(DynamoError):
+    """DynamoDB Streams: a shard iterator older than 15 minutes."""
+
+    type_name = "ExpiredIteratorException"
+
+
+class TrimmedDataAccessError(DynamoError):
+    """DynamoDB Streams: a position before the oldest record still kept in the shard."""
+
+    type_name = "TrimmedDataAccessException"
 
 
 class InternalServerError(DynamoError):

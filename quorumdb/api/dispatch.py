@@ -2,11 +2,13 @@
 
 ``Dispatcher.handle(target, body, request_id, signed)`` decodes the JSON body, finds the
 operation named by ``X-Amz-Target`` in the routes table (one entry per target prefix in
-``SERVICES``, e.g. ``DynamoDB_20120810.`` -> ``quorumdb.api.registry.OPERATIONS``), checks the
+``SERVICES``: ``DynamoDB_20120810.`` -> ``quorumdb.api.registry.OPERATIONS``,
+``DynamoDBStreams_20120810.`` -> ``STREAMS_OPERATIONS``, each with its specs), checks the
 request's signature when the server runs with ``--auth`` (a ``quorumdb.api.auth.Verifier``),
 validates the body against the operation's declarative spec, runs the handler with a
 ``RequestContext`` and encodes its result. The faults come in DynamoDB's order: unparseable
-JSON, unknown operation, signature, missing body, JSON types, constraints. Every ``quorumdb.errors.DynamoError`` turns into
+JSON, unknown operation, signature, missing body, JSON types, constraints. Every
+``quorumdb.errors.DynamoError`` turns into
 its ``__type``/``message`` body here (HTTP 400, or its own status); anything else is logged
 with the request id and answered as InternalServerError (HTTP 500).
 
@@ -25,8 +27,8 @@ import orjson
 
 import quorumdb.api.ops  # noqa: F401  (registers the handlers)
 from quorumdb.api.auth import SignedRequest, Verifier
-from quorumdb.api.registry import OPERATIONS, Handler, RequestContext
-from quorumdb.api.spec import OperationSpec, spec_for
+from quorumdb.api.registry import OPERATIONS, STREAMS_OPERATIONS, Handler, RequestContext
+from quorumdb.api.spec import SPECS, STREAMS_SPECS, OperationSpec
 from quorumdb.db.contract import DataPlane, Forward
 from quorumdb.errors import (
     DynamoError,
@@ -36,15 +38,21 @@ from quorumdb.errors import (
     ValidationError,
 )
 
-__all__ = ["Dispatcher", "Route", "TARGET_PREFIX", "SERVICES", "error_body"]
+__all__ = ["Dispatcher", "Route", "Service", "TARGET_PREFIX", "STREAMS_TARGET_PREFIX", "SERVICES", "error_body"]
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."
 
-# X-Amz-Target prefix -> the operations served under it. Another API served on the same port
-# (e.g. DynamoDB Streams' "DynamoDBStreams_20120810.") adds its own entry.
-SERVICES: dict[str, Mapping[str, Handler]] = {TARGET_PREFIX: OPERATIONS}
+# One API served on the port: its operations' handlers and request specs.
+Service = tuple[Mapping[str, Handler], Mapping[str, OperationSpec]]
+
+# X-Amz-Target prefix -> the API served under it (another API adds an entry here).
+SERVICES: dict[str, Service] = {
+    TARGET_PREFIX: (OPERATIONS, SPECS),
+    STREAMS_TARGET_PREFIX: (STREAMS_OPERATIONS, STREAMS_SPECS),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,15 +88,15 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         forward: ForwardHook | None = None,
         verifier: Verifier | None = None,
-        services: Mapping[str, Mapping[str, Handler]] | None = None,
+        services: Mapping[str, Service] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.forward = forward
         self.verifier = verifier  # None: any credentials are accepted (as DynamoDB Local)
         self._routes: dict[bytes, Route] = {
-            (prefix + name).encode(): Route(name=name, handler=h, spec=spec_for(name))
-            for prefix, ops in (SERVICES if services is None else services).items()
+            (prefix + name).encode(): Route(name=name, handler=h, spec=specs.get(name))
+            for prefix, (ops, specs) in (SERVICES if services is None else services).items()
             for name, h in ops.items()
         }
 

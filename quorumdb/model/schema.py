@@ -160,12 +160,18 @@ class TableDef:
     ttl_enabled: bool = False
     deletion_protection: bool = False
     table_class: str = "STANDARD"
-    stream_spec: dict[str, Any] | None = None
+    stream_spec: dict[str, Any] | None = None  # the StreamSpecification while a stream is enabled
+    stream_label: str | None = None  # the label of the latest stream (set by the data plane)
     version: int = 0
 
     @property
     def arn(self) -> str:
         return arn_for(self.name)
+
+    @property
+    def stream_arn(self) -> str | None:
+        """The ARN of the table's latest stream (enabled or not), as DynamoDB forms it."""
+        return None if self.stream_label is None else f"{self.arn}/stream/{self.stream_label}"
 
     def index(self, name: str) -> IndexDef | None:
         for ix in self.indexes:
@@ -199,6 +205,7 @@ class TableDef:
             "deletion_protection": self.deletion_protection,
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
+            "stream_label": self.stream_label,
             "version": self.version,
         }
 
@@ -221,5 +228,6 @@ class TableDef:
             deletion_protection=rec.get("deletion_protection", False),
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
+            stream_label=rec.get("stream_label"),
             version=rec["version"],
         )
