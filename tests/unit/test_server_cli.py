@@ -173,12 +173,12 @@ def test_workers_need_a_data_directory(tmp_path: Path) -> None:
 # -- --auth ------------------------------------------------------------------------------------
 
 
-def boto(port: int, akid: str, secret: str) -> Any:
+def boto(port: int, akid: str, secret: str, service: str = "dynamodb") -> Any:
     import boto3
     from botocore.config import Config
 
     return boto3.client(
-        "dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="eu-west-1",
+        service, endpoint_url=f"http://127.0.0.1:{port}", region_name="eu-west-1",
         aws_access_key_id=akid, aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}),
     )
@@ -204,6 +204,9 @@ def test_auth_checks_signatures_with_keys_from_env_and_file(tmp_path: Path) -> N
             assert boto(port, akid, secret).list_tables()["TableNames"] == []
         assert error_code(boto(port, "AKIDENV", "wrong").list_tables) == "InvalidSignatureException"
         assert error_code(boto(port, "AKIDOTHER", "envSecret").list_tables) == "UnrecognizedClientException"
+        # DynamoDB Streams signs as "dynamodb" too.
+        assert boto(port, "AKIDENV", "envSecret", "dynamodbstreams").list_streams()["Streams"] == []
+        assert error_code(boto(port, "AKIDENV", "wrong", "dynamodbstreams").list_streams) == "InvalidSignatureException"
         with pytest.raises(urllib.error.HTTPError) as unsigned:
             post(port, "ListTables", {})
         assert orjson.loads(unsigned.value.read())["__type"].endswith("#MissingAuthenticationTokenException")
