@@ -15,7 +15,9 @@ inflated first (at most 16 MB of it; a broken stream is a SerializationException
 response carries ``x-amzn-RequestId`` (52 upper-case letters and digits, as DynamoDB's),
 ``x-amz-crc32`` (of the body bytes as sent) and ``Date``; a body of 4 KB or more is gzipped
 for a client that sends ``Accept-Encoding: gzip``. ``GET /`` is DynamoDB's health check; other
-paths and methods get 404.
+paths and methods get 404 ``<UnknownOperationException/>``, as does a POST with a body whose
+Content-Type is neither ``application/x-amz-json-1.0`` nor ``application/json`` (DynamoDB's
+answers).
 
 Credentials are not checked (as DynamoDB Local) unless the dispatcher has a SigV4
 ``Verifier`` (``--auth``): then connections are ``SigningHttpProtocol``s, which also collect
@@ -184,6 +186,7 @@ class HttpProtocol(asyncio.Protocol):
         self.url_done = False
         self.encoding = 0  # _GZIP, _DEFLATE, _UNSUPPORTED_ENCODING or 0 (identity)
         self.gzip_ok = False
+        self.ct_ok = False  # Content-Type is DynamoDB's (application/x-amz-json-1.0) or application/json
         self.target: bytes | None = None
         self.json_ct = False
         self.origin = False
@@ -297,7 +300,9 @@ class HttpProtocol(asyncio.Protocol):
             pass  # httptools refuses a malformed Content-Length itself
 
     def _h_type(self, value: bytes) -> None:
-        self.json_ct = value.lower().startswith(_CT_JSON)
+        v = value.split(b";", 1)[0].strip().lower()
+        self.json_ct = v == _CT_JSON
+        self.ct_ok = self.json_ct or v == _CT_AMZ
 
     def _h_encoding(self, value: bytes) -> None:
         v = value.strip().lower()
@@ -352,7 +357,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         method = self.parser.get_method()
         keep_alive = self.parser.should_keep_alive() and not self.closing_after_idle
-        if method == b"POST":
+        if method == b"POST" and (self.ct_ok or not self.body_bytes):
             parts = self.body_parts
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             self.body_parts = []

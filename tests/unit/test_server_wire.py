@@ -91,6 +91,31 @@ def test_other_paths_and_methods_are_404(srv: ThreadedServer, line: bytes) -> No
     assert r.headers["x-amzn-requestid"]
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        ("application/x-amz-json-1.0", b"{}", 200),
+        ("application/json", b"{}", 200),
+        ("Application/JSON; charset=utf-8", b"{}", 200),
+        ("text/plain", b"{}", 404),
+        ("application/x-www-form-urlencoded", b"{}", 404),  # curl -d
+        (None, b"{}", 404),
+        ("text/plain", b"", 400),  # no body: the operation's SerializationException
+    ],
+)
+def test_post_content_types(srv: ThreadedServer, content_type: str | None, body: bytes, status: int) -> None:
+    head = "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\n"
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n"
+    r = exchange(srv, head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert r.status == status, r.body
+    if status == 404:
+        assert r.body == b"<UnknownOperationException/>\n"
+    if status == 200:
+        expected = "application/json" if "json" in (content_type or "").lower() and "amz" not in content_type else None
+        assert r.headers["content-type"] == (expected or "application/x-amz-json-1.0")
+
+
 def test_request_ids_and_date_on_every_answer(srv: ThreadedServer) -> None:
     for data in (request("ListTables", b"{}"), request("Nope", b"{}"), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"):
         r = exchange(srv, data)
@@ -339,7 +364,7 @@ def test_auth_refuses_wrong_keys_through_boto3(
 
 def test_auth_raw_requests(auth_srv: ThreadedServer) -> None:
     r = exchange(auth_srv, b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\n"
-                 b"Content-Length: 2\r\n\r\n{}")
+                 b"Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{}")
     assert json.loads(r.body) == {
         "__type": "com.amazon.coral.service#MissingAuthenticationTokenException",
         "message": "Request is missing Authentication Token",
