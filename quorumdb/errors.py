@@ -9,7 +9,8 @@ The namespace is the one DynamoDB sends: its own errors are in
 from ``com.amazon.coral.validate`` (ValidationException), ``com.amazon.coral.service``
 (SerializationException, UnknownOperationException, the authentication errors, ...) or
 ``com.amazon.coral.availability`` (ThrottlingException). SerializationException and
-AccessDeniedException spell their text ``Message``; an empty message is not sent at all (e.g. UnknownOperationException).
+AccessDeniedException spell their text ``Message``; an empty message is not sent at all
+(e.g. UnknownOperationException).
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ __all__ = [
     "TransactionInProgressError",
     "IdempotentParameterMismatchError",
     "InternalServerError",
+    "TableNotFoundError",
+    "TableAlreadyExistsError",
+    "TableInUseError",
+    "BackupNotFoundError",
+    "BackupInUseError",
+    "ContinuousBackupsUnavailableError",
+    "PointInTimeRecoveryUnavailableError",
+    "InvalidRestoreTimeError",
     "ExpiredIteratorError",
     "TrimmedDataAccessError",
     "ERROR_PREFIX",
@@ -193,6 +202,39 @@ class IdempotentParameterMismatchError(DynamoError):
     type_name = "IdempotentParameterMismatchException"
 
 
+# -- backups and point-in-time recovery ---------------------------------------------------------
+
+
+class TableNotFoundError(DynamoError):
+    type_name = "TableNotFoundException"
+
+
+class TableAlreadyExistsError(DynamoError):
+    type_name = "TableAlreadyExistsException"
+
+
+class TableInUseError(DynamoError):
+    type_name = "TableInUseException"
+
+
+class BackupNotFoundError(DynamoError):
+    type_name = "BackupNotFoundException"
+
+
+class BackupInUseError(DynamoError):
+    type_name = "BackupInUseException"
+
+
+class ContinuousBackupsUnavailableError(DynamoError):
+    type_name = "ContinuousBackupsUnavailableException"
+
+
+class PointInTimeRecoveryUnavailableError(DynamoError):
+    type_name = "PointInTimeRecoveryUnavailableException"
+
+
+class InvalidRestoreTimeError(DynamoError):
+    type_name = "InvalidRestoreTimeException"
 class ExpiredIteratorError(DynamoError):
     """DynamoDB Streams: a shard iterator older than 15 minutes."""
 

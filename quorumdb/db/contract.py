@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from quorumdb.model.backups import BackupDef
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 
@@ -247,6 +248,37 @@ class DataPlane(Protocol):
     ) -> Iterator[StoredItem]:
         """Items of the table (or index) in storage order — partition-key hash order, so a
         segment is a contiguous range of the hash space. Paging as in ``query``."""
+        ...
+
+    # -- backups and point-in-time recovery -------------------------------------------------
+    def backups(self) -> list[BackupDef]:
+        """Every on-demand backup, oldest first (also those of deleted tables)."""
+        ...
+
+    def backup(self, backup_arn: str) -> BackupDef | None: ...
+
+    async def create_backup(self, table: TableDef, name: str) -> BackupDef:
+        """Copy the table's items as of one instant (one snapshot); returns the AVAILABLE backup."""
+        ...
+
+    async def delete_backup(self, backup_arn: str) -> BackupDef:
+        """BackupNotFoundError / BackupInUseError (being created, or read by a restore)."""
+        ...
+
+    async def restore_backup(self, backup_arn: str, target: TableDef) -> TableDef:
+        """Create ``target`` (its ``restore`` set) holding the backup's items and index entries;
+        ResourceInUseError if the name exists. Returns it ACTIVE."""
+        ...
+
+    async def restore_to_time(self, source: TableDef, at: float, target: TableDef) -> TableDef:
+        """Create ``target`` holding exactly the items ``source`` had at time ``at`` (within its
+        point-in-time recovery window), whatever writes go on meanwhile."""
+        ...
+
+    async def set_point_in_time_recovery(
+        self, table: TableDef, enabled: bool, days: int | None = None
+    ) -> TableDef:
+        """Enable (recording every change from now on) or disable point-in-time recovery."""
         ...
 
     # -- streams ---------------------------------------------------------------------------

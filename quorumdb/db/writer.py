@@ -21,6 +21,10 @@ Stream records (tables with an enabled stream, ``db.streams``) are staged by ``a
 with the item, so an item and its change record commit together or not at all; the DDL jobs
 open and close streams in the transaction that changes the StreamSpecification.
 
+Point-in-time recovery (tables with ``pitr_since`` set, ``db.undo``): ``apply_write`` also
+stages the item's undo record (its state before the change) with the change; the batch's undo
+timestamp and sequence counter are saved in ``before_commit``.
+
 Never call into asyncio from here and never commit: the committer owns the transaction.
 """
 
@@ -60,10 +64,12 @@ from quorumdb.db.records import (
     table_def_key,
     token_at_key,
     token_key,
+    undo_prefix,
     unpack_counter,
     unpack_i64,
     unpack_u64,
 )
+from quorumdb.db.undo import UndoClock, record_undo
 from quorumdb.errors import (
     ConditionalCheckFailedError,
     IdempotentParameterMismatchError,
@@ -207,6 +213,7 @@ class WriteBatch:
         self.state = state
         self.txn = txn
         self.counters: dict[bytes, list[int]] = {}
+        self.undo: UndoClock | None = None  # set by the first PITR undo record of the batch
         cat = state.catalog
         version = unpack_u64(txn.get(CATALOG_VERSION))
         if cat is None or cat.version != version:
@@ -217,6 +224,8 @@ class WriteBatch:
 
     def before_commit(self) -> None:
         txn = self.txn
+        if self.undo is not None:
+            self.undo.save(txn)
         by_id = self.catalog.by_id
         for k, (n, s) in self.counters.items():
             if not (n or s):
@@ -494,6 +503,8 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
                 st.put(ckey, pack_i64(collection))
             else:
                 st.delete(ckey)
+    if t.pitr_since is not None:
+        record_undo(batch, st, t.table_id, kb, old_rec)
     if t.stream_spec is not None:
         state = batch.state
         streams.capture(
@@ -755,7 +766,7 @@ def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, list[bytes]]:
     if cur is None:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
     txn = batch.txn
-    prefixes = [table_data_prefix(cur.table_id)]
+    prefixes = [table_data_prefix(cur.table_id), undo_prefix(cur.table_id)]
     if _has_lsi(cur):
         prefixes.append(collection_prefix(cur.table_id))
     for prefix in prefixes:

@@ -25,7 +25,15 @@ from quorumdb.errors import (
     ResourceNotFoundError,
     ValidationError,
 )
-from quorumdb.model.schema import ACCOUNT, IndexDef, KeyAttr, KeySchema, TableDef, Throughput
+from quorumdb.model.schema import (
+    ACCOUNT,
+    IndexDef,
+    KeyAttr,
+    KeySchema,
+    RestoreInfo,
+    TableDef,
+    Throughput,
+)
 from quorumdb.model.types import ScalarType
 
 __all__ = [
@@ -119,6 +127,18 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
         out["LatestStreamArn"] = table.stream_arn
     out["TableClassSummary"] = {"TableClass": table.table_class}
     out["DeletionProtectionEnabled"] = table.deletion_protection
+    if table.restore is not None:
+        out["RestoreSummary"] = _restore_summary(table.restore)
+    return out
+
+
+def _restore_summary(r: RestoreInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.source_backup_arn is not None:
+        out["SourceBackupArn"] = r.source_backup_arn
+    out["SourceTableArn"] = r.source_table_arn
+    out["RestoreDateTime"] = r.restore_time
+    out["RestoreInProgress"] = r.in_progress
     return out
 
 
@@ -137,6 +157,13 @@ def _table(ctx: RequestContext, name: str) -> TableDef:
         return ctx.db.table(name)
     except ResourceNotFoundError:
         raise ResourceNotFoundError(f"Requested resource not found: Table: {name} not found") from None
+
+
+def _changeable(table: TableDef) -> TableDef:
+    """``table``, unless it is still being created (restored): then ResourceInUseException."""
+    if table.status == "CREATING":
+        raise ResourceInUseError(f"Attempt to change a resource which is still in use: Table is being created: {table.name}")
+    return table
 
 
 # -- CreateTable ----------------------------------------------------------------------------
@@ -376,7 +403,7 @@ async def describe_table_op(ctx: RequestContext, req: dict[str, Any]) -> dict[st
 
 @operation("DeleteTable")
 async def delete_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    table = _table(ctx, req["TableName"])
+    table = _changeable(_table(ctx, req["TableName"]))
     if table.deletion_protection:
         raise ValidationError(
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
@@ -469,7 +496,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             )
         seen.add(ix_name)
 
-    table = _table(ctx, req["TableName"])
+    table = _changeable(_table(ctx, req["TableName"]))
     now = ctx.now()
     billing = req.get("BillingMode") or table.billing_mode
     if pt is not None and billing == PAY_PER_REQUEST:
