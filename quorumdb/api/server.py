@@ -940,9 +940,11 @@ def run_workers(
     try:
         for _ in range(workers):
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE))
+        failed_start = False
         for p in procs:
             assert p.stdout is not None
-            if not p.stdout.readline():  # the worker failed before listening
+            if not p.stdout.readline():  # the worker ended before listening
+                failed_start = not stopping  # (not if we were asked to stop meanwhile)
                 stop_all()
                 break
         else:
@@ -950,7 +952,8 @@ def run_workers(
             _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
         if reserve is not None:
             reserve.close()
-        clean = not stopping
+        # Not "not stopping": a SIGTERM may arrive right after the line above, and is a clean stop.
+        clean = not failed_start
         remaining = list(procs)
         while remaining:
             for p in list(remaining):
