@@ -78,16 +78,16 @@ def test_request_id_and_date_headers(endpoint: str) -> None:
 
 def test_health_answer_and_other_paths(endpoint: str) -> None:
     url = urllib.parse.urlsplit(endpoint)
-    for path, status, body in ((("/", 200, b"healthy: dynamodb.us-east-1.amazonaws.com ")),
-                               ("/nope", 404, None)):
+    cases = [("/", 200, b"healthy: dynamodb.us-east-1.amazonaws.com ")]
+    if against_quorumdb():  # dynalite answers every GET path with the health text
+        cases.append(("/nope", 404, b"<UnknownOperationException/>\n"))
+    for path, status, body in cases:
         conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=10)
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
             data = resp.read()
-            assert resp.status == status, (path, data)
-            if body is not None:
-                assert data == body
+            assert (resp.status, data) == (status, body), path
         finally:
             conn.close()
 
