@@ -51,6 +51,7 @@ from typing import Any, cast
 
 import httptools
 
+from quorumdb.api import early_stop
 from quorumdb.api.auth import SignedRequest, Verifier
 from quorumdb.api.dispatch import Dispatcher, error_body
 from quorumdb.api.ops import control
@@ -853,6 +854,8 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        if early_stop.requested():  # stopped while starting: shut down cleanly at once
+            stop.set()
         # Everything loaded so far (modules, specs, the catalog) lives for the whole process:
         # keep it out of the garbage collector's full passes.
         gc.collect()
@@ -860,7 +863,8 @@ async def serve(
         where = "in memory" if path is None else f"data: {path}, LMDB"
         if verifier is not None:
             where += f", SigV4 auth with {len(verifier.keys)} keys"
-        (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
+        if not stop.is_set():
+            (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
         await stop.wait()
         log.info("shutting down")
         # One more SIGTERM (e.g. the whole process group signalled, then a supervisor
@@ -936,24 +940,29 @@ def run_workers(
                 with contextlib.suppress(ProcessLookupError):
                     p.send_signal(signal.SIGTERM)
 
-    old_handlers = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_handlers = {sig: signal.signal(sig, stop_all) for sig in early_stop.STOP_SIGNALS}
+    if early_stop.requested():
+        stopping = True
+    clean = True
     try:
         for _ in range(workers):
+            if stopping:
+                break
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE))
-        failed_start = False
+        if stopping:  # also reaches a worker started while the signal was handled
+            stop_all()
         for p in procs:
             assert p.stdout is not None
             if not p.stdout.readline():  # the worker ended before listening
-                failed_start = not stopping  # (not if we were asked to stop meanwhile)
+                clean = stopping  # asked to stop meanwhile: not a failure
                 stop_all()
                 break
         else:
-            where = f"data: {path}, LMDB, {workers} worker processes"
-            _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
+            if not stopping:
+                where = f"data: {path}, LMDB, {workers} worker processes"
+                _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
         if reserve is not None:
             reserve.close()
-        # Not "not stopping": a SIGTERM may arrive right after the line above, and is a clean stop.
-        clean = not failed_start
         remaining = list(procs)
         while remaining:
             for p in list(remaining):
