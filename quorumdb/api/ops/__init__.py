@@ -6,8 +6,8 @@ than one that does not start. Handlers never format HTTP responses.
 
 from __future__ import annotations
 
-from quorumdb.api.ops import control, items, reads, transactions
+from quorumdb.api.ops import control, items, partiql, reads, transactions
 
 __all__ = ["MODULES"]
 
-MODULES = (control, items, reads, transactions)
+MODULES = (control, items, reads, transactions, partiql)
