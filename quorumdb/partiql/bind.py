@@ -120,6 +120,19 @@ def _operand(op: Operand, params: Sequence[AttributeValue]) -> ex.Operand:
     return ex.Literal(bind_value(op, params))
 
 
+def _argument(op: Operand, params: Sequence[AttributeValue]) -> ex.Operand:
+    """An operand of a comparison or condition function: of the functions, only size() has
+    a value (the others are conditions)."""
+    if isinstance(op, Func):
+        if op.name != "size":
+            raise ValidationError(
+                "The function is not allowed to be used this way in an expression; "
+                f"function: {op.name}"
+            )
+        return ex.Call(op.name, tuple(_argument(a, params) for a in op.args))
+    return _operand(op, params)
+
+
 def _cond(c: Cond, params: Sequence[AttributeValue]) -> ex.CondNode:
     if isinstance(c, And):
         return ex.And(_cond(c.left, params), _cond(c.right, params))
@@ -128,20 +141,18 @@ def _cond(c: Cond, params: Sequence[AttributeValue]) -> ex.CondNode:
     if isinstance(c, Not):
         return ex.Not(_cond(c.operand, params))
     if isinstance(c, Compare):
-        return ex.Compare(c.op, _operand(c.left, params), _operand(c.right, params))
+        return ex.Compare(c.op, _argument(c.left, params), _argument(c.right, params))
     if isinstance(c, Between):
-        return ex.Between(*(_operand(x, params) for x in (c.subject, c.low, c.high)))
+        return ex.Between(*(_argument(x, params) for x in (c.subject, c.low, c.high)))
     if isinstance(c, In):
-        return ex.In(_operand(c.subject, params), tuple(_operand(o, params) for o in c.options))
+        return ex.In(_argument(c.subject, params), tuple(_argument(o, params) for o in c.options))
     if isinstance(c, IsMissing):
         return ex.Call("attribute_exists" if c.negated else "attribute_not_exists", (c.path,))
     if isinstance(c, IsNull):
         is_null = ex.Call("attribute_type", (c.path, ex.Literal({"S": "NULL"})))
         return ex.Not(is_null) if c.negated else is_null
-    assert isinstance(c, Func)
-    call = _operand(c, params)
-    assert isinstance(call, ex.Call)
-    return call
+    assert isinstance(c, Func) and c.name != "size"
+    return ex.Call(c.name, tuple(_argument(a, params) for a in c.args))
 
 
 def condition(c: Cond, params: Sequence[AttributeValue]) -> ex.CondNode:

@@ -82,6 +82,8 @@ KEYWORDS = frozenset(
 CONDITION_FUNCTIONS = {"attribute_type": 2, "begins_with": 2, "contains": 2, "size": 1}
 SET_FUNCTIONS = {"list_append": 2, "set_add": 2, "set_delete": 2, "if_not_exists": 2}
 _COMPARATORS = frozenset({"=", "<>", "!=", "<", "<=", ">", ">="})
+# Parentheses, NOTs and nested values deeper than this are refused (the parser recurses).
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,12 @@ class _Parser:
         self.toks = tokenize(text)
         self.i = 0
         self.params = 0
+        self.depth = 0
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise PartiQLSyntaxError("Statement is nested too deeply", self.peek().pos)
 
     # -- tokens ----------------------------------------------------------------------------
     def peek(self, k: int = 0) -> Token:
@@ -277,13 +285,16 @@ class _Parser:
         return left
 
     def not_cond(self) -> Cond:
+        self.enter()
         if self.accept_kw("not"):
-            return Not(self.not_cond())
-        if self.accept_punct("("):
-            inner = self.cond()
+            out: Cond = Not(self.not_cond())
+        elif self.accept_punct("("):
+            out = self.cond()
             self.expect_punct(")")
-            return inner
-        return self.predicate()
+        else:
+            out = self.predicate()
+        self.depth -= 1
+        return out
 
     def predicate(self) -> Cond:
         start = self.peek()
@@ -343,6 +354,7 @@ class _Parser:
         return self.value()
 
     def function(self, functions: dict[str, int]) -> Func:
+        self.enter()
         t = self.take()
         name = t.text.lower()
         if name not in functions:
@@ -358,6 +370,7 @@ class _Parser:
             raise PartiQLSyntaxError(
                 f"Function '{name}' takes {functions[name]} arguments, not {len(args)}", t.pos
             )
+        self.depth -= 1
         return Func(name, tuple(args), t.pos)
 
     def path(self) -> Path:
@@ -380,6 +393,12 @@ class _Parser:
                 return Path(tuple(elements))
 
     def value(self) -> Value:
+        self.enter()
+        out = self.value_inner()
+        self.depth -= 1
+        return out
+
+    def value_inner(self) -> Value:
         t = self.take()
         if t.kind is Kind.PARAM:
             self.params += 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quorumdb.errors import ValidationError
 from quorumdb.expr import Condition
@@ -384,3 +386,65 @@ def test_key_equalities_typed_and_untyped() -> None:
     ored = keys.conjuncts(where_of("SELECT * FROM t WHERE pk = 'a' OR sk = 2"))
     assert keys.key_equalities(ored, (PK, SK), typed=False) == {}
     assert keys.conjoin([]) is None
+
+
+# -- robustness ---------------------------------------------------------------------------------------
+
+_PIECES = [
+    "SELECT", "INSERT", "INTO", "VALUE", "UPDATE", "SET", "REMOVE", "DELETE", "FROM", "WHERE",
+    "AND", "OR", "NOT", "BETWEEN", "IN", "IS", "MISSING", "NULL", "TRUE", "EXISTS", "ORDER",
+    "BY", "DESC", "RETURNING", "ALL", "OLD", "NEW", "*", "t", "a", "b", '"q"', "'s'", "1",
+    "-2.5", "?", "=", "<>", "<", ">=", "(", ")", "[", "]", "{", "}", "<<", ">>", ",", ".", ":",
+    "+", "-", "size", "begins_with", "contains", "attribute_type", "list_append", "set_add",
+    "set_delete", "if_not_exists", "'S'", "[0]",
+]  # fmt: skip
+
+
+def _exercise(text: str) -> None:
+    try:
+        parsed = parse(text)
+    except PartiQLSyntaxError:
+        return
+    params = bind.bind_parameters(parsed.param_count, [{"N": "1"}] * parsed.param_count)
+    stmt = parsed.statement
+    if isinstance(stmt, Exists):
+        stmt = stmt.select
+    if isinstance(stmt, Insert):
+        bind.bind_value(stmt.value, params)
+        return
+    if isinstance(stmt, Update):
+        bind.update(stmt.clauses, params)
+    if stmt.where is not None:
+        Condition(bind.condition(stmt.where, params)).evaluate(ITEM)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=25))
+def test_any_statement_fails_only_with_dynamodb_errors(pieces: list[str]) -> None:
+    for prefix in ("", "SELECT * FROM t WHERE ", "UPDATE t SET a = ", "INSERT INTO t VALUE "):
+        try:
+            _exercise(prefix + " ".join(pieces))
+        except ValidationError:
+            pass
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT * FROM t WHERE begins_with(a, 'x') = true",
+        "SELECT * FROM t WHERE contains(begins_with(a, 'x'), 1)",
+        "SELECT * FROM t WHERE a IN [contains(a, 'b')]",
+    ],
+)
+def test_condition_functions_are_not_values(text: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        where_of(text)
+    assert "The function is not allowed to be used this way in an expression" in err.value.message
+
+
+def test_deep_nesting_is_a_syntax_error() -> None:
+    with pytest.raises(PartiQLSyntaxError) as err:
+        parse("SELECT * FROM t WHERE " + "(" * 5000 + "a = 1" + ")" * 5000)
+    assert err.value.detail == "Statement is nested too deeply"
+    with pytest.raises(PartiQLSyntaxError):
+        parse("INSERT INTO t VALUE " + "[" * 5000 + "]" * 5000)
