@@ -113,6 +113,10 @@ def test_select_on_index_and_consistent_read(ddb: Any, make_table: TableFactory)
         run(ddb, f"INSERT INTO \"{t}\" VALUE {{'pk': ?, 'city': ?}}", {"S": pk}, {"S": city})
     got = run(ddb, f'SELECT pk FROM "{t}"."byCity" WHERE city = \'Oslo\'')["Items"]
     assert sorted(i["pk"]["S"] for i in got) == ["a", "c"]
+    paged, pages = select_all(ddb, f'SELECT pk FROM "{t}"."byCity" WHERE city = \'Oslo\'', Limit=1)
+    assert sorted(i["pk"]["S"] for i in paged) == ["a", "c"] and pages == 3
+    scanned, pages = select_all(ddb, f'SELECT pk FROM "{t}"."byCity"', Limit=2)
+    assert sorted(i["pk"]["S"] for i in scanned) == ["a", "b", "c"] and pages == 2
     with expect_error("ValidationException", "Consistent reads are not supported on global secondary indexes"):
         run(ddb, f'SELECT * FROM "{t}"."byCity" WHERE city = \'Oslo\'', ConsistentRead=True)
     with expect_error("ValidationException", "The table does not have the specified index"):
