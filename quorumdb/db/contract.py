@@ -35,6 +35,7 @@ __all__ = [
     "StoredItem",
     "SortKeyRange",
     "DataPlane",
+    "Forward",
 ]
 
 Mutator = Callable[[Item | None], Item | None]
@@ -47,6 +48,9 @@ class WriteOp:
     table: TableDef
     key: Key
     mutate: Mutator
+    # True when ``mutate`` ignores the old item (BatchWriteItem's puts and deletes): its value
+    # ``mutate(None)`` can then be computed by the router and shipped to a remote partition.
+    constant: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +68,16 @@ class WriteResult:
     # ``transact_write`` with a token already committed: nothing was written; ``new_size`` is
     # the size the first run wrote, ``old``/``new`` are None.
     replayed: bool = False
+
+
+class Forward(Exception):
+    """Raised by a data plane when this request must be served by another node (the leader of
+    the partition it writes), before anything was written. The API layer passes the whole
+    request on to ``node_id`` and answers with that node's answer."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"forward to {node_id}")
+        self.node_id = node_id
 
 
 class StoredItem(Protocol):

@@ -459,7 +459,7 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
                 raise ValidationError(_DUPLICATE_KEYS)
             seen.add(fp)
             new_item = data if is_put else None
-            ops.append(WriteOp(table=table, key=key, mutate=_constant(new_item)))
+            ops.append(WriteOp(table=table, key=key, mutate=_constant(new_item), constant=True))
             origins.append((table, wr))
     # 3. Write.
     results = await ctx.db.write_many(ops)
