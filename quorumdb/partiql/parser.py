@@ -182,6 +182,9 @@ class _Parser:
         self.expect_kw("select")
         projection: tuple[Path, ...] | None = None
         if not self.accept_punct("*"):
+            t = self.peek()
+            if t.kind is not Kind.QUOTED and (t.kind is not Kind.WORD or t.text.lower() in KEYWORDS):
+                self.error("'*' or a document path")
             paths = [self.path()]
             while self.accept_punct(","):
                 paths.append(self.path())

@@ -218,6 +218,7 @@ def test_parse_is_cached_by_text() -> None:
     ("text", "detail", "line", "column"),
     [
         ("SELECT * FRM t", "Expected FROM, found 'FRM'", 1, 10),
+        ("SELECT FROM t", "Expected '*' or a document path, found 'FROM'", 1, 8),
         ("SELECT * FROM t WHERE", "Expected a value, found end of statement", 1, 22),
         ("SELECT * FROM t WHERE a = 'x", "Unterminated string", 1, 27),
         ("SELECT * FROM t WHERE a @ 1", "Unexpected character '@'", 1, 25),

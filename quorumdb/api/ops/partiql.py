@@ -89,7 +89,7 @@ ORDER_BY_NEEDS_QUERY = (
 INSERT_NEEDS_MAP = "Unsupported value for INSERT: the value must be a map of attributes"
 BAD_NEXT_TOKEN = "Invalid NextToken"
 _ITEM_TOO_BIG = "Item size has exceeded the maximum allowed size"
-_UPDATE_TOO_BIG_IN_TXN = "Transaction request cannot be larger than 4 MB"
+_TRANSACTION_TOO_BIG = "Transaction request cannot be larger than 4 MB"
 _MULTIPLE_OPS = "Transaction request cannot include multiple operations on one item"
 _DUPLICATE_KEYS = "Provided list of item keys contains duplicates"
 # A BatchStatementError's Code is the error type without "Exception", with these exceptions.
@@ -550,7 +550,7 @@ async def execute_transaction(ctx: RequestContext, req: dict[str, Any]) -> dict[
         total_bytes += plan.size
         plans.append(plan)
     if total_bytes > TRANSACT_BYTES_MAX:
-        raise ValidationError(_UPDATE_TOO_BIG_IN_TXN)
+        raise ValidationError(_TRANSACTION_TOO_BIG)
     ops = [p.op for p in plans]
     token: str | None = req.get("ClientRequestToken")
     if token is None:
