@@ -261,6 +261,14 @@ def test_statement_errors(ddb: Any, make_table: TableFactory) -> None:
         run(ddb, f"SELECT * FROM \"{t}\" WHERE pk = 'a'", {"S": "extra"})
     with expect_error("ValidationException", "Invalid attribute type name found"):
         run(ddb, f"SELECT * FROM \"{t}\" WHERE attribute_type(pk, 'XX')")
+    with expect_error("ValidationException", "EXISTS statements are only supported in ExecuteTransaction"):
+        run(ddb, f"EXISTS(SELECT * FROM \"{t}\" WHERE pk = 'a')")
+    with expect_error("ValidationException", "Must have WHERE clause in the statement when using ORDER BY clause."):
+        run(ddb, f'SELECT * FROM "{t}" ORDER BY pk')
+    with expect_error("ValidationException", "ORDER BY is supported only with an equality condition"):
+        run(ddb, f"SELECT * FROM \"{t}\" WHERE other = 1 ORDER BY pk")
+    with expect_error("ValidationException", "The function is not allowed to be used this way"):
+        run(ddb, f"SELECT * FROM \"{t}\" WHERE begins_with(pk, 'a') = true")
     with expect_error("ValidationException", "Attempting to store more than 38 significant digits"):
         run(ddb, f"INSERT INTO \"{t}\" VALUE {{'pk': 'a', 'n': 1234567890123456789012345678901234567890}}")
 

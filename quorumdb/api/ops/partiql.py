@@ -546,6 +546,7 @@ async def execute_transaction(ctx: RequestContext, req: dict[str, Any]) -> dict[
     for spec, (statement, params) in zip(specs, bound, strict=True):
         fail_old = spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
         plan = _plan_write(ctx.db, statement, params, fail_old, "Transactions")
+        refuse_if_leaderless(plan.op.table, "Transactions")  # even an unconditional DELETE
         once(plan.op.table, plan.op.key)
         total_bytes += plan.size
         plans.append(plan)
