@@ -332,6 +332,13 @@ def test_batch_execute_statement(ddb: Any, make_table: TableFactory) -> None:
     with expect_error("ValidationException", "Provided list of item keys contains duplicates"):
         ddb.batch_execute_statement(
             Statements=[
+                {"Statement": f"SELECT * FROM \"{t}\" WHERE pk = 'new'"},
+                {"Statement": f"SELECT v FROM \"{t}\" WHERE pk = ?", "Parameters": [{"S": "new"}]},
+            ]
+        )
+    with expect_error("ValidationException", "Provided list of item keys contains duplicates"):
+        ddb.batch_execute_statement(
+            Statements=[
                 {"Statement": f"UPDATE \"{t}\" SET v = 3 WHERE pk = 'new'"},
                 {"Statement": f"DELETE FROM \"{t}\" WHERE pk = 'new'"},
             ]

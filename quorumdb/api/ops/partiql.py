@@ -424,6 +424,8 @@ async def _batch_reads(
     responses: list[dict[str, Any]],
     entries: _CapacityEntries,
 ) -> None:
+    planned: list[tuple[int, _ReadPlan, Key, bool]] = []
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
     for i, statement, params in bound:
         assert isinstance(statement, Select)
         consistent = bool(specs[i].get("ConsistentRead"))
@@ -431,9 +433,19 @@ async def _batch_reads(
             plan = _plan_read(ctx.db, statement, params, consistent)
             if plan.key is None:
                 raise ValidationError(BATCH_SELECT_NEEDS_KEY)
-            stored = await ctx.db.get(plan.table, plan.key, consistent=consistent)
         except DynamoError as e:
             responses[i] = _batch_error(e)
+            continue
+        ident = (plan.table.name, key_fingerprint(plan.key))
+        if ident in seen:
+            raise ValidationError(_DUPLICATE_KEYS)
+        seen.add(ident)
+        planned.append((i, plan, plan.key, consistent))
+    for i, plan, key, consistent in planned:
+        try:
+            stored = await ctx.db.get(plan.table, key, consistent=consistent)
+        except DynamoError as e:
+            responses[i] = {**_batch_error(e), "TableName": plan.table.name}
             continue
         out: dict[str, Any] = {"TableName": plan.table.name}
         item = None if stored is None else _shape(plan)(stored.item)
