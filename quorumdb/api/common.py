@@ -58,6 +58,8 @@ def table_of(ctx_db: Any, name: str) -> TableDef:
         table: TableDef = ctx_db.table(name)
     except ResourceNotFoundError:
         raise ResourceNotFoundError("Requested resource not found") from None
+    if table.restore is not None and table.restore.in_progress:
+        raise ResourceNotFoundError("Requested resource not found")  # CREATING: not readable yet
     return table
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from quorumdb.model.types import Item, Key, ScalarType
 
-__all__ = ["KeyAttr", "KeySchema", "Throughput", "IndexDef", "TableDef", "arn_for"]
+__all__ = ["KeyAttr", "KeySchema", "Throughput", "IndexDef", "TableDef", "RestoreInfo", "arn_for", "PITR_DAYS"]
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
@@ -137,6 +137,28 @@ class IndexDef:
         )
 
 
+PITR_DAYS = 35  # DynamoDB's default (and longest) point-in-time recovery period
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreInfo:
+    """Where a restored table came from (DescribeTable's RestoreSummary). ``owner`` names the
+    data plane that fills it while ``in_progress`` (the table is CREATING until then)."""
+
+    source_table_arn: str
+    restore_time: float
+    source_backup_arn: str | None = None
+    in_progress: bool = False
+    owner: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_record(rec: dict[str, Any]) -> RestoreInfo:
+        return RestoreInfo(**rec)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TableDef:
     """Everything the catalog knows of one table.
@@ -160,12 +182,22 @@ class TableDef:
     ttl_enabled: bool = False
     deletion_protection: bool = False
     table_class: str = "STANDARD"
-    stream_spec: dict[str, Any] | None = None
+    stream_spec: dict[str, Any] | None = None  # the StreamSpecification while a stream is enabled
+    stream_label: str | None = None  # the label of the latest stream (set by the data plane)
     version: int = 0
+    # Point-in-time recovery: when it was (last) enabled, None while disabled.
+    pitr_since: float | None = None
+    pitr_days: int = PITR_DAYS
+    restore: RestoreInfo | None = None
 
     @property
     def arn(self) -> str:
         return arn_for(self.name)
+
+    @property
+    def stream_arn(self) -> str | None:
+        """The ARN of the table's latest stream (enabled or not), as DynamoDB forms it."""
+        return None if self.stream_label is None else f"{self.arn}/stream/{self.stream_label}"
 
     def index(self, name: str) -> IndexDef | None:
         for ix in self.indexes:
@@ -199,7 +231,11 @@ class TableDef:
             "deletion_protection": self.deletion_protection,
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
+            "stream_label": self.stream_label,
             "version": self.version,
+            "pitr_since": self.pitr_since,
+            "pitr_days": self.pitr_days,
+            "restore": None if self.restore is None else self.restore.to_record(),
         }
 
     @staticmethod
@@ -221,5 +257,9 @@ class TableDef:
             deletion_protection=rec.get("deletion_protection", False),
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
+            stream_label=rec.get("stream_label"),
             version=rec["version"],
+            pitr_since=rec.get("pitr_since"),
+            pitr_days=rec.get("pitr_days", PITR_DAYS),
+            restore=None if rec.get("restore") is None else RestoreInfo.from_record(rec["restore"]),
         )

@@ -25,7 +25,15 @@ from quorumdb.errors import (
     ResourceNotFoundError,
     ValidationError,
 )
-from quorumdb.model.schema import ACCOUNT, IndexDef, KeyAttr, KeySchema, TableDef, Throughput
+from quorumdb.model.schema import (
+    ACCOUNT,
+    IndexDef,
+    KeyAttr,
+    KeySchema,
+    RestoreInfo,
+    TableDef,
+    Throughput,
+)
 from quorumdb.model.types import ScalarType
 
 __all__ = [
@@ -118,9 +126,34 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
         out["GlobalSecondaryIndexes"] = gsis
     if table.stream_spec:
         out["StreamSpecification"] = dict(table.stream_spec)
+    if table.stream_label is not None:
+        out["LatestStreamLabel"] = table.stream_label
+        out["LatestStreamArn"] = table.stream_arn
     out["TableClassSummary"] = {"TableClass": table.table_class}
     out["DeletionProtectionEnabled"] = table.deletion_protection
+    if table.restore is not None:
+        out["RestoreSummary"] = _restore_summary(table.restore)
     return out
+
+
+def _restore_summary(r: RestoreInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.source_backup_arn is not None:
+        out["SourceBackupArn"] = r.source_backup_arn
+    out["SourceTableArn"] = r.source_table_arn
+    out["RestoreDateTime"] = r.restore_time
+    out["RestoreInProgress"] = r.in_progress
+    return out
+
+
+def _stream_spec(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The StreamSpecification a table keeps: None unless it enables a stream."""
+    if not spec or not spec.get("StreamEnabled"):
+        return None
+    view = spec.get("StreamViewType")
+    if view is None:
+        raise ValidationError(INVALID + "StreamViewType must be specified when StreamEnabled is true")
+    return {"StreamEnabled": True, "StreamViewType": view}
 
 
 def _table(ctx: RequestContext, name: str) -> TableDef:
@@ -128,6 +161,13 @@ def _table(ctx: RequestContext, name: str) -> TableDef:
         return ctx.db.table(name)
     except ResourceNotFoundError:
         raise ResourceNotFoundError(f"Requested resource not found: Table: {name} not found") from None
+
+
+def _changeable(table: TableDef) -> TableDef:
+    """``table``, unless it is still being created (restored): then ResourceInUseException."""
+    if table.status == "CREATING":
+        raise ResourceInUseError(f"Attempt to change a resource which is still in use: Table is being created: {table.name}")
+    return table
 
 
 # -- CreateTable ----------------------------------------------------------------------------
@@ -330,7 +370,7 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         [_index_def(ix, i + 1, local=True, types=types) for i, ix in enumerate(lsis or [])]
         + [_index_def(ix, len(lsis or []) + i + 1, local=False, types=types) for i, ix in enumerate(gsis or [])]
     )
-    stream = req.get("StreamSpecification")
+    stream = _stream_spec(req.get("StreamSpecification"))
     table = TableDef(
         name=name,
         table_id=0,
@@ -345,7 +385,7 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         tags=tags,
         deletion_protection=bool(req.get("DeletionProtectionEnabled", False)),
         table_class=req.get("TableClass") or "STANDARD",
-        stream_spec=dict(stream) if stream and stream.get("StreamEnabled") else None,
+        stream_spec=stream,
     )
     if name in ctx.db.table_names():
         raise ResourceInUseError(f"Table already exists: {name}")
@@ -367,7 +407,7 @@ async def describe_table_op(ctx: RequestContext, req: dict[str, Any]) -> dict[st
 
 @operation("DeleteTable")
 async def delete_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    table = _table(ctx, req["TableName"])
+    table = _changeable(_table(ctx, req["TableName"]))
     if table.deletion_protection:
         raise ValidationError(
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
@@ -460,7 +500,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             )
         seen.add(ix_name)
 
-    table = _table(ctx, req["TableName"])
+    table = _changeable(_table(ctx, req["TableName"]))
     now = ctx.now()
     billing = req.get("BillingMode") or table.billing_mode
     if pt is not None and billing == PAY_PER_REQUEST:
@@ -564,7 +604,12 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
     }
     stream = req.get("StreamSpecification")
     if stream is not None:
-        changes["stream_spec"] = dict(stream) if stream.get("StreamEnabled") else None
+        spec = _stream_spec(stream)
+        if spec is not None and table.stream_spec is not None:
+            raise ValidationError(f"Table already has an enabled stream: TableName: {table.name}")
+        if spec is None and table.stream_spec is None:
+            raise ValidationError(f"Table does not have an enabled stream: TableName: {table.name}")
+        changes["stream_spec"] = spec  # the data plane opens or closes the stream
     if req.get("TableClass") is not None:
         changes["table_class"] = req["TableClass"]
     if req.get("DeletionProtectionEnabled") is not None:
