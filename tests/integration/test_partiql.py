@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import TableFactory, expect_error
-from tests.integration.test_clients import aws
+from tests.integration.helpers import TableFactory, aws_cli, expect_error
 
 MISSING_KEY = "Where clause does not contain a mandatory equality on all key attributes"
 PARAM_MISMATCH = "Number of parameters in request and statement doesn't match."
@@ -439,6 +438,10 @@ def test_execute_transaction_reads(ddb: Any, make_table: TableFactory) -> None:
 
 
 # -- AWS CLI ------------------------------------------------------------------------------------------
+
+
+def aws(endpoint: str, tmp_path: Path, *args: str) -> Any:
+    return aws_cli(endpoint, tmp_path, "dynamodb", *args)
 
 
 def test_aws_cli_execute_statement(endpoint: str, ddb: Any, make_table: TableFactory, tmp_path: Path) -> None:
