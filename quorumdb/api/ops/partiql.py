@@ -315,33 +315,36 @@ def _exists(schema: KeySchema) -> CondNode:
     return Call("attribute_exists", (Path((schema.hash.name,)),))
 
 
+def _plan_insert(db: Any, statement: Insert, params: list[AttributeValue], what: str) -> _WritePlan:
+    value = bind.bind_value(statement.value, params)
+    if "M" not in value:
+        raise ValidationError(INSERT_NEEDS_MAP)
+    item = validate_item(value["M"])
+    if item_size(item) > MAX_ITEM_BYTES:
+        raise ValidationError(_ITEM_TOO_BIG)
+    table = table_of(db, statement.table)
+    key = validate_item_for_table(table, item)
+    refuse_if_leaderless(table, what)
+    op = WriteOp(table=table, key=key, mutate=_insert_mutator(item))
+    return _WritePlan(kind="Put", op=op, update=None, returning=None, size=item_size(item))
+
+
 def _plan_write(
     db: Any, statement: Statement, params: list[AttributeValue], fail_old: bool, what: str
 ) -> _WritePlan:
-    """``what`` names the feature refused on leaderless tables ("Conditional writes", ...)."""
+    """A write statement as one item write; ``what`` names the feature refused on leaderless
+    tables ("Conditional writes" or "Transactions")."""
     if isinstance(statement, Insert):
-        value = bind.bind_value(statement.value, params)
-        if "M" not in value:
-            raise ValidationError(INSERT_NEEDS_MAP)
-        item = validate_item(value["M"])
-        if item_size(item) > MAX_ITEM_BYTES:
-            raise ValidationError(_ITEM_TOO_BIG)
-        table = table_of(db, statement.table)
-        key = validate_item_for_table(table, item)
-        refuse_if_leaderless(table, what)
-        op = WriteOp(table=table, key=key, mutate=_insert_mutator(item))
-        return _WritePlan(kind="Put", op=op, update=None, returning=None, size=item_size(item))
-
-    select = statement.select if isinstance(statement, Exists) else None
-    target = select if select is not None else statement
+        return _plan_insert(db, statement, params, what)
+    target = statement.select if isinstance(statement, Exists) else statement
     assert isinstance(target, (Select, UpdateStmt, Delete))
     where = _where(target, params)
     update = bind.update(statement.clauses, params) if isinstance(statement, UpdateStmt) else None
     table = table_of(db, target.table)
-    if select is not None and select.index is not None:
-        raise ValidationError(MISSING_KEY_EQUALITY)
+    if isinstance(target, Select) and target.index is not None:
+        raise ValidationError(MISSING_KEY_EQUALITY)  # a condition check reads the table
     key, rest = _write_key(table, where)
-    size = item_size(key)
+    must_exist = Condition(keys.conjoin([_exists(table.key_schema), *rest]))
     returning = None
     if isinstance(statement, UpdateStmt):
         assert update is not None
@@ -350,8 +353,8 @@ def _plan_write(
             check_update_index_types(table, update)
             check_key_paths(table, update.updated_paths)
         refuse_if_leaderless(table, what)
-        condition = Condition(keys.conjoin([_exists(table.key_schema), *rest]))
-        mutate = update_mutator(table, key, condition, update, fail_old)
+        # UPDATE changes an existing item only: a missing one fails its condition.
+        mutate = update_mutator(table, key, must_exist, update, fail_old)
         kind, returning = "Update", statement.returning
     elif isinstance(statement, Delete):
         node = keys.conjoin(rest)
@@ -361,11 +364,10 @@ def _plan_write(
         kind, returning = "Delete", statement.returning
     else:
         refuse_if_leaderless(table, what)
-        condition = Condition(keys.conjoin([_exists(table.key_schema), *rest]))
-        mutate = check_only(condition, fail_old)
+        mutate = check_only(must_exist, fail_old)
         kind = "ConditionCheck"
     op = WriteOp(table=table, key=key, mutate=mutate)
-    return _WritePlan(kind=kind, op=op, update=update, returning=returning, size=size)
+    return _WritePlan(kind=kind, op=op, update=update, returning=returning, size=item_size(key))
 
 
 def _returned(plan: _WritePlan, res: WriteResult) -> Item | None:
