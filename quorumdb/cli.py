@@ -59,6 +59,9 @@ def serve(
     reuse_port: bool,
 ) -> None:
     """Serve the DynamoDB API on HTTP until SIGINT/SIGTERM."""
+    from quorumdb.api import early_stop
+
+    early_stop.install()  # (again) for the ``quorumdb`` script, which skips ``__main__``
     if workers is None:
         workers = 1 if in_memory or reuse_port else (os.cpu_count() or 1)
     if workers > 1 and in_memory:

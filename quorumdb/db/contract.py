@@ -17,6 +17,10 @@ Rules every implementation keeps:
 - Index entries (LSI/GSI) change atomically with their item on a single node.
 - Reads come from a consistent snapshot; no read observes part of a ``transact_write``.
 - Items are in wire shape (``quorumdb.model.types``) and already validated.
+- ``update_table`` is a compare-and-swap on the definition's ``version`` (across processes
+  too): a change computed from a definition that another change replaced meanwhile is refused
+  with ``TableChangedError``, never applied over it; the caller re-reads and recomputes.
+- ``table``/``table_names`` see every catalog change acknowledged before they are called.
 - A table with an enabled stream gets one change record per write that changes an item, in
   the same atomic commit as the item, numbered in commit order (``ChangeRecord``); a write
   that leaves the item as it was records nothing.
@@ -28,12 +32,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from quorumdb.errors import ResourceInUseError
 from quorumdb.model.backups import BackupDef
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 
 __all__ = [
     "Mutator",
+    "TableChangedError",
     "WriteOp",
     "WriteResult",
     "StoredItem",
@@ -46,6 +52,14 @@ __all__ = [
 ]
 
 Mutator = Callable[[Item | None], Item | None]
+
+
+class TableChangedError(ResourceInUseError):
+    """``update_table`` got a definition older than the stored one: re-read and recompute.
+    (Should it ever reach a client, it is DynamoDB's "resource in use".)"""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Attempt to change a resource which is still in use: Table {name} is being updated")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,7 +179,8 @@ class DataPlane(Protocol):
         ...
 
     async def update_table(self, table: TableDef) -> TableDef:
-        """Replace a definition (bumps ``version``); starts GSI backfills for new CREATING indexes."""
+        """Replace a definition (bumps ``version``); starts GSI backfills for new CREATING
+        indexes. TableChangedError if the stored version is no longer ``table.version``."""
         ...
 
     async def delete_table(self, name: str) -> TableDef:

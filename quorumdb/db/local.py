@@ -143,7 +143,6 @@ class LocalDataPlane:
         background: bool = True,
         queue_max: int = 8192,
         batch_max: int = 1024,
-        catalog_check_interval_s: float = 0.02,
         backfill_chunk: int = writer.BACKFILL_CHUNK,
         item_collection_limit_bytes: int | None = None,
         token_window_s: float = writer.TOKEN_WINDOW_S,
@@ -176,9 +175,6 @@ class LocalDataPlane:
             engine, self._state.begin, queue_max=queue_max, batch_max=batch_max
         )
         self._router = Router(engine)
-        self._shared = bool(getattr(engine, "shared", False))
-        self.catalog_check_interval_s = catalog_check_interval_s
-        self._catalog_checked = 0.0
         self._catalog = self._load_catalog()
         self._tasks: dict[Any, asyncio.Task[None]] = {}
         self._closed = False
@@ -189,24 +185,20 @@ class LocalDataPlane:
         with self.engine.snapshot() as snap:
             return CatalogView.load(snap)
 
-    def _fresh_catalog(self, *, force: bool = False) -> CatalogView:
-        """The cached catalog; with a shared engine, re-read when another process changed it
-        (checked at most every ``catalog_check_interval_s``, or at once with ``force``)."""
+    def _fresh_catalog(self) -> CatalogView:
+        """The cached catalog, re-read when the stored one changed (by another process sharing
+        the engine, or by a DDL job of this one whose caller has not resumed yet). The stored
+        catalog version is read on every call (one small read), so a request sees every
+        catalog change acknowledged before it started, by whichever process."""
         cat = self._catalog
-        if self._shared:
-            now = time.monotonic()
-            if force or now >= self._catalog_checked + self.catalog_check_interval_s:
-                self._catalog_checked = now
-                if unpack_u64(self.engine.get(CATALOG_VERSION)) != cat.version:
-                    cat = self._catalog = self._load_catalog()
+        if unpack_u64(self.engine.get(CATALOG_VERSION)) != cat.version:
+            cat = self._catalog = self._load_catalog()
         return cat
 
     def table(self, name: str) -> TableDef:
         t = self._fresh_catalog().by_name.get(name)
         if t is None:
-            t = self._fresh_catalog(force=True).by_name.get(name)
-            if t is None:
-                raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
+            raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
         return t
 
     def table_names(self) -> list[str]:
@@ -634,7 +626,7 @@ class LocalDataPlane:
         """Delete the undo records outside every table's recovery window; returns how many."""
         now = self._clock()
         purged = 0
-        for t in list(self._fresh_catalog(force=True).by_name.values()):
+        for t in list(self._fresh_catalog().by_name.values()):
             cutoff = backups.undo_cutoff_us(t, now)
             prefix = undo_prefix(t.table_id)
             hi = prefix_successor(prefix) if cutoff is None else undo_bound(t.table_id, cutoff)

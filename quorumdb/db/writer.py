@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from quorumdb.db import streams
-from quorumdb.db.contract import WriteOp, WriteResult
+from quorumdb.db.contract import TableChangedError, WriteOp, WriteResult
 from quorumdb.db.records import (
     CATALOG_VERSION,
     HEADER_SIZE,
@@ -81,7 +81,7 @@ from quorumdb.errors import (
     TransactionCanceledError,
     ValidationError,
 )
-from quorumdb.model.keys import encode_primary_key, encode_scalar, partition_hash
+from quorumdb.model.keys import encode_primary_key, encode_scalar, key_value_allowed, partition_hash
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import Item, Key
 from quorumdb.storage.engine import ReadTxn, StorageFullError, WriteTxn, prefix_successor
@@ -423,7 +423,10 @@ def _project(table: TableDef, ix: IndexDef, item: Item) -> Item:
 def index_entry(
     table: TableDef, ix: IndexDef, item: Item | None, item_rec: bytes | None
 ) -> tuple[bytes, bytes, int] | None:
-    """(entry key, entry record, entry size) of ``item`` in ``ix``; None if not indexed (sparse)."""
+    """(entry key, entry record, entry size) of ``item`` in ``ix``; None if not indexed: a key
+    attribute is missing (sparse), or has a value that cannot be a key (another type, an empty
+    string or binary, over the key size limit). The API refuses writes of such values, but an
+    index added later finds them in older items, and DynamoDB's backfill skips those items."""
     if item is None:
         return None
     ks = ix.key_schema
@@ -432,8 +435,8 @@ def index_entry(
     if hv is None:
         return None
     raw = hv.get(h.type)
-    if raw is None:
-        return None  # a different type: not indexable (the API layer rejects such writes)
+    if raw is None or not key_value_allowed(h.type, raw, is_hash=True):
+        return None
     enc = encode_scalar(h.type, raw)
     key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
     r = ks.range
@@ -442,7 +445,7 @@ def index_entry(
         if rv is None:
             return None
         rraw = rv.get(r.type)
-        if rraw is None:
+        if rraw is None or not key_value_allowed(r.type, rraw, is_hash=False):
             return None
         key += encode_scalar(r.type, rraw)
     tks = table.key_schema
@@ -720,10 +723,14 @@ def create_table(batch: WriteBatch, table: TableDef) -> TableDef:
 
 
 def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[bytes]]:
-    """Store ``table`` in place of the current definition; returns it and data prefixes to drop."""
+    """Store ``table`` in place of the current definition, if that is still the version
+    ``table`` was made from (compare-and-swap: a stale copy must not undo a change made
+    meanwhile, e.g. by another process); returns it and data prefixes to drop."""
     cur = batch.catalog.by_name.get(table.name)
-    if cur is None:
+    if cur is None or cur.table_id != table.table_id:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
+    if cur.version != table.version:
+        raise TableChangedError(table.name)
     txn = batch.txn
     old_ix = {ix.name: ix for ix in cur.indexes}
     next_id = max(unpack_u64(txn.get(next_index_key(cur.table_id))), 1 + max((ix.index_id for ix in cur.indexes), default=-1))

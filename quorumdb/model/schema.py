@@ -184,6 +184,8 @@ class TableDef:
     table_class: str = "STANDARD"
     stream_spec: dict[str, Any] | None = None  # the StreamSpecification while a stream is enabled
     stream_label: str | None = None  # the label of the latest stream (set by the data plane)
+    # SSEDescription as DescribeTable reports it; None for the default (AWS owned key).
+    sse: dict[str, str] | None = None
     version: int = 0
     # Point-in-time recovery: when it was (last) enabled, None while disabled.
     pitr_since: float | None = None
@@ -232,6 +234,7 @@ class TableDef:
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
             "stream_label": self.stream_label,
+            "sse": self.sse,
             "version": self.version,
             "pitr_since": self.pitr_since,
             "pitr_days": self.pitr_days,
@@ -258,6 +261,7 @@ class TableDef:
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
             stream_label=rec.get("stream_label"),
+            sse=rec.get("sse"),
             version=rec["version"],
             pitr_since=rec.get("pitr_since"),
             pitr_days=rec.get("pitr_days", PITR_DAYS),
