@@ -155,7 +155,7 @@ class PartitionStore:
                 if (index, position) <= done or (index == done[0] and done[1] == _WHOLE_ENTRY):
                     txn.abort()
                     return False
-                ok = cmd.base == (txn.get(LAST_KEY) or b"")
+                ok = self._fits(cmd, txn.get(LAST_KEY) or b"")
                 if ok:
                     for k, v in cmd.writes:
                         if v is None:
@@ -172,6 +172,11 @@ class PartitionStore:
                 self.engine.grow()
         self._settle(cmd.id, ok and bool(cmd.writes))
         return ok
+
+    @staticmethod
+    def _fits(cmd: Command, last: bytes) -> bool:
+        """Was ``cmd`` evaluated on the state it meets (the last applied command is its base)?"""
+        return cmd.base == last
 
     def skip(self, index: int) -> None:
         """A log entry that is not a command (a no-op, a membership change): remember it."""
