@@ -192,6 +192,12 @@ ORDER_BY_PATH: dict[str, list[str]] = {
     "UpdateTable": ["TableName", "ProvisionedThroughput", "BillingMode", "GlobalSecondaryIndexUpdates"],
 }
 
+MAX_KEY_ATTRIBUTES = 4
+GSI_KEY_SCHEMAS = {
+    "CreateTable.GlobalSecondaryIndexes[].KeySchema",
+    "UpdateTable.GlobalSecondaryIndexUpdates[].Create.KeySchema",
+}
+
 TABLE_NAME_RULES = {"min": 3, "max": 255, "re": "[a-zA-Z0-9_.-]+"}
 _DROP = None  # marker: remove the constraint
 
@@ -289,7 +295,9 @@ def build(shapes: dict[str, Any], name: str, path: str, op: str, in_collection: 
         apply_overrides(elem, path + "[]", op)
         node = {"k": "list", "e": elem}
         if name == "KeySchema":
-            node["max"] = 2  # our key schemas have a partition key and an optional sort key
+            # A table or local index has a partition key and an optional sort key; a global
+            # index up to four of each (multi-attribute keys), checked by the handlers.
+            node["max"] = 2 * MAX_KEY_ATTRIBUTES if path in GSI_KEY_SCHEMAS else 2
     elif t == "map":
         val = build(shapes, s["value"]["shape"], path + "{}", op, True)
         apply_overrides(val, path + "{}", op)

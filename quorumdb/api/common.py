@@ -241,9 +241,8 @@ def check_index_keys(table: TableDef, item: Item) -> None:
     """Index key attributes present in ``item`` must have the declared type and not be empty."""
     for ix in table.indexes:
         ks = ix.key_schema
-        for attr in (ks.hash, ks.range):
-            if attr is None:
-                continue
+        hash_attrs = ks.hash_attrs
+        for attr in ks.attrs:
             av = item.get(attr.name)
             if av is None:
                 continue
@@ -251,7 +250,7 @@ def check_index_keys(table: TableDef, item: Item) -> None:
             if v is None or v == "":
                 raise _index_key_error(ix, attr.name, attr.type, av)
             if attr.type != "N":
-                is_hash = attr is ks.hash
+                is_hash = attr in hash_attrs
                 limit = HASH_KEY_SIZE_MAX if is_hash else RANGE_KEY_SIZE_MAX
                 # A character is at most 4 UTF-8 bytes and base64 text is longer than its bytes.
                 if len(v) * (4 if attr.type == "S" else 1) > limit and key_value_size(attr.type, v) > limit:
@@ -316,9 +315,7 @@ def check_update_index_types(table: TableDef, update: Any) -> None:
     if not types:
         return
     for ix in table.indexes:
-        for attr in (ix.key_schema.hash, ix.key_schema.range):
-            if attr is None:
-                continue
+        for attr in ix.key_schema.attrs:
             t = types.get(attr.name)
             if t is not None and t != attr.type:
                 raise ValidationError(

@@ -69,7 +69,7 @@ from quorumdb.errors import (
     TransactionCanceledError,
     ValidationError,
 )
-from quorumdb.model.keys import encode_primary_key, encode_scalar, partition_hash
+from quorumdb.model.keys import encode_partition, encode_primary_key, encode_scalar, partition_hash
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import Item, Key
 from quorumdb.storage.engine import ReadTxn, StorageFullError, WriteTxn, prefix_successor
@@ -393,6 +393,20 @@ def _project(table: TableDef, ix: IndexDef, item: Item) -> Item:
     return {n: item[n] for n in names if n in item}
 
 
+def _multi_attribute_entry_key(table: TableDef, ix: IndexDef, item: Item) -> bytes | None:
+    """The start of ``item``'s entry key in a multi-attribute index (before the table key);
+    None unless the item has every key attribute of the index, each of its declared type."""
+    ks = ix.key_schema
+    for a in ks.attrs:
+        av = item.get(a.name)
+        if av is None or a.type not in av:
+            return None
+    key = index_prefix(table.table_id, ix.index_id) + encode_partition(ks.hash_attrs, [item[a.name] for a in ks.hash_attrs])
+    for a in ks.range_attrs:
+        key += encode_scalar(a.type, item[a.name][a.type])
+    return key
+
+
 def index_entry(
     table: TableDef, ix: IndexDef, item: Item | None, item_rec: bytes | None
 ) -> tuple[bytes, bytes, int] | None:
@@ -400,24 +414,29 @@ def index_entry(
     if item is None:
         return None
     ks = ix.key_schema
-    h = ks.hash
-    hv = item.get(h.name)
-    if hv is None:
-        return None
-    raw = hv.get(h.type)
-    if raw is None:
-        return None  # a different type: not indexable (the API layer rejects such writes)
-    enc = encode_scalar(h.type, raw)
-    key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
-    r = ks.range
-    if r is not None:
-        rv = item.get(r.name)
-        if rv is None:
+    if ks.multi_attribute:
+        key = _multi_attribute_entry_key(table, ix, item)
+        if key is None:
             return None
-        rraw = rv.get(r.type)
-        if rraw is None:
+    else:
+        h = ks.hash
+        hv = item.get(h.name)
+        if hv is None:
             return None
-        key += encode_scalar(r.type, rraw)
+        raw = hv.get(h.type)
+        if raw is None:
+            return None  # a different type: not indexable (the API layer rejects such writes)
+        enc = encode_scalar(h.type, raw)
+        key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
+        r = ks.range
+        if r is not None:
+            rv = item.get(r.name)
+            if rv is None:
+                return None
+            rraw = rv.get(r.type)
+            if rraw is None:
+                return None
+            key += encode_scalar(r.type, rraw)
     tks = table.key_schema
     key += encode_scalar(tks.hash.type, item[tks.hash.name][tks.hash.type])
     if tks.range is not None:

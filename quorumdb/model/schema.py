@@ -13,10 +13,12 @@ from typing import Any
 
 from quorumdb.model.types import Item, Key, ScalarType
 
-__all__ = ["KeyAttr", "KeySchema", "Throughput", "IndexDef", "TableDef", "arn_for"]
+__all__ = ["KeyAttr", "KeySchema", "Throughput", "IndexDef", "TableDef", "arn_for", "MAX_KEY_ATTRIBUTES"]
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
+# Partition-key (and, separately, sort-key) attributes of a multi-attribute GSI key.
+MAX_KEY_ATTRIBUTES = 4
 
 
 def arn_for(table_name: str) -> str:
@@ -31,32 +33,69 @@ class KeyAttr:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeySchema:
-    """A table's or index's primary key: a partition (HASH) key and an optional sort (RANGE) key."""
+    """A table's or index's primary key: a partition (HASH) key and an optional sort (RANGE) key.
+
+    A global secondary index may have multi-attribute keys: up to ``MAX_KEY_ATTRIBUTES``
+    partition-key attributes and as many sort-key attributes, in order. ``hash`` and ``range``
+    are the first of each; ``extra_hash`` and ``extra_range`` the ones after it (empty for every
+    table and local index).
+    """
 
     hash: KeyAttr
     range: KeyAttr | None = None
+    extra_hash: tuple[KeyAttr, ...] = ()
+    extra_range: tuple[KeyAttr, ...] = ()
+
+    def __post_init__(self) -> None:
+        assert not self.extra_range or self.range is not None
+        assert len(self.extra_hash) < MAX_KEY_ATTRIBUTES and len(self.extra_range) < MAX_KEY_ATTRIBUTES
+
+    @property
+    def hash_attrs(self) -> tuple[KeyAttr, ...]:
+        return (self.hash, *self.extra_hash)
+
+    @property
+    def range_attrs(self) -> tuple[KeyAttr, ...]:
+        return () if self.range is None else (self.range, *self.extra_range)
+
+    @property
+    def attrs(self) -> tuple[KeyAttr, ...]:
+        return self.hash_attrs + self.range_attrs
+
+    @property
+    def multi_attribute(self) -> bool:
+        return bool(self.extra_hash or self.extra_range)
 
     @property
     def names(self) -> tuple[str, ...]:
+        if self.extra_hash or self.extra_range:
+            return tuple(a.name for a in self.attrs)
         return (self.hash.name,) if self.range is None else (self.hash.name, self.range.name)
 
     def key_of(self, item: Item) -> Key:
         """The key attributes of ``item`` (which must have them)."""
+        if self.extra_hash or self.extra_range:
+            return {a.name: item[a.name] for a in self.attrs}
         if self.range is None:
             return {self.hash.name: item[self.hash.name]}
         return {self.hash.name: item[self.hash.name], self.range.name: item[self.range.name]}
 
     def to_wire(self) -> list[dict[str, str]]:
-        out = [{"AttributeName": self.hash.name, "KeyType": "HASH"}]
-        if self.range is not None:
-            out.append({"AttributeName": self.range.name, "KeyType": "RANGE"})
+        out = [{"AttributeName": a.name, "KeyType": "HASH"} for a in self.hash_attrs]
+        out.extend({"AttributeName": a.name, "KeyType": "RANGE"} for a in self.range_attrs)
         return out
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "hash": [self.hash.name, self.hash.type],
             "range": None if self.range is None else [self.range.name, self.range.type],
         }
+        # Only multi-attribute keys carry these, so older records read unchanged.
+        if self.extra_hash:
+            out["extra_hash"] = [[a.name, a.type] for a in self.extra_hash]
+        if self.extra_range:
+            out["extra_range"] = [[a.name, a.type] for a in self.extra_range]
+        return out
 
     @staticmethod
     def from_record(rec: dict[str, Any]) -> KeySchema:
@@ -65,6 +104,8 @@ class KeySchema:
         return KeySchema(
             hash=KeyAttr(name=h[0], type=h[1]),
             range=None if r is None else KeyAttr(name=r[0], type=r[1]),
+            extra_hash=tuple(KeyAttr(name=n, type=t) for n, t in rec.get("extra_hash", ())),
+            extra_range=tuple(KeyAttr(name=n, type=t) for n, t in rec.get("extra_range", ())),
         )
 
 

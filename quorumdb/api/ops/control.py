@@ -25,7 +25,15 @@ from quorumdb.errors import (
     ResourceNotFoundError,
     ValidationError,
 )
-from quorumdb.model.schema import ACCOUNT, IndexDef, KeyAttr, KeySchema, TableDef, Throughput
+from quorumdb.model.schema import (
+    ACCOUNT,
+    MAX_KEY_ATTRIBUTES,
+    IndexDef,
+    KeyAttr,
+    KeySchema,
+    TableDef,
+    Throughput,
+)
 from quorumdb.model.types import ScalarType
 
 __all__ = [
@@ -177,12 +185,45 @@ def _check_bounds(pt: dict[str, Any]) -> None:
 
 
 def _key_schema(ks: list[dict[str, Any]], types: dict[str, ScalarType]) -> KeySchema:
-    h = ks[0]["AttributeName"]
-    r = ks[1]["AttributeName"] if len(ks) > 1 else None
+    hashes = [KeyAttr(name=e["AttributeName"], type=types[e["AttributeName"]]) for e in ks if e["KeyType"] == "HASH"]
+    ranges = [KeyAttr(name=e["AttributeName"], type=types[e["AttributeName"]]) for e in ks if e["KeyType"] == "RANGE"]
     return KeySchema(
-        hash=KeyAttr(name=h, type=types[h]),
-        range=None if r is None else KeyAttr(name=r, type=types[r]),
+        hash=hashes[0],
+        range=ranges[0] if ranges else None,
+        extra_hash=tuple(hashes[1:]),
+        extra_range=tuple(ranges[1:]),
     )
+
+
+def _check_gsi_key_elements(ks: list[dict[str, Any]]) -> None:
+    """A global secondary index's KeySchema: one to four partition-key (HASH) attributes, then
+    up to four sort-key (RANGE) attributes, each named once (multi-attribute keys)."""
+    if len(ks) == 1 or (len(ks) == 2 and ks[1]["KeyType"] != "HASH"):
+        _check_key_elements(ks)
+        return
+    if ks[0]["KeyType"] != "HASH":
+        raise ValidationError("Invalid KeySchema: The first KeySchemaElement is not a HASH key type")
+    seen: set[str] = set()
+    in_range = False
+    for e in ks:
+        kind = e["KeyType"]
+        if kind not in ("HASH", "RANGE"):
+            raise ValidationError(f"Invalid KeySchema: Invalid KeyType {kind} for key attribute {e['AttributeName']}")
+        if kind == "HASH" and in_range:
+            raise ValidationError(
+                "Invalid KeySchema: All HASH key type KeySchemaElements must come before the RANGE key type ones"
+            )
+        in_range = kind == "RANGE"
+        if e["AttributeName"] in seen:
+            raise ValidationError(f"Invalid KeySchema: Duplicate key attribute name in the KeySchema: {e['AttributeName']}")
+        seen.add(e["AttributeName"])
+    for kind, label in (("HASH", "partition"), ("RANGE", "sort")):
+        count = sum(1 for e in ks if e["KeyType"] == kind)
+        if count > MAX_KEY_ATTRIBUTES:
+            raise ValidationError(
+                f"Invalid KeySchema: The number of {kind} key type KeySchemaElements ({count}) exceeds the limit of "
+                f"{MAX_KEY_ATTRIBUTES} {label} key attributes"
+            )
 
 
 def _index_def(
@@ -208,7 +249,7 @@ def _check_gsi(spec: dict[str, Any], defined: list[str], billing: str) -> None:
     CreateTable and in UpdateTable's Create (``billing`` is the mode the table will have)."""
     ix_name = spec["IndexName"]
     _check_defined(_names(spec["KeySchema"]), defined)
-    _check_key_elements(spec["KeySchema"])
+    _check_gsi_key_elements(spec["KeySchema"])
     _check_projection(ix_name, spec["Projection"])
     pt = spec.get("ProvisionedThroughput")
     if billing == PAY_PER_REQUEST and pt is not None:
