@@ -1,0 +1,1 @@
+"""The cluster: nodes, the metadata service, partitions replicated by Multi-Paxos."""
