@@ -218,10 +218,12 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "BatchGetItem.RequestItems": {
         "max": _DROP,
         "keys": [["max", 255], ["min", 3], ["re", "[a-zA-Z0-9_.-]+"]],
+        "arn": 1,  # keys may be table ARNs
     },
     "BatchWriteItem.RequestItems": {
         "max": _DROP,
         "keys": [["max", 255], ["min", 3], ["re", "[a-zA-Z0-9_.-]+"]],
+        "arn": 1,
         "values": [["max", 25], ["min", 1]],
     },
     "BatchWriteItem.RequestItems{}": {"min": _DROP, "max": _DROP},
@@ -282,11 +284,13 @@ def build(shapes: dict[str, Any], name: str, path: str, op: str, in_collection: 
             sub = build(shapes, members[m]["shape"], f"{path}.{m}", op, False)
             if m == "TableName" and members[m]["shape"] in ("TableArn", "TableName"):
                 sub = {"k": "str", **TABLE_NAME_RULES}
+                if members[m]["shape"] == "TableArn":
+                    sub["arn"] = 1  # a table ARN is accepted in place of the name
             if m in required:
                 sub["nn"] = 1
             if path == op and m == "TableName" and op in TABLE_NAME_FIRST:
                 # Checked first, with its own messages; only the pattern stays aggregated.
-                sub = {"k": "str", "re": TABLE_NAME_RULES["re"]}
+                sub = {"k": "str", "re": TABLE_NAME_RULES["re"], "arn": 1}
             apply_overrides(sub, f"{path}.{m}", op)
             out_members.append([m, sub])
         node = {"k": "struct", "c": name, "m": out_members}

@@ -12,10 +12,12 @@ here has passed.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from quorumdb.api.lifecycle import serves_items
 from quorumdb.errors import ResourceNotFoundError, ValidationError
 from quorumdb.expr import Condition, ExpressionContext, KeyCondition, Projection, Update, legacy
 from quorumdb.expr.ast import Literal, Path
@@ -25,7 +27,7 @@ from quorumdb.model.keys import (
     extract_key,
     key_value_size,
 )
-from quorumdb.model.schema import IndexDef, KeySchema, TableDef
+from quorumdb.model.schema import IndexDef, KeySchema, TableDef, table_name_of
 from quorumdb.model.types import Item, Key
 
 __all__ = [
@@ -52,12 +54,16 @@ MAX_ITEM_BYTES = 400 * 1024
 INVALID = "One or more parameter values were invalid: "
 
 
-def table_of(ctx_db: Any, name: str) -> TableDef:
-    """The table definition, or ResourceNotFoundError with DynamoDB's text."""
+def table_of(ctx_db: Any, name: str, now: float | None = None) -> TableDef:
+    """The table an item operation names (by name or table ARN), or ResourceNotFoundError with
+    DynamoDB's text; so is a table that is being created or deleted (at ``now``, the wall
+    clock by default)."""
     try:
-        table: TableDef = ctx_db.table(name)
+        table: TableDef = ctx_db.table(table_name_of(name))
     except ResourceNotFoundError:
         raise ResourceNotFoundError("Requested resource not found") from None
+    if table.status_until is not None and not serves_items(table, time.time() if now is None else now):
+        raise ResourceNotFoundError("Requested resource not found")
     return table
 
 

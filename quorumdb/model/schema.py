@@ -8,21 +8,39 @@ a new value with ``dataclasses.replace`` and a higher ``version``. They serializ
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from quorumdb.model.types import Item, Key, ScalarType
 
-__all__ = ["KeyAttr", "KeySchema", "Throughput", "IndexDef", "TableDef", "arn_for", "MAX_KEY_ATTRIBUTES"]
+__all__ = ["KeyAttr", "KeySchema", "Throughput", "IndexDef", "TableDef", "arn_for", "MAX_KEY_ATTRIBUTES", "GONE", "TABLE_ARN_RE", "TABLE_ARN_MAX", "table_name_of"]
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
 # Partition-key (and, separately, sort-key) attributes of a multi-attribute GSI key.
 MAX_KEY_ATTRIBUTES = 4
+# ``TableDef.status_at`` of a DELETING table past its deadline: as good as gone.
+GONE = "GONE"
 
 
 def arn_for(table_name: str) -> str:
     return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}"
+
+
+# A table ARN, of any partition, region and account, as DynamoDB takes it in place of a
+# TableName (at most 1024 characters).
+TABLE_ARN_RE = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/([a-zA-Z0-9_.-]{3,255})")
+TABLE_ARN_MAX = 1024
+
+
+def table_name_of(name_or_arn: str) -> str:
+    """The table name a TableName parameter means: itself, or the name inside a table ARN."""
+    if name_or_arn.startswith("arn:") and len(name_or_arn) <= TABLE_ARN_MAX:
+        m = TABLE_ARN_RE.fullmatch(name_or_arn)
+        if m is not None:
+            return m.group(1)
+    return name_or_arn
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +167,15 @@ class IndexDef:
     status: str = "ACTIVE"  # CREATING | UPDATING | DELETING | ACTIVE
     backfilling: bool = False
     throughput: Throughput = field(default_factory=Throughput)
+    # Wall-clock end of the index's transition (CREATING / DELETING) as reported; see
+    # ``status_at``. None: the stored status is the reported one.
+    status_until: float | None = None
+
+    def status_at(self, now: float) -> str:
+        """IndexStatus at ``now``: CREATING while backfilling and until ``status_until``."""
+        if self.status == "ACTIVE" and self.status_until is not None and now < self.status_until:
+            return "CREATING"
+        return self.status
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -161,6 +188,7 @@ class IndexDef:
             "status": self.status,
             "backfilling": self.backfilling,
             "throughput": dataclasses.asdict(self.throughput),
+            "status_until": self.status_until,
         }
 
     @staticmethod
@@ -175,6 +203,7 @@ class IndexDef:
             status=rec["status"],
             backfilling=rec["backfilling"],
             throughput=Throughput(**rec["throughput"]),
+            status_until=rec.get("status_until"),
         )
 
 
@@ -203,6 +232,21 @@ class TableDef:
     table_class: str = "STANDARD"
     stream_spec: dict[str, Any] | None = None
     version: int = 0
+    # Wall-clock end of a CREATING / UPDATING / DELETING transition (``status_at``); None: the
+    # stored status holds until changed. Stored, so every process sharing the store agrees.
+    status_until: float | None = None
+    # Global indexes being deleted: already gone from storage and from ``indexes``, described
+    # with IndexStatus DELETING until their ``status_until``.
+    deleting_indexes: tuple[IndexDef, ...] = ()
+
+    def status_at(self, now: float) -> str:
+        """TableStatus at ``now``: a CREATING or UPDATING table is ACTIVE from ``status_until``
+        on; a DELETING one is ``GONE`` then (its definition only waits to be dropped)."""
+        if self.status_until is None or now < self.status_until:
+            return self.status
+        if self.status == "DELETING":
+            return GONE
+        return "ACTIVE"
 
     @property
     def arn(self) -> str:
@@ -241,6 +285,8 @@ class TableDef:
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
             "version": self.version,
+            "status_until": self.status_until,
+            "deleting_indexes": [ix.to_record() for ix in self.deleting_indexes],
         }
 
     @staticmethod
@@ -263,4 +309,6 @@ class TableDef:
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
             version=rec["version"],
+            status_until=rec.get("status_until"),
+            deleting_indexes=tuple(IndexDef.from_record(ix) for ix in rec.get("deleting_indexes", ())),
         )

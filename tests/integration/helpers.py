@@ -81,6 +81,7 @@ class ServerProcess:
 
     data_dir: str
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()  # more ``quorumdb serve`` options
     proc: subprocess.Popen[str] | None = None
     endpoint: str = ""
     output: list[str] = field(default_factory=list)
@@ -93,7 +94,7 @@ class ServerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         cmd = [
             sys.executable, "-m", "quorumdb", "serve",
-            "--host", "127.0.0.1", "--port", "0", "--data-dir", self.data_dir,
+            "--host", "127.0.0.1", "--port", "0", "--data-dir", self.data_dir, *self.extra_args,
         ]
         self._lines = queue.Queue()
         self.proc = subprocess.Popen(

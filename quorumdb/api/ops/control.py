@@ -12,11 +12,15 @@ Handlers here never touch items or storage engines, and never format HTTP errors
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import re
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
+from quorumdb.api.lifecycle import in_use_error, status_delay_s
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.errors import (
     DynamoError,
@@ -27,12 +31,14 @@ from quorumdb.errors import (
 )
 from quorumdb.model.schema import (
     ACCOUNT,
+    GONE,
     MAX_KEY_ATTRIBUTES,
     IndexDef,
     KeyAttr,
     KeySchema,
     TableDef,
     Throughput,
+    table_name_of,
 )
 from quorumdb.model.types import ScalarType
 
@@ -59,6 +65,8 @@ _TABLE_ARN = re.compile(r"arn:aws:dynamodb:.+:\d+:table/([^/]{2}[^/]+)")
 
 _endpoint_address = "localhost:8000"
 
+log = logging.getLogger(__name__)
+
 
 def set_endpoint_address(address: str) -> None:
     """The ``host:port`` DescribeEndpoints reports (set by the server once it listens)."""
@@ -80,16 +88,20 @@ def _projection(ix: IndexDef) -> dict[str, Any]:
     return out
 
 
-def _describe_index(ctx: RequestContext, table: TableDef, ix: IndexDef) -> dict[str, Any]:
-    items, size = ctx.db.index_stats(table, ix)
+def _describe_index(
+    ctx: RequestContext, table: TableDef, ix: IndexDef, now: float, table_status: str
+) -> dict[str, Any]:
+    items, size = (0, 0) if ix.status == "DELETING" else ctx.db.index_stats(table, ix)
     out: dict[str, Any] = {
         "IndexName": ix.name,
         "KeySchema": ix.key_schema.to_wire(),
         "Projection": _projection(ix),
     }
     if not ix.local:
-        out["IndexStatus"] = ix.status
-        if ix.status == "CREATING":
+        # The indexes of a table being created are being created too.
+        status = "CREATING" if table_status == "CREATING" else ix.status_at(now)
+        out["IndexStatus"] = status
+        if status == "CREATING":
             out["Backfilling"] = ix.backfilling
         out["ProvisionedThroughput"] = ix.throughput.to_wire()
     out["IndexSizeBytes"] = size
@@ -99,7 +111,9 @@ def _describe_index(ctx: RequestContext, table: TableDef, ix: IndexDef) -> dict[
 
 
 def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None = None) -> dict[str, Any]:
-    """The TableDescription DynamoDB returns for ``table``."""
+    """The TableDescription DynamoDB returns for ``table`` (in ``status``, else its status now)."""
+    now = ctx.now()
+    table_status = status or table.status_at(now)
     items, size = ctx.db.table_stats(table)
     out: dict[str, Any] = {
         "AttributeDefinitions": [
@@ -107,7 +121,7 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
         ],
         "TableName": table.name,
         "KeySchema": table.key_schema.to_wire(),
-        "TableStatus": status or table.status,
+        "TableStatus": table_status,
         "CreationDateTime": table.created_at,
         "ProvisionedThroughput": table.throughput.to_wire(),
         "TableSizeBytes": size,
@@ -118,10 +132,11 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
     }
     if table.billing_mode == PAY_PER_REQUEST:
         out["BillingModeSummary"]["LastUpdateToPayPerRequestDateTime"] = table.created_at
-    lsis = [_describe_index(ctx, table, ix) for ix in table.local_indexes]
+    lsis = [_describe_index(ctx, table, ix, now, table_status) for ix in table.local_indexes]
     if lsis:
         out["LocalSecondaryIndexes"] = lsis
-    gsis = [_describe_index(ctx, table, ix) for ix in table.global_indexes]
+    gsis = [_describe_index(ctx, table, ix, now, table_status) for ix in table.global_indexes]
+    gsis += [_describe_index(ctx, table, ix, now, table_status) for ix in _deleting_indexes(table, now)]
     if gsis:
         out["GlobalSecondaryIndexes"] = gsis
     if table.stream_spec:
@@ -131,11 +146,85 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
     return out
 
 
+def _deleting_indexes(table: TableDef, now: float) -> tuple[IndexDef, ...]:
+    """Deleted global indexes still reported as DELETING at ``now``."""
+    return tuple(ix for ix in table.deleting_indexes if ix.status_until is not None and now < ix.status_until)
+
+
+def _deleted_description(ctx: RequestContext, table: TableDef) -> dict[str, Any]:
+    """DeleteTable's TableDescription: DynamoDB's short form (no key schema, attribute
+    definitions, creation time nor indexes), in TableStatus DELETING."""
+    full = describe_table(ctx, table, status="DELETING")
+    return {k: full[k] for k in _DELETED_FIELDS if k in full}
+
+
+_DELETED_FIELDS = (
+    "TableName",
+    "TableStatus",
+    "ProvisionedThroughput",
+    "TableSizeBytes",
+    "ItemCount",
+    "TableArn",
+    "TableId",
+    "BillingModeSummary",
+    "StreamSpecification",
+    "LatestStreamLabel",
+    "LatestStreamArn",
+    "SSEDescription",
+    "TableClassSummary",
+    "DeletionProtectionEnabled",
+)
+
+
+def _not_found(name: str) -> ResourceNotFoundError:
+    return ResourceNotFoundError(f"Requested resource not found: Table: {name} not found")
+
+
 def _table(ctx: RequestContext, name: str) -> TableDef:
+    """The table a control-plane request names (by name or table ARN); ResourceNotFoundError
+    names it as given. A DELETING table past its deadline is gone."""
     try:
-        return ctx.db.table(name)
+        table = ctx.db.table(table_name_of(name))
     except ResourceNotFoundError:
-        raise ResourceNotFoundError(f"Requested resource not found: Table: {name} not found") from None
+        raise _not_found(name) from None
+    if table.status_until is not None and table.status_at(ctx.now()) == GONE:
+        _spawn(_drop_deleted(ctx.db, table))
+        raise _not_found(name)
+    return table
+
+
+def _changeable(ctx: RequestContext, name: str) -> TableDef:
+    """``_table`` for a change (UpdateTable, DeleteTable): ResourceInUseError unless ACTIVE."""
+    table = _table(ctx, name)
+    status = table.status_at(ctx.now())
+    if status != "ACTIVE":
+        raise in_use_error(table.name, status)
+    return table
+
+
+# Background drops of deleted tables whose DELETING status is over (referenced until done).
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+async def _drop_deleted(db: Any, table: TableDef, delay_s: float = 0.0) -> None:
+    """Remove a DELETING table's definition and data once its status delay is over (unless
+    another process did, or the name now belongs to a new table)."""
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
+    try:
+        current = db.table(table.name)
+        if current.uuid == table.uuid and current.status == "DELETING":
+            await db.delete_table(table.name)
+    except ResourceNotFoundError:
+        pass
+    except Exception:  # noqa: BLE001 - a later lookup or CreateTable drops it again
+        log.warning("dropping deleted table %s failed", table.name, exc_info=True)
 
 
 # -- CreateTable ----------------------------------------------------------------------------
@@ -275,7 +364,7 @@ def _check_tags(tags: list[dict[str, Any]]) -> dict[str, str]:
 
 @operation("CreateTable")
 async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    name: str = req["TableName"]
+    name: str = table_name_of(req["TableName"])
     billing = req.get("BillingMode") or PROVISIONED
     pt = req.get("ProvisionedThroughput")
     if billing == PAY_PER_REQUEST:
@@ -372,26 +461,32 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         + [_index_def(ix, len(lsis or []) + i + 1, local=False, types=types) for i, ix in enumerate(gsis or [])]
     )
     stream = req.get("StreamSpecification")
+    now = ctx.now()
+    until = now + status_delay_s()
+    indexes = tuple(dataclasses.replace(ix, status_until=until) if not ix.local else ix for ix in indexes)
     table = TableDef(
         name=name,
         table_id=0,
         uuid=str(uuid.uuid4()),
         key_schema=_key_schema(key_schema, types),
         attribute_definitions=types,
-        created_at=ctx.now(),
+        created_at=now,
         billing_mode=billing,
         throughput=_throughput(pt) if billing == PROVISIONED else Throughput(),
         indexes=indexes,
-        status="ACTIVE",
+        status="CREATING",
+        status_until=until,
         tags=tags,
         deletion_protection=bool(req.get("DeletionProtectionEnabled", False)),
         table_class=req.get("TableClass") or "STANDARD",
         stream_spec=dict(stream) if stream and stream.get("StreamEnabled") else None,
     )
     if name in ctx.db.table_names():
-        raise ResourceInUseError(f"Table already exists: {name}")
+        await _drop_if_gone(ctx, name)
+        if name in ctx.db.table_names():
+            raise ResourceInUseError(f"Table already exists: {name}")
     created = await ctx.db.create_table(table)
-    out = describe_table(ctx, created)
+    out = describe_table(ctx, created, status="CREATING")
     sse = req.get("SSESpecification")
     if sse and sse.get("Enabled"):
         out["SSEDescription"] = {"Status": "ENABLED", "SSEType": sse.get("SSEType") or "KMS"}
@@ -399,6 +494,24 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
 
 
 # -- DescribeTable / DeleteTable / ListTables -------------------------------------------------
+
+
+def _gone(ctx: RequestContext, name: str, now: float) -> bool:
+    try:
+        table = ctx.db.table(name)
+    except ResourceNotFoundError:
+        return True
+    return table.status_until is not None and table.status_at(now) == GONE
+
+
+async def _drop_if_gone(ctx: RequestContext, name: str) -> None:
+    """Drop the definition of a deleted table whose DELETING status is over, if any."""
+    try:
+        table = ctx.db.table(name)
+    except ResourceNotFoundError:
+        return
+    if table.status_until is not None and table.status_at(ctx.now()) == GONE:
+        await _drop_deleted(ctx.db, table)
 
 
 @operation("DescribeTable")
@@ -409,21 +522,36 @@ async def describe_table_op(ctx: RequestContext, req: dict[str, Any]) -> dict[st
 @operation("DeleteTable")
 async def delete_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _table(ctx, req["TableName"])
+    now = ctx.now()
+    status = table.status_at(now)
+    if status == "DELETING":  # DynamoDB: no error for a table already being deleted
+        return {"TableDescription": _deleted_description(ctx, table)}
+    if status != "ACTIVE":
+        raise in_use_error(table.name, status)
     if table.deletion_protection:
         raise ValidationError(
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
         )
-    out = describe_table(ctx, table, status="DELETING")
+    out = _deleted_description(ctx, table)
+    delay = status_delay_s()
     try:
-        await ctx.db.delete_table(table.name)
+        if delay > 0:
+            # Reported DELETING until the deadline (item requests find no table meanwhile),
+            # then dropped; a lookup after the deadline drops it too if this process cannot.
+            deleting = dataclasses.replace(table, status="DELETING", status_until=now + delay)
+            await ctx.db.update_table(deleting)
+            _spawn(_drop_deleted(ctx.db, deleting, delay))
+        else:
+            await ctx.db.delete_table(table.name)
     except ResourceNotFoundError:
-        raise ResourceNotFoundError(f"Requested resource not found: Table: {table.name} not found") from None
+        raise _not_found(req["TableName"]) from None
     return {"TableDescription": out}
 
 
 @operation("ListTables")
 async def list_tables(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    names = ctx.db.table_names()
+    now = ctx.now()
+    names = [n for n in ctx.db.table_names() if not _gone(ctx, n, now)]
     start = req.get("ExclusiveStartTableName")
     if start is not None:
         names = [n for n in names if n > start]
@@ -501,8 +629,9 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             )
         seen.add(ix_name)
 
-    table = _table(ctx, req["TableName"])
+    table = _changeable(ctx, req["TableName"])
     now = ctx.now()
+    until = now + status_delay_s()
     billing = req.get("BillingMode") or table.billing_mode
     if pt is not None and billing == PAY_PER_REQUEST:
         raise ValidationError(
@@ -532,6 +661,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         types[d["AttributeName"]] = d["AttributeType"]
 
     indexes = list(table.indexes)
+    deleting = list(_deleting_indexes(table, now))
     updated_pt: set[str] = set()
     for u in gsi_updates:
         if u.get("Update"):
@@ -562,6 +692,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             pos = next((i for i, ix in enumerate(indexes) if ix.name == ix_name and not ix.local), None)
             if pos is None:
                 raise ResourceNotFoundError(f"Requested resource not found: Index: {ix_name} not found")
+            deleting.append(dataclasses.replace(indexes[pos], status="DELETING", backfilling=False, status_until=until))
             del indexes[pos]
         else:
             create = u["Create"]
@@ -580,9 +711,9 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
                     f"exceeds the limit of {MAX_PROJECTED_ATTRIBUTES}"
                 )
             next_id = max((ix.index_id for ix in table.indexes), default=0) + 1
-            indexes.append(
-                _index_def(create, next_id, local=False, types=types, status="CREATING", backfilling=True)
-            )
+            created = _index_def(create, next_id, local=False, types=types, status="CREATING", backfilling=True)
+            indexes.append(dataclasses.replace(created, status_until=until))
+            deleting = [ix for ix in deleting if ix.name != ix_name]
 
     if billing == PAY_PER_REQUEST:
         indexes = [ix if ix.local else dataclasses.replace(ix, throughput=Throughput()) for ix in indexes]
@@ -602,6 +733,9 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         "throughput": throughput,
         "indexes": tuple(indexes),
         "attribute_definitions": types,
+        "status": "UPDATING",
+        "status_until": until,
+        "deleting_indexes": tuple(deleting),
     }
     stream = req.get("StreamSpecification")
     if stream is not None:
@@ -611,7 +745,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
     if req.get("DeletionProtectionEnabled") is not None:
         changes["deletion_protection"] = bool(req["DeletionProtectionEnabled"])
     updated = await ctx.db.update_table(dataclasses.replace(table, **changes))
-    return {"TableDescription": describe_table(ctx, updated)}
+    return {"TableDescription": describe_table(ctx, updated, status="UPDATING")}
 
 
 # -- limits and endpoints ---------------------------------------------------------------------
