@@ -3,9 +3,10 @@
 Each handler finishes DynamoDB's semantic validation (after the declarative spec in
 ``quorumdb.api.spec`` has checked types and constraints), then changes the catalog through the
 data plane (``create_table``/``update_table``/``delete_table``) and describes the result in
-DynamoDB's shapes. Tables are usable as soon as CreateTable returns, so they are reported
-ACTIVE; a global secondary index added by UpdateTable stays CREATING (Backfilling) until the
-data plane has backfilled it.
+DynamoDB's shapes. Changes apply at once; the CREATING / UPDATING / DELETING statuses DynamoDB
+shows meanwhile are reported until a stored deadline (``quorumdb.api.lifecycle``), and a global
+secondary index added by UpdateTable stays CREATING (Backfilling) until the data plane has
+backfilled it. A table ARN is accepted wherever a TableName is.
 
 Handlers here never touch items or storage engines, and never format HTTP errors.
 """
@@ -792,7 +793,10 @@ def _tagged_table(ctx: RequestContext, req: dict[str, Any], action: str, member:
             else "Atleast one Tag Key needs to be provided as Input."
         )
     try:
-        return ctx.db.table(m.group(1))
+        table = ctx.db.table(m.group(1))
+        if table.status_until is not None and table.status_at(ctx.now()) == GONE:
+            raise ResourceNotFoundError("deleted")
+        return table
     except ResourceNotFoundError:
         if action == "UntagResource":
             raise ResourceNotFoundError("Requested resource not found") from None
