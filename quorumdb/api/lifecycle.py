@@ -19,7 +19,7 @@ import os
 from quorumdb.errors import ResourceInUseError
 from quorumdb.model.schema import GONE, TableDef
 
-__all__ = ["STATUS_DELAY_ENV", "status_delay_s", "in_use_error", "serves_items", "GONE"]
+__all__ = ["STATUS_DELAY_ENV", "status_delay_s", "status_deadline", "in_use_error", "serves_items", "GONE"]
 
 STATUS_DELAY_ENV = "QUORUMDB_TABLE_STATUS_DELAY_MS"
 
@@ -34,6 +34,13 @@ def status_delay_s() -> float:
     except ValueError:
         return 0.0
     return ms / 1000.0 if ms > 0 else 0.0
+
+
+def status_deadline(now: float) -> float | None:
+    """When a transition starting at ``now`` ends; None without a delay (it is over at once,
+    and nothing is stored that a clock stepping back could make look unfinished)."""
+    delay = status_delay_s()
+    return now + delay if delay > 0 else None
 
 
 def in_use_error(name: str, status: str) -> ResourceInUseError:

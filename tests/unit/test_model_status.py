@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from quorumdb.api.lifecycle import in_use_error, serves_items, status_delay_s
+from quorumdb.api.lifecycle import in_use_error, serves_items, status_deadline, status_delay_s
 from quorumdb.model.schema import GONE, IndexDef, KeyAttr, KeySchema, TableDef, table_name_of
 
 KS = KeySchema(hash=KeyAttr(name="pk", type="S"))
@@ -62,8 +62,10 @@ def test_records_round_trip_and_old_records_read() -> None:
 def test_status_delay_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QUORUMDB_TABLE_STATUS_DELAY_MS", raising=False)
     assert status_delay_s() == 0.0
+    assert status_deadline(10.0) is None  # nothing stored: over at once
     monkeypatch.setenv("QUORUMDB_TABLE_STATUS_DELAY_MS", "1500")
     assert status_delay_s() == 1.5
+    assert status_deadline(10.0) == 11.5
     monkeypatch.setenv("QUORUMDB_TABLE_STATUS_DELAY_MS", "soon")
     assert status_delay_s() == 0.0
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from quorumdb.api.lifecycle import in_use_error, status_delay_s
+from quorumdb.api.lifecycle import in_use_error, status_deadline
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.errors import (
     DynamoError,
@@ -463,8 +463,9 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
     )
     stream = req.get("StreamSpecification")
     now = ctx.now()
-    until = now + status_delay_s()
-    indexes = tuple(dataclasses.replace(ix, status_until=until) if not ix.local else ix for ix in indexes)
+    until = status_deadline(now)
+    if until is not None:
+        indexes = tuple(dataclasses.replace(ix, status_until=until) if not ix.local else ix for ix in indexes)
     table = TableDef(
         name=name,
         table_id=0,
@@ -475,7 +476,7 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         billing_mode=billing,
         throughput=_throughput(pt) if billing == PROVISIONED else Throughput(),
         indexes=indexes,
-        status="CREATING",
+        status="ACTIVE" if until is None else "CREATING",
         status_until=until,
         tags=tags,
         deletion_protection=bool(req.get("DeletionProtectionEnabled", False)),
@@ -534,14 +535,14 @@ async def delete_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
         )
     out = _deleted_description(ctx, table)
-    delay = status_delay_s()
+    until = status_deadline(now)
     try:
-        if delay > 0:
+        if until is not None:
             # Reported DELETING until the deadline (item requests find no table meanwhile),
             # then dropped; a lookup after the deadline drops it too if this process cannot.
-            deleting = dataclasses.replace(table, status="DELETING", status_until=now + delay)
+            deleting = dataclasses.replace(table, status="DELETING", status_until=until)
             await ctx.db.update_table(deleting)
-            _spawn(_drop_deleted(ctx.db, deleting, delay))
+            _spawn(_drop_deleted(ctx.db, deleting, until - now))
         else:
             await ctx.db.delete_table(table.name)
     except ResourceNotFoundError:
@@ -632,7 +633,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
 
     table = _changeable(ctx, req["TableName"])
     now = ctx.now()
-    until = now + status_delay_s()
+    until = status_deadline(now)
     billing = req.get("BillingMode") or table.billing_mode
     if pt is not None and billing == PAY_PER_REQUEST:
         raise ValidationError(
@@ -693,7 +694,8 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             pos = next((i for i, ix in enumerate(indexes) if ix.name == ix_name and not ix.local), None)
             if pos is None:
                 raise ResourceNotFoundError(f"Requested resource not found: Index: {ix_name} not found")
-            deleting.append(dataclasses.replace(indexes[pos], status="DELETING", backfilling=False, status_until=until))
+            if until is not None:
+                deleting.append(dataclasses.replace(indexes[pos], status="DELETING", backfilling=False, status_until=until))
             del indexes[pos]
         else:
             create = u["Create"]
@@ -734,7 +736,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         "throughput": throughput,
         "indexes": tuple(indexes),
         "attribute_definitions": types,
-        "status": "UPDATING",
+        "status": "ACTIVE" if until is None else "UPDATING",
         "status_until": until,
         "deleting_indexes": tuple(deleting),
     }
