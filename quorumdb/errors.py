@@ -29,6 +29,8 @@ __all__ = [
     "TransactionInProgressError",
     "IdempotentParameterMismatchError",
     "InternalServerError",
+    "ExpiredIteratorError",
+    "TrimmedDataAccessError",
     "ERROR_PREFIX",
 ]
 
@@ -144,6 +146,18 @@ class TransactionInProgressError(DynamoError):
 
 class IdempotentParameterMismatchError(DynamoError):
     type_name = "IdempotentParameterMismatchException"
+
+
+class ExpiredIteratorError(DynamoError):
+    """DynamoDB Streams: a shard iterator older than 15 minutes."""
+
+    type_name = "ExpiredIteratorException"
+
+
+class TrimmedDataAccessError(DynamoError):
+    """DynamoDB Streams: a position before the oldest record still kept in the shard."""
+
+    type_name = "TrimmedDataAccessException"
 
 
 class InternalServerError(DynamoError):

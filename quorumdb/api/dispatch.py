@@ -1,7 +1,8 @@
 """From a parsed HTTP request to a response body: the one place errors become DynamoDB JSON.
 
 ``Dispatcher.handle(target, body, request_id)`` decodes the JSON body, finds the operation
-named by ``X-Amz-Target`` in the routes table (``quorumdb.api.registry.OPERATIONS``), validates
+named by ``X-Amz-Target`` in the routes tables (``quorumdb.api.registry.OPERATIONS`` for
+``DynamoDB_20120810.*``, ``STREAMS_OPERATIONS`` for ``DynamoDBStreams_20120810.*``), validates
 the body against the operation's declarative spec, runs the handler with a
 ``RequestContext`` and encodes its result. Every ``quorumdb.errors.DynamoError`` turns into
 its ``__type``/``message`` body here (HTTP 400, or its own status); anything else is logged
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 import orjson
 
 import quorumdb.api.ops  # noqa: F401  (registers the handlers)
-from quorumdb.api.registry import OPERATIONS, Handler, RequestContext
-from quorumdb.api.spec import OperationSpec, spec_for
+from quorumdb.api.registry import OPERATIONS, STREAMS_OPERATIONS, Handler, RequestContext
+from quorumdb.api.spec import STREAMS_SPECS, OperationSpec, spec_for
 from quorumdb.db.contract import DataPlane, Forward
 from quorumdb.errors import (
     DynamoError,
@@ -31,11 +32,12 @@ from quorumdb.errors import (
     UnknownOperationError,
 )
 
-__all__ = ["Dispatcher", "Route", "TARGET_PREFIX", "error_body"]
+__all__ = ["Dispatcher", "Route", "TARGET_PREFIX", "STREAMS_TARGET_PREFIX", "error_body"]
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +74,10 @@ class Dispatcher:
             (TARGET_PREFIX + name).encode(): Route(name=name, handler=h, spec=spec_for(name))
             for name, h in OPERATIONS.items()
         }
+        self._routes.update(
+            ((STREAMS_TARGET_PREFIX + name).encode(), Route(name=name, handler=h, spec=STREAMS_SPECS.get(name)))
+            for name, h in STREAMS_OPERATIONS.items()
+        )
 
     def route(self, target: bytes | None) -> Route | None:
         return None if target is None else self._routes.get(target)

@@ -30,7 +30,7 @@ import orjson
 from quorumdb.errors import SerializationError, ValidationError
 from quorumdb.model.schema import TABLE_ARN_MAX, TABLE_ARN_RE
 
-__all__ = ["OperationSpec", "SPECS", "spec_for", "validate", "compile_spec", "value_str", "is_table_arn"]
+__all__ = ["OperationSpec", "SPECS", "STREAMS_SPECS", "spec_for", "validate", "compile_spec", "value_str", "is_table_arn"]
 
 MAX_ERRORS = 10
 JAVA_PKG = "com.amazonaws.dynamodb.v20120810."
@@ -450,12 +450,13 @@ def compile_spec(doc: dict[str, Any]) -> dict[str, OperationSpec]:
     return {name: OperationSpec(name, entry) for name, entry in doc["ops"].items()}
 
 
-def _load() -> dict[str, OperationSpec]:
-    raw = resources.files("quorumdb.api").joinpath("shapes.json").read_bytes()
+def _load(name: str = "shapes.json") -> dict[str, OperationSpec]:
+    raw = resources.files("quorumdb.api").joinpath(name).read_bytes()
     return compile_spec(orjson.loads(raw))
 
 
 SPECS: dict[str, OperationSpec] = _load()
+STREAMS_SPECS: dict[str, OperationSpec] = _load("streams_shapes.json")  # the DynamoDB Streams API
 
 
 def spec_for(operation: str) -> OperationSpec | None:

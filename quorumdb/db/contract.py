@@ -17,6 +17,9 @@ Rules every implementation keeps:
 - Index entries (LSI/GSI) change atomically with their item on a single node.
 - Reads come from a consistent snapshot; no read observes part of a ``transact_write``.
 - Items are in wire shape (``quorumdb.model.types``) and already validated.
+- A table with an enabled stream gets one change record per write that changes an item, in
+  the same atomic commit as the item, numbered in commit order (``ChangeRecord``); a write
+  that leaves the item as it was records nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from quorumdb.model.schema import IndexDef, TableDef
+from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 
 __all__ = [
@@ -35,6 +38,9 @@ __all__ = [
     "StoredItem",
     "SortKeyRange",
     "DataPlane",
+    "ShardInfo",
+    "StreamInfo",
+    "ChangeRecord",
     "Forward",
 ]
 
@@ -48,6 +54,7 @@ class WriteOp:
     table: TableDef
     key: Key
     mutate: Mutator
+    ttl_expiry: bool = False  # a deletion by the TTL expirer (its stream record says so)
     # True when ``mutate`` ignores the old item (BatchWriteItem's puts and deletes): its value
     # ``mutate(None)`` can then be computed by the router and shipped to a remote partition.
     constant: bool = False
@@ -70,6 +77,53 @@ class WriteResult:
     replayed: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardInfo:
+    """One shard of a stream: the changes of one partition of the table during one generation
+    (a shard closes when it rolls over or the partition splits; its children continue it)."""
+
+    shard_id: str
+    partition: int
+    generation: int
+    parent_shard_id: str | None
+    start_seq: int
+    end_seq: int | None  # None while the shard is open
+    last_seq: int  # the highest sequence number given out in this shard so far (start - 1 if none)
+    trimmed_seq: int  # every record up to this sequence number was trimmed (0: none)
+    opened_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamInfo:
+    stream_id: int
+    arn: str
+    label: str
+    table_name: str
+    view_type: str  # KEYS_ONLY | NEW_IMAGE | OLD_IMAGE | NEW_AND_OLD_IMAGES
+    created_at: float
+    disabled_at: float | None  # None while the stream is enabled
+    key_schema: KeySchema
+    shards: tuple[ShardInfo, ...]  # parents before their children
+
+    def shard(self, shard_id: str) -> ShardInfo | None:
+        for s in self.shards:
+            if s.shard_id == shard_id:
+                return s
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeRecord:
+    """One stream record. ``new``/``old`` are present as the stream's view type asks."""
+
+    seq: int
+    event: str  # INSERT | MODIFY | REMOVE
+    created_at: float
+    keys: Item
+    new: Item | None
+    old: Item | None
+    size: int  # bytes of keys and images
+    ttl_expiry: bool
 class Forward(Exception):
     """Raised by a data plane when this request must be served by another node (the leader of
     the partition it writes), before anything was written. The API layer passes the whole
@@ -194,6 +248,19 @@ class DataPlane(Protocol):
     ) -> Iterator[StoredItem]:
         """Items of the table (or index) in storage order — partition-key hash order, so a
         segment is a contiguous range of the hash space. Paging as in ``query``."""
+        ...
+
+    # -- streams ---------------------------------------------------------------------------
+    async def streams(self, arn: str | None = None) -> list[StreamInfo]:
+        """Every stream still readable (enabled, or disabled less than 24 hours ago), oldest
+        first; only the one with ``arn`` (if any) when given."""
+        ...
+
+    async def stream_records(
+        self, stream: StreamInfo, shard: ShardInfo, after_seq: int, *, limit: int, size_max_bytes: int
+    ) -> list[ChangeRecord]:
+        """The records of ``shard`` with a sequence number above ``after_seq``, in order: at
+        most ``limit``, and stopping after the record that reaches ``size_max_bytes``."""
         ...
 
     # -- lifecycle -------------------------------------------------------------------------

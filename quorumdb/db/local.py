@@ -9,7 +9,8 @@ The catalog lives in the engine (``db.records`` key space); this object caches t
 and re-reads them when the stored catalog version changes, so processes sharing one LMDB
 environment see each other's DDL. Background tasks (started by ``start``): index backfills,
 dropping data of deleted tables / indexes, and the TTL expirer (which also purges expired
-ClientRequestToken records). All resume after a restart.
+ClientRequestToken records and trims stream records past their retention). All resume after
+a restart.
 
 Several processes may each open the same LMDB directory (worker processes): every write job
 reads definitions, counters, collection sizes and token records inside the one LMDB write
@@ -38,9 +39,17 @@ from typing import Any
 
 import orjson
 
-from quorumdb.db import writer
+from quorumdb.db import streams, writer
 from quorumdb.db.committer import GroupCommitter
-from quorumdb.db.contract import SortKeyRange, StoredItem, WriteOp, WriteResult
+from quorumdb.db.contract import (
+    ChangeRecord,
+    ShardInfo,
+    SortKeyRange,
+    StoredItem,
+    StreamInfo,
+    WriteOp,
+    WriteResult,
+)
 from quorumdb.db.partition import Router, segment_range
 from quorumdb.db.records import (
     CATALOG_VERSION,
@@ -61,9 +70,17 @@ from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key
 from quorumdb.storage.engine import Engine, prefix_successor
 
-__all__ = ["LocalDataPlane", "TTL_MAX_AGE_S", "COLLECTION_LIMIT_ENV", "collection_limit_from_env"]
+__all__ = [
+    "LocalDataPlane",
+    "TTL_MAX_AGE_S",
+    "COLLECTION_LIMIT_ENV",
+    "collection_limit_from_env",
+    "stream_settings_from_env",
+]
 
 COLLECTION_LIMIT_ENV = "QUORUMDB_ITEM_COLLECTION_LIMIT_BYTES"
+STREAM_RETENTION_ENV = "QUORUMDB_STREAM_RETENTION_SECONDS"
+STREAM_SHARD_RECORDS_ENV = "QUORUMDB_STREAM_SHARD_MAX_RECORDS"
 _LOOPS = frozenset({"ttl", "resume"})  # periodic tasks, not work to wait for
 
 log = logging.getLogger(__name__)
@@ -114,6 +131,7 @@ class LocalDataPlane:
         token_window_s: float = writer.TOKEN_WINDOW_S,
         backfill_lease_s: float = writer.BACKFILL_LEASE_S,
         resume_interval_s: float = 5.0,
+        stream_settings: streams.StreamSettings | None = None,
     ) -> None:
         self.engine = engine
         self._clock = clock
@@ -125,8 +143,13 @@ class LocalDataPlane:
         self._background = background
         if item_collection_limit_bytes is None:
             item_collection_limit_bytes = collection_limit_from_env()
+        if stream_settings is None:
+            stream_settings = stream_settings_from_env()
         self._state = WriterState(
-            collection_limit=item_collection_limit_bytes, clock=clock, token_window_s=token_window_s
+            collection_limit=item_collection_limit_bytes,
+            clock=clock,
+            token_window_s=token_window_s,
+            stream_settings=stream_settings,
         )
         self.committer: GroupCommitter[WriteBatch] = GroupCommitter(
             engine, self._state.begin, queue_max=queue_max, batch_max=batch_max
@@ -264,6 +287,18 @@ class LocalDataPlane:
             for p in parts
         )
 
+    # -- streams ---------------------------------------------------------------------------
+
+    async def streams(self, arn: str | None = None) -> list[StreamInfo]:
+        with self.engine.snapshot() as snap:
+            return streams.load_streams(snap, arn)
+
+    async def stream_records(
+        self, stream: StreamInfo, shard: ShardInfo, after_seq: int, *, limit: int, size_max_bytes: int
+    ) -> list[ChangeRecord]:
+        with self.engine.snapshot() as snap:
+            return streams.read_records(snap, stream.stream_id, shard, after_seq, limit, size_max_bytes)
+
     # -- background work -------------------------------------------------------------------
 
     def _spawn(self, name: Any, coro: Any) -> None:
@@ -321,10 +356,22 @@ class LocalDataPlane:
             if n < writer.TOKEN_PURGE_CHUNK:
                 return purged
 
+    async def purge_streams(self) -> int:
+        """Trim stream records older than the retention (and shards and streams that ended
+        before it); returns how many records went."""
+        purged = 0
+        while True:
+            n = await self.committer.submit(writer.purge_streams)
+            purged += n
+            if n < streams.PURGE_CHUNK:
+                return purged
+
     async def expire_now(self) -> int:
         """One TTL pass over every table with TTL enabled (and a purge of expired
-        ClientRequestToken records); returns the number of items deleted."""
+        ClientRequestToken records and of stream records past their retention); returns the
+        number of items deleted."""
         await self.purge_tokens()
+        await self.purge_streams()
         now = self._clock()
         deleted = 0
         for t in list(self._fresh_catalog().by_name.values()):
@@ -335,7 +382,7 @@ class LocalDataPlane:
                 keys, after = self._expired_chunk(t, after, now)
                 if keys:
                     mutate = _expire_mutator(t.ttl_attribute, now)
-                    ops = [WriteOp(table=t, key=k, mutate=mutate) for k in keys]
+                    ops = [WriteOp(table=t, key=k, mutate=mutate, ttl_expiry=True) for k in keys]
                     for r in await self.write_many(ops):
                         if isinstance(r, WriteResult):
                             deleted += 1
@@ -437,3 +484,18 @@ def collection_limit_from_env() -> int:
     if value <= 0:
         raise ValueError(f"{COLLECTION_LIMIT_ENV} must be positive, not {value}")
     return value
+
+
+def stream_settings_from_env() -> streams.StreamSettings:
+    """Stream settings, DynamoDB's unless QUORUMDB_STREAM_RETENTION_SECONDS (record retention,
+    24 h) or QUORUMDB_STREAM_SHARD_MAX_RECORDS (records per shard before it rolls over; by
+    default shards roll over by age only) are set (for tests)."""
+    retention = os.environ.get(STREAM_RETENTION_ENV, "").strip()
+    records = os.environ.get(STREAM_SHARD_RECORDS_ENV, "").strip()
+    try:
+        return streams.StreamSettings(
+            retention_s=float(retention) if retention else streams.RETENTION_S,
+            shard_records_max=int(records) if records else 0,
+        )
+    except ValueError:
+        raise ValueError(f"{STREAM_RETENTION_ENV} and {STREAM_SHARD_RECORDS_ENV} must be numbers") from None

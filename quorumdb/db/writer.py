@@ -17,6 +17,10 @@ past ``WriterState.collection_limit`` raises ItemCollectionSizeLimitExceededErro
 ClientRequestToken records are read and written here, inside the transaction that applies the
 TransactWriteItems, so the check-and-record is atomic across every process sharing the store.
 
+Stream records (tables with an enabled stream, ``db.streams``) are staged by ``apply_write``
+with the item, so an item and its change record commit together or not at all; the DDL jobs
+open and close streams in the transaction that changes the StreamSpecification.
+
 Never call into asyncio from here and never commit: the committer owns the transaction.
 """
 
@@ -28,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from quorumdb.db import streams
 from quorumdb.db.contract import WriteOp, WriteResult
 from quorumdb.db.records import (
     CATALOG_VERSION,
@@ -87,6 +92,7 @@ __all__ = [
     "LSI_ENTRY_OVERHEAD",
     "BACKFILL_LEASE_S",
     "purge_tokens",
+    "purge_streams",
     "claim_ttl_pass",
 ]
 
@@ -133,11 +139,13 @@ class WriterState:
         collection_limit: int = COLLECTION_LIMIT_BYTES,
         clock: Callable[[], float] | None = None,
         token_window_s: float = TOKEN_WINDOW_S,
+        stream_settings: streams.StreamSettings | None = None,
     ) -> None:
         self.catalog: CatalogView | None = None
         self.collection_limit = collection_limit
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.token_window_s = token_window_s
+        self.streams = stream_settings if stream_settings is not None else streams.StreamSettings()
 
     def begin(self, txn: WriteTxn) -> WriteBatch:
         return WriteBatch(self, txn)
@@ -357,6 +365,12 @@ def purge_tokens(batch: WriteBatch, limit: int = TOKEN_PURGE_CHUNK) -> int:
     return len(stale)
 
 
+def purge_streams(batch: WriteBatch, limit: int = streams.PURGE_CHUNK) -> int:
+    """Trim up to ``limit`` stream records older than the retention; returns how many."""
+    state = batch.state
+    return streams.purge(batch.txn, state.clock(), state.streams.retention_s, limit)
+
+
 def claim_ttl_pass(batch: WriteBatch, owner: str, interval_s: float) -> bool:
     """Whether this data plane should run the periodic TTL pass now: True (and recorded) unless
     another process started one less than ``interval_s`` ago, so that processes sharing a store
@@ -499,6 +513,11 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
                 st.put(ckey, pack_i64(collection))
             else:
                 st.delete(ckey)
+    if t.stream_spec is not None:
+        state = batch.state
+        streams.capture(
+            st, t, op.key, old, new, state.clock(), state.streams, op.ttl_expiry, (old_size, new_size)
+        )
     if new_rec is None:
         st.delete(kb)
     else:
@@ -695,7 +714,10 @@ def create_table(batch: WriteBatch, table: TableDef) -> TableDef:
         dataclasses.replace(ix, index_id=i, backfilling=False) for i, ix in enumerate(table.indexes)
     )
     txn.put(next_index_key(tid), pack_u64(len(indexes)))
-    new = dataclasses.replace(table, table_id=tid, indexes=indexes)
+    new = dataclasses.replace(table, table_id=tid, indexes=indexes, stream_label=None)
+    if new.stream_spec is not None:
+        label = streams.enable(txn, new, new.stream_spec["StreamViewType"], batch.state.clock())
+        new = dataclasses.replace(new, stream_label=label)
     # Leftovers of an earlier process that crashed mid-create cannot exist: ids are never reused.
     _put_table(batch, new)
     return new
@@ -734,7 +756,14 @@ def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[byt
             txn.delete(counter_key(cur.table_id, ix.index_id))
             txn.delete(backfill_lease_key(cur.table_id, ix.index_id))
     txn.put(next_index_key(cur.table_id), pack_u64(next_id))
-    new = dataclasses.replace(table, table_id=cur.table_id, indexes=tuple(indexes), version=cur.version + 1)
+    label = cur.stream_label  # the data plane owns the stream state; a caller's copy may be older
+    if cur.stream_spec is not None and table.stream_spec is None:
+        streams.disable(txn, cur.table_id, batch.state.clock())
+    elif cur.stream_spec is None and table.stream_spec is not None:
+        label = streams.enable(txn, cur, table.stream_spec["StreamViewType"], batch.state.clock())
+    new = dataclasses.replace(
+        table, table_id=cur.table_id, indexes=tuple(indexes), stream_label=label, version=cur.version + 1
+    )
     _put_table(batch, new)
     return new, dropped
 
@@ -755,6 +784,7 @@ def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, list[bytes]]:
         txn.delete(counter_key(cur.table_id, ix.index_id))
         txn.delete(backfill_lease_key(cur.table_id, ix.index_id))
     txn.delete(next_index_key(cur.table_id))
+    streams.disable(txn, cur.table_id, batch.state.clock(), table_deleted=True)
     _put_table(batch, cur, delete=True)
     return dataclasses.replace(cur, status="DELETING"), prefixes
 

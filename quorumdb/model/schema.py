@@ -230,7 +230,8 @@ class TableDef:
     ttl_enabled: bool = False
     deletion_protection: bool = False
     table_class: str = "STANDARD"
-    stream_spec: dict[str, Any] | None = None
+    stream_spec: dict[str, Any] | None = None  # the StreamSpecification while a stream is enabled
+    stream_label: str | None = None  # the label of the latest stream (set by the data plane)
     version: int = 0
     # Wall-clock end of a CREATING / UPDATING / DELETING transition (``status_at``); None: the
     # stored status holds until changed. Stored, so every process sharing the store agrees.
@@ -251,6 +252,11 @@ class TableDef:
     @property
     def arn(self) -> str:
         return arn_for(self.name)
+
+    @property
+    def stream_arn(self) -> str | None:
+        """The ARN of the table's latest stream (enabled or not), as DynamoDB forms it."""
+        return None if self.stream_label is None else f"{self.arn}/stream/{self.stream_label}"
 
     def index(self, name: str) -> IndexDef | None:
         for ix in self.indexes:
@@ -284,6 +290,7 @@ class TableDef:
             "deletion_protection": self.deletion_protection,
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
+            "stream_label": self.stream_label,
             "version": self.version,
             "status_until": self.status_until,
             "deleting_indexes": [ix.to_record() for ix in self.deleting_indexes],
@@ -308,6 +315,7 @@ class TableDef:
             deletion_protection=rec.get("deletion_protection", False),
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
+            stream_label=rec.get("stream_label"),
             version=rec["version"],
             status_until=rec.get("status_until"),
             deleting_indexes=tuple(IndexDef.from_record(ix) for ix in rec.get("deleting_indexes", ())),

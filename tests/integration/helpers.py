@@ -23,6 +23,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -60,9 +61,10 @@ def boto_config() -> Config:
     )
 
 
-def make_client(endpoint: str) -> Any:
+def make_client(endpoint: str, service: str = "dynamodb") -> Any:
+    """A low-level boto3 client (``service="dynamodbstreams"`` for DynamoDB Streams)."""
     return boto3.client(
-        "dynamodb", endpoint_url=endpoint, region_name=REGION, config=boto_config(), **CREDENTIALS
+        service, endpoint_url=endpoint, region_name=REGION, config=boto_config(), **CREDENTIALS
     )
 
 
@@ -181,6 +183,28 @@ def wait_until_serving(endpoint: str, deadline: float) -> None:
             last_error = exc
         time.sleep(0.1)
     raise RuntimeError(f"server at {endpoint} did not answer ListTables: {last_error}")
+
+
+def aws_cli(endpoint: str, tmp_path: Path, service: str, *args: str) -> Any:
+    """Run ``aws <service> <args>`` (the AWS CLI, as a subprocess) against ``endpoint``; the
+    parsed JSON output."""
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
+        AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"],
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-credentials"),
+        AWS_PAGER="",
+        AWS_MAX_ATTEMPTS="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "awscli", service, *args, "--endpoint-url", endpoint, "--output", "json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
 # --------------------------------------------------------------------------- raw HTTP

@@ -142,6 +142,9 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
         out["GlobalSecondaryIndexes"] = gsis
     if table.stream_spec:
         out["StreamSpecification"] = dict(table.stream_spec)
+    if table.stream_label is not None:
+        out["LatestStreamLabel"] = table.stream_label
+        out["LatestStreamArn"] = table.stream_arn
     out["TableClassSummary"] = {"TableClass": table.table_class}
     out["DeletionProtectionEnabled"] = table.deletion_protection
     return out
@@ -179,6 +182,16 @@ _DELETED_FIELDS = (
 
 def _not_found(name: str) -> ResourceNotFoundError:
     return ResourceNotFoundError(f"Requested resource not found: Table: {name} not found")
+
+
+def _stream_spec(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The StreamSpecification a table keeps: None unless it enables a stream."""
+    if not spec or not spec.get("StreamEnabled"):
+        return None
+    view = spec.get("StreamViewType")
+    if view is None:
+        raise ValidationError(INVALID + "StreamViewType must be specified when StreamEnabled is true")
+    return {"StreamEnabled": True, "StreamViewType": view}
 
 
 def _table(ctx: RequestContext, name: str) -> TableDef:
@@ -461,7 +474,7 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         [_index_def(ix, i + 1, local=True, types=types) for i, ix in enumerate(lsis or [])]
         + [_index_def(ix, len(lsis or []) + i + 1, local=False, types=types) for i, ix in enumerate(gsis or [])]
     )
-    stream = req.get("StreamSpecification")
+    stream = _stream_spec(req.get("StreamSpecification"))
     now = ctx.now()
     until = status_deadline(now)
     if until is not None:
@@ -481,7 +494,7 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         tags=tags,
         deletion_protection=bool(req.get("DeletionProtectionEnabled", False)),
         table_class=req.get("TableClass") or "STANDARD",
-        stream_spec=dict(stream) if stream and stream.get("StreamEnabled") else None,
+        stream_spec=stream,
     )
     if name in ctx.db.table_names():
         await _drop_if_gone(ctx, name)
@@ -742,7 +755,12 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
     }
     stream = req.get("StreamSpecification")
     if stream is not None:
-        changes["stream_spec"] = dict(stream) if stream.get("StreamEnabled") else None
+        spec = _stream_spec(stream)
+        if spec is not None and table.stream_spec is not None:
+            raise ValidationError(f"Table already has an enabled stream: TableName: {table.name}")
+        if spec is None and table.stream_spec is None:
+            raise ValidationError(f"Table does not have an enabled stream: TableName: {table.name}")
+        changes["stream_spec"] = spec  # the data plane opens or closes the stream
     if req.get("TableClass") is not None:
         changes["table_class"] = req["TableClass"]
     if req.get("DeletionProtectionEnabled") is not None:
