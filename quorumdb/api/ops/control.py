@@ -102,7 +102,7 @@ def _describe_index(
         # The indexes of a table being created are being created too.
         status = "CREATING" if table_status == "CREATING" else ix.status_at(now)
         out["IndexStatus"] = status
-        if status == "CREATING":
+        if status == "CREATING" and table_status != "CREATING":  # an index added by UpdateTable
             out["Backfilling"] = ix.backfilling
         out["ProvisionedThroughput"] = ix.throughput.to_wire()
     out["IndexSizeBytes"] = size
