@@ -201,10 +201,15 @@ def _table(ctx: RequestContext, name: str) -> TableDef:
         table = ctx.db.table(table_name_of(name))
     except ResourceNotFoundError:
         raise _not_found(name) from None
-    if table.status_until is not None and table.status_at(ctx.now()) == GONE:
+    if _gone(table, ctx.now()):
         _spawn(_drop_deleted(ctx.db, table))
         raise _not_found(name)
     return table
+
+
+def _gone(table: TableDef, now: float) -> bool:
+    """A deleted table whose DELETING status is over: its definition only waits to be dropped."""
+    return table.status_until is not None and table.status_at(now) == GONE
 
 
 def _changeable(ctx: RequestContext, name: str) -> TableDef:
@@ -511,12 +516,11 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
 # -- DescribeTable / DeleteTable / ListTables -------------------------------------------------
 
 
-def _gone(ctx: RequestContext, name: str, now: float) -> bool:
+def _listed(ctx: RequestContext, name: str, now: float) -> bool:
     try:
-        table = ctx.db.table(name)
+        return not _gone(ctx.db.table(name), now)
     except ResourceNotFoundError:
-        return True
-    return table.status_until is not None and table.status_at(now) == GONE
+        return False
 
 
 async def _drop_if_gone(ctx: RequestContext, name: str) -> None:
@@ -525,7 +529,7 @@ async def _drop_if_gone(ctx: RequestContext, name: str) -> None:
         table = ctx.db.table(name)
     except ResourceNotFoundError:
         return
-    if table.status_until is not None and table.status_at(ctx.now()) == GONE:
+    if _gone(table, ctx.now()):
         await _drop_deleted(ctx.db, table)
 
 
@@ -566,7 +570,7 @@ async def delete_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
 @operation("ListTables")
 async def list_tables(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     now = ctx.now()
-    names = [n for n in ctx.db.table_names() if not _gone(ctx, n, now)]
+    names = [n for n in ctx.db.table_names() if _listed(ctx, n, now)]
     start = req.get("ExclusiveStartTableName")
     if start is not None:
         names = [n for n in names if n > start]
@@ -814,7 +818,7 @@ def _tagged_table(ctx: RequestContext, req: dict[str, Any], action: str, member:
         )
     try:
         table = ctx.db.table(m.group(1))
-        if table.status_until is not None and table.status_at(ctx.now()) == GONE:
+        if _gone(table, ctx.now()):
             raise ResourceNotFoundError("deleted")
         return table
     except ResourceNotFoundError:
