@@ -68,6 +68,9 @@ def serve(
     reuse_port: bool,
 ) -> None:
     """Serve the DynamoDB API on HTTP until SIGINT/SIGTERM."""
+    from quorumdb.api import early_stop
+
+    early_stop.install()  # (again) for the ``quorumdb`` script, which skips ``__main__``
     if table_status_delay_ms is not None:
         # Read by the handlers; worker processes inherit it with the environment.
         os.environ[STATUS_DELAY_ENV] = str(table_status_delay_ms)

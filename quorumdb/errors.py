@@ -29,6 +29,14 @@ __all__ = [
     "TransactionInProgressError",
     "IdempotentParameterMismatchError",
     "InternalServerError",
+    "TableNotFoundError",
+    "TableAlreadyExistsError",
+    "TableInUseError",
+    "BackupNotFoundError",
+    "BackupInUseError",
+    "ContinuousBackupsUnavailableError",
+    "PointInTimeRecoveryUnavailableError",
+    "InvalidRestoreTimeError",
     "ExpiredIteratorError",
     "TrimmedDataAccessError",
     "ERROR_PREFIX",
@@ -148,6 +156,39 @@ class IdempotentParameterMismatchError(DynamoError):
     type_name = "IdempotentParameterMismatchException"
 
 
+# -- backups and point-in-time recovery ---------------------------------------------------------
+
+
+class TableNotFoundError(DynamoError):
+    type_name = "TableNotFoundException"
+
+
+class TableAlreadyExistsError(DynamoError):
+    type_name = "TableAlreadyExistsException"
+
+
+class TableInUseError(DynamoError):
+    type_name = "TableInUseException"
+
+
+class BackupNotFoundError(DynamoError):
+    type_name = "BackupNotFoundException"
+
+
+class BackupInUseError(DynamoError):
+    type_name = "BackupInUseException"
+
+
+class ContinuousBackupsUnavailableError(DynamoError):
+    type_name = "ContinuousBackupsUnavailableException"
+
+
+class PointInTimeRecoveryUnavailableError(DynamoError):
+    type_name = "PointInTimeRecoveryUnavailableException"
+
+
+class InvalidRestoreTimeError(DynamoError):
+    type_name = "InvalidRestoreTimeException"
 class ExpiredIteratorError(DynamoError):
     """DynamoDB Streams: a shard iterator older than 15 minutes."""
 

@@ -36,6 +36,7 @@ from typing import Any, cast
 
 import httptools
 
+from quorumdb.api import early_stop
 from quorumdb.api.dispatch import Dispatcher, error_body
 from quorumdb.api.ops import control
 from quorumdb.errors import InternalServerError
@@ -637,12 +638,15 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        if early_stop.requested():  # stopped while starting: shut down cleanly at once
+            stop.set()
         # Everything loaded so far (modules, specs, the catalog) lives for the whole process:
         # keep it out of the garbage collector's full passes.
         gc.collect()
         gc.freeze()
         where = "in memory" if path is None else f"data: {path}, LMDB"
-        (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
+        if not stop.is_set():
+            (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
         await stop.wait()
         log.info("shutting down")
         # One more SIGTERM (e.g. the whole process group signalled, then a supervisor
@@ -709,21 +713,29 @@ def run_workers(host: str, port: int, data_dir: str, workers: int, log_level: st
                 with contextlib.suppress(ProcessLookupError):
                     p.send_signal(signal.SIGTERM)
 
-    old_handlers = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_handlers = {sig: signal.signal(sig, stop_all) for sig in early_stop.STOP_SIGNALS}
+    if early_stop.requested():
+        stopping = True
+    clean = True
     try:
         for _ in range(workers):
+            if stopping:
+                break
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE))
+        if stopping:  # also reaches a worker started while the signal was handled
+            stop_all()
         for p in procs:
             assert p.stdout is not None
-            if not p.stdout.readline():  # the worker failed before listening
+            if not p.stdout.readline():  # the worker ended before listening
+                clean = stopping  # asked to stop meanwhile: not a failure
                 stop_all()
                 break
         else:
-            where = f"data: {path}, LMDB, {workers} worker processes"
-            _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
+            if not stopping:
+                where = f"data: {path}, LMDB, {workers} worker processes"
+                _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
         if reserve is not None:
             reserve.close()
-        clean = not stopping
         remaining = list(procs)
         while remaining:
             for p in list(remaining):

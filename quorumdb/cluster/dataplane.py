@@ -67,6 +67,8 @@ _CROSS_PARTITION = (
     "yet: keep the items of one transaction under one partition key, or use a single node"
 )
 _NO_GSI = "Global secondary indexes are not supported by this QuorumDB cluster yet"
+_NO_STREAMS = "DynamoDB Streams are not supported by this QuorumDB cluster yet"
+_NO_BACKUPS = "Backups and point-in-time recovery are not supported by this QuorumDB cluster yet"
 _MAX_SKIPS = 8  # a batch evaluated on a state that did not commit is evaluated again
 _LEADER_WAIT_S = 10.0  # how long a request waits for a partition to elect a leader
 
@@ -353,9 +355,14 @@ class ClusterDataPlane:
     def table_names(self) -> list[str]:
         return sorted(self.host.table_names())
 
-    async def create_table(self, table: TableDef) -> TableDef:
+    def _refuse_unsupported(self, table: TableDef) -> None:
         if any(not ix.local for ix in table.indexes):
             raise ValidationError(_NO_GSI)
+        if table.stream_spec:
+            raise ValidationError(_NO_STREAMS)
+
+    async def create_table(self, table: TableDef) -> TableDef:
+        self._refuse_unsupported(table)
         res = await self.host.meta_propose(
             {"op": "create_table", "table": table.to_record(), "partitions": self.partitions_per_table}
         )
@@ -366,8 +373,7 @@ class ClusterDataPlane:
         return TableDef.from_record(res["table"])
 
     async def update_table(self, table: TableDef) -> TableDef:
-        if any(not ix.local for ix in table.indexes):
-            raise ValidationError(_NO_GSI)
+        self._refuse_unsupported(table)
         rec = replace(table, version=table.version + 1).to_record()
         res = await self.host.meta_propose({"op": "update_table", "table": rec})
         if not res.get("ok"):
@@ -626,6 +632,36 @@ class ClusterDataPlane:
                     continue
             await asyncio.sleep(0.02)
         raise InternalServerError("Internal server error (no replica answered)")
+
+    # -- what the cluster does not do yet ------------------------------------------------------
+
+    def backups(self) -> list[Any]:
+        return []  # none can be made here
+
+    def backup(self, backup_arn: str) -> Any:
+        return None
+
+    async def create_backup(self, table: TableDef, name: str) -> Any:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def delete_backup(self, backup_arn: str) -> Any:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def restore_backup(self, backup_arn: str, target: TableDef) -> TableDef:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def restore_to_time(self, source: TableDef, at: float, target: TableDef) -> TableDef:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def set_point_in_time_recovery(self, table: TableDef, enabled: bool, days: int | None = None) -> TableDef:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def streams(self, arn: str | None = None) -> list[Any]:
+        return []  # no table of the cluster can have a stream
+
+    async def stream_records(self, stream: Any, shard: Any, after_seq: int, *, limit: int,
+                             size_max_bytes: int) -> list[Any]:
+        raise ValidationError(_NO_STREAMS)
 
     # -- the RPCs other nodes send this one -----------------------------------------------------
 

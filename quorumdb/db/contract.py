@@ -17,6 +17,10 @@ Rules every implementation keeps:
 - Index entries (LSI/GSI) change atomically with their item on a single node.
 - Reads come from a consistent snapshot; no read observes part of a ``transact_write``.
 - Items are in wire shape (``quorumdb.model.types``) and already validated.
+- ``update_table`` is a compare-and-swap on the definition's ``version`` (across processes
+  too): a change computed from a definition that another change replaced meanwhile is refused
+  with ``TableChangedError``, never applied over it; the caller re-reads and recomputes.
+- ``table``/``table_names`` see every catalog change acknowledged before they are called.
 - A table with an enabled stream gets one change record per write that changes an item, in
   the same atomic commit as the item, numbered in commit order (``ChangeRecord``); a write
   that leaves the item as it was records nothing.
@@ -28,11 +32,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from quorumdb.errors import ResourceInUseError
+from quorumdb.model.backups import BackupDef
 from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 
 __all__ = [
     "Mutator",
+    "TableChangedError",
     "WriteOp",
     "WriteResult",
     "StoredItem",
@@ -45,6 +52,14 @@ __all__ = [
 ]
 
 Mutator = Callable[[Item | None], Item | None]
+
+
+class TableChangedError(ResourceInUseError):
+    """``update_table`` got a definition older than the stored one: re-read and recompute.
+    (Should it ever reach a client, it is DynamoDB's "resource in use".)"""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Attempt to change a resource which is still in use: Table {name} is being updated")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,7 +179,8 @@ class DataPlane(Protocol):
         ...
 
     async def update_table(self, table: TableDef) -> TableDef:
-        """Replace a definition (bumps ``version``); starts GSI backfills for new CREATING indexes."""
+        """Replace a definition (bumps ``version``); starts GSI backfills for new CREATING
+        indexes. TableChangedError if the stored version is no longer ``table.version``."""
         ...
 
     async def delete_table(self, name: str) -> TableDef:
@@ -248,6 +264,37 @@ class DataPlane(Protocol):
     ) -> Iterator[StoredItem]:
         """Items of the table (or index) in storage order — partition-key hash order, so a
         segment is a contiguous range of the hash space. Paging as in ``query``."""
+        ...
+
+    # -- backups and point-in-time recovery -------------------------------------------------
+    def backups(self) -> list[BackupDef]:
+        """Every on-demand backup, oldest first (also those of deleted tables)."""
+        ...
+
+    def backup(self, backup_arn: str) -> BackupDef | None: ...
+
+    async def create_backup(self, table: TableDef, name: str) -> BackupDef:
+        """Copy the table's items as of one instant (one snapshot); returns the AVAILABLE backup."""
+        ...
+
+    async def delete_backup(self, backup_arn: str) -> BackupDef:
+        """BackupNotFoundError / BackupInUseError (being created, or read by a restore)."""
+        ...
+
+    async def restore_backup(self, backup_arn: str, target: TableDef) -> TableDef:
+        """Create ``target`` (its ``restore`` set) holding the backup's items and index entries;
+        ResourceInUseError if the name exists. Returns it ACTIVE."""
+        ...
+
+    async def restore_to_time(self, source: TableDef, at: float, target: TableDef) -> TableDef:
+        """Create ``target`` holding exactly the items ``source`` had at time ``at`` (within its
+        point-in-time recovery window), whatever writes go on meanwhile."""
+        ...
+
+    async def set_point_in_time_recovery(
+        self, table: TableDef, enabled: bool, days: int | None = None
+    ) -> TableDef:
+        """Enable (recording every change from now on) or disable point-in-time recovery."""
         ...
 
     # -- streams ---------------------------------------------------------------------------

@@ -21,6 +21,10 @@ Stream records (tables with an enabled stream, ``db.streams``) are staged by ``a
 with the item, so an item and its change record commit together or not at all; the DDL jobs
 open and close streams in the transaction that changes the StreamSpecification.
 
+Point-in-time recovery (tables with ``pitr_since`` set, ``db.undo``): ``apply_write`` also
+stages the item's undo record (its state before the change) with the change; the batch's undo
+timestamp and sequence counter are saved in ``before_commit``.
+
 Never call into asyncio from here and never commit: the committer owns the transaction.
 """
 
@@ -33,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from quorumdb.db import streams
-from quorumdb.db.contract import WriteOp, WriteResult
+from quorumdb.db.contract import TableChangedError, WriteOp, WriteResult
 from quorumdb.db.records import (
     CATALOG_VERSION,
     HEADER_SIZE,
@@ -60,10 +64,12 @@ from quorumdb.db.records import (
     table_def_key,
     token_at_key,
     token_key,
+    undo_prefix,
     unpack_counter,
     unpack_i64,
     unpack_u64,
 )
+from quorumdb.db.undo import UndoClock, record_undo
 from quorumdb.errors import (
     ConditionalCheckFailedError,
     IdempotentParameterMismatchError,
@@ -74,7 +80,13 @@ from quorumdb.errors import (
     TransactionCanceledError,
     ValidationError,
 )
-from quorumdb.model.keys import encode_partition, encode_primary_key, encode_scalar, partition_hash
+from quorumdb.model.keys import (
+    encode_partition,
+    encode_primary_key,
+    encode_scalar,
+    key_value_allowed,
+    partition_hash,
+)
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import Item, Key
 from quorumdb.storage.engine import ReadTxn, StorageFullError, WriteTxn, prefix_successor
@@ -207,6 +219,7 @@ class WriteBatch:
         self.state = state
         self.txn = txn
         self.counters: dict[bytes, list[int]] = {}
+        self.undo: UndoClock | None = None  # set by the first PITR undo record of the batch
         cat = state.catalog
         version = unpack_u64(txn.get(CATALOG_VERSION))
         if cat is None or cat.version != version:
@@ -217,6 +230,8 @@ class WriteBatch:
 
     def before_commit(self) -> None:
         txn = self.txn
+        if self.undo is not None:
+            self.undo.save(txn)
         by_id = self.catalog.by_id
         for k, (n, s) in self.counters.items():
             if not (n or s):
@@ -409,11 +424,14 @@ def _project(table: TableDef, ix: IndexDef, item: Item) -> Item:
 
 def _multi_attribute_entry_key(table: TableDef, ix: IndexDef, item: Item) -> bytes | None:
     """The start of ``item``'s entry key in a multi-attribute index (before the table key);
-    None unless the item has every key attribute of the index, each of its declared type."""
+    None unless the item has every key attribute of the index, each a valid key value of its
+    declared type."""
     ks = ix.key_schema
+    hashes = ks.hash_attrs
     for a in ks.attrs:
         av = item.get(a.name)
-        if av is None or a.type not in av:
+        raw = None if av is None else av.get(a.type)
+        if raw is None or not key_value_allowed(a.type, raw, is_hash=a in hashes):
             return None
     key = index_prefix(table.table_id, ix.index_id) + encode_partition(ks.hash_attrs, [item[a.name] for a in ks.hash_attrs])
     for a in ks.range_attrs:
@@ -424,7 +442,10 @@ def _multi_attribute_entry_key(table: TableDef, ix: IndexDef, item: Item) -> byt
 def index_entry(
     table: TableDef, ix: IndexDef, item: Item | None, item_rec: bytes | None
 ) -> tuple[bytes, bytes, int] | None:
-    """(entry key, entry record, entry size) of ``item`` in ``ix``; None if not indexed (sparse)."""
+    """(entry key, entry record, entry size) of ``item`` in ``ix``; None if not indexed: a key
+    attribute is missing (sparse), or has a value that cannot be a key (another type, an empty
+    string or binary, over the key size limit). The API refuses writes of such values, but an
+    index added later finds them in older items, and DynamoDB's backfill skips those items."""
     if item is None:
         return None
     ks = ix.key_schema
@@ -438,8 +459,8 @@ def index_entry(
         if hv is None:
             return None
         raw = hv.get(h.type)
-        if raw is None:
-            return None  # a different type: not indexable (the API layer rejects such writes)
+        if raw is None or not key_value_allowed(h.type, raw, is_hash=True):
+            return None
         enc = encode_scalar(h.type, raw)
         key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
         r = ks.range
@@ -448,7 +469,7 @@ def index_entry(
             if rv is None:
                 return None
             rraw = rv.get(r.type)
-            if rraw is None:
+            if rraw is None or not key_value_allowed(r.type, rraw, is_hash=False):
                 return None
             key += encode_scalar(r.type, rraw)
     tks = table.key_schema
@@ -513,6 +534,8 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
                 st.put(ckey, pack_i64(collection))
             else:
                 st.delete(ckey)
+    if t.pitr_since is not None:
+        record_undo(batch, st, t.table_id, kb, old_rec)
     if t.stream_spec is not None:
         state = batch.state
         streams.capture(
@@ -724,10 +747,14 @@ def create_table(batch: WriteBatch, table: TableDef) -> TableDef:
 
 
 def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[bytes]]:
-    """Store ``table`` in place of the current definition; returns it and data prefixes to drop."""
+    """Store ``table`` in place of the current definition, if that is still the version
+    ``table`` was made from (compare-and-swap: a stale copy must not undo a change made
+    meanwhile, e.g. by another process); returns it and data prefixes to drop."""
     cur = batch.catalog.by_name.get(table.name)
-    if cur is None:
+    if cur is None or cur.table_id != table.table_id:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
+    if cur.version != table.version:
+        raise TableChangedError(table.name)
     txn = batch.txn
     old_ix = {ix.name: ix for ix in cur.indexes}
     next_id = max(unpack_u64(txn.get(next_index_key(cur.table_id))), 1 + max((ix.index_id for ix in cur.indexes), default=-1))
@@ -774,7 +801,7 @@ def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, list[bytes]]:
     if cur is None:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
     txn = batch.txn
-    prefixes = [table_data_prefix(cur.table_id)]
+    prefixes = [table_data_prefix(cur.table_id), undo_prefix(cur.table_id)]
     if _has_lsi(cur):
         prefixes.append(collection_prefix(cur.table_id))
     for prefix in prefixes:

@@ -144,9 +144,13 @@ def _walk(node: Any, conds: dict[str, tuple[str, list[AttributeValue]]]) -> None
         conds[name] = ("BEGINS_WITH", values)
 
 
-def validate_conditions(conds: dict[str, tuple[str, list[AttributeValue]]]) -> None:
-    """Argument counts and value types per ComparisonOperator (QueryFilter, ScanFilter,
-    KeyConditions and converted key condition expressions)."""
+# In filters and Expected, EQ and NE compare values of every type (lists, maps, BOOL, NULL).
+_ANY_TYPE_OUTSIDE_KEYS = frozenset({"EQ", "NE"})
+
+
+def validate_conditions(conds: dict[str, tuple[str, list[AttributeValue]]], *, keys: bool = True) -> None:
+    """Argument counts and value types per ComparisonOperator (KeyConditions and converted key
+    condition expressions; with ``keys=False``: QueryFilter, ScanFilter and Expected)."""
     for op, values in conds.values():
         rule = OPERATOR_RULES.get(op)
         if rule is None:
@@ -164,7 +168,7 @@ def validate_conditions(conds: dict[str, tuple[str, list[AttributeValue]]]) -> N
                     "One or more parameter values were invalid: AttributeValues inside "
                     "AttributeValueList must be of same type"
                 )
-        if types is not None:
+        if types is not None and (keys or op not in _ANY_TYPE_OUTSIDE_KEYS):
             for v in values:
                 if type_of(v) not in types:
                     raise ValidationError(

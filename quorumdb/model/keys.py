@@ -83,6 +83,7 @@ __all__ = [
     "decode_primary_key",
     "extract_key",
     "key_value_size",
+    "key_value_allowed",
     "HASH_KEY_SIZE_MAX",
     "RANGE_KEY_SIZE_MAX",
     "PARTITION_HASH_SIZE",
@@ -358,6 +359,18 @@ def key_value_size(type_tag: str, raw: str) -> int:
     return 0  # numbers are never too big for a key
 
 
+def key_value_allowed(type_tag: str, raw: str, *, is_hash: bool) -> bool:
+    """Whether a payload of the key's type may be a key value: not an empty string or binary,
+    not over the size limit (2048 bytes for a partition key, 1024 for a sort key)."""
+    if type_tag == "N":
+        return True
+    if raw == "":
+        return False
+    limit = HASH_KEY_SIZE_MAX if is_hash else RANGE_KEY_SIZE_MAX
+    # A character is at most 4 UTF-8 bytes and base64 text is longer than its bytes.
+    return len(raw) * (4 if type_tag == "S" else 1) <= limit or key_value_size(type_tag, raw) <= limit
+
+
 def _key_part(item: Item, attr: KeyAttr, is_hash: bool, exact: bool) -> AttributeValue:
     name, type_tag = attr.name, attr.type
     av = item.get(name)
@@ -374,9 +387,7 @@ def _key_part(item: Item, attr: KeyAttr, is_hash: bool, exact: bool) -> Attribut
         return av if text == raw else {"N": text}
     if raw == "":
         raise ValidationError(_EMPTY_KEY.format(kind="string" if type_tag == "S" else "binary", name=name))
-    limit = HASH_KEY_SIZE_MAX if is_hash else RANGE_KEY_SIZE_MAX
-    # A character is at most 4 UTF-8 bytes and base64 text is longer than its bytes.
-    if len(raw) * (4 if type_tag == "S" else 1) > limit and key_value_size(type_tag, raw) > limit:
+    if not key_value_allowed(type_tag, raw, is_hash=is_hash):
         raise ValidationError(_HASH_TOO_BIG if is_hash else _RANGE_TOO_BIG)
     return av
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from quorumdb.model.types import Item, Key, ScalarType
 
-__all__ = ["KeyAttr", "KeySchema", "Throughput", "IndexDef", "TableDef", "arn_for", "MAX_KEY_ATTRIBUTES", "GONE", "TABLE_ARN_RE", "TABLE_ARN_MAX", "table_name_of"]
+__all__ = ["KeyAttr", "KeySchema", "Throughput", "IndexDef", "TableDef", "RestoreInfo", "arn_for", "PITR_DAYS", "MAX_KEY_ATTRIBUTES", "GONE", "TABLE_ARN_RE", "TABLE_ARN_MAX", "table_name_of"]
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
@@ -207,6 +207,28 @@ class IndexDef:
         )
 
 
+PITR_DAYS = 35  # DynamoDB's default (and longest) point-in-time recovery period
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreInfo:
+    """Where a restored table came from (DescribeTable's RestoreSummary). ``owner`` names the
+    data plane that fills it while ``in_progress`` (the table is CREATING until then)."""
+
+    source_table_arn: str
+    restore_time: float
+    source_backup_arn: str | None = None
+    in_progress: bool = False
+    owner: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_record(rec: dict[str, Any]) -> RestoreInfo:
+        return RestoreInfo(**rec)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TableDef:
     """Everything the catalog knows of one table.
@@ -232,7 +254,13 @@ class TableDef:
     table_class: str = "STANDARD"
     stream_spec: dict[str, Any] | None = None  # the StreamSpecification while a stream is enabled
     stream_label: str | None = None  # the label of the latest stream (set by the data plane)
+    # SSEDescription as DescribeTable reports it; None for the default (AWS owned key).
+    sse: dict[str, str] | None = None
     version: int = 0
+    # Point-in-time recovery: when it was (last) enabled, None while disabled.
+    pitr_since: float | None = None
+    pitr_days: int = PITR_DAYS
+    restore: RestoreInfo | None = None
     # Wall-clock end of a CREATING / UPDATING / DELETING transition (``status_at``); None: the
     # stored status holds until changed. Stored, so every process sharing the store agrees.
     status_until: float | None = None
@@ -291,9 +319,13 @@ class TableDef:
             "table_class": self.table_class,
             "stream_spec": self.stream_spec,
             "stream_label": self.stream_label,
+            "sse": self.sse,
             "version": self.version,
             "status_until": self.status_until,
             "deleting_indexes": [ix.to_record() for ix in self.deleting_indexes],
+            "pitr_since": self.pitr_since,
+            "pitr_days": self.pitr_days,
+            "restore": None if self.restore is None else self.restore.to_record(),
         }
 
     @staticmethod
@@ -316,7 +348,11 @@ class TableDef:
             table_class=rec.get("table_class", "STANDARD"),
             stream_spec=rec.get("stream_spec"),
             stream_label=rec.get("stream_label"),
+            sse=rec.get("sse"),
             version=rec["version"],
             status_until=rec.get("status_until"),
             deleting_indexes=tuple(IndexDef.from_record(ix) for ix in rec.get("deleting_indexes", ())),
+            pitr_since=rec.get("pitr_since"),
+            pitr_days=rec.get("pitr_days", PITR_DAYS),
+            restore=None if rec.get("restore") is None else RestoreInfo.from_record(rec["restore"]),
         )

@@ -7,8 +7,10 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -163,3 +165,99 @@ def test_workers_need_a_data_directory(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert b"--workers needs a data directory" in out.stderr
+
+
+# -- stopped while starting -----------------------------------------------------------------------
+
+_SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a handler for SIGTERM (Linux: SigCgt in /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    m = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)
+    return m is not None and bool(int(m.group(1), 16) & _SIGTERM_BIT)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _wait_for(what: Any, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not what():
+        assert time.monotonic() < deadline, "the server did not get there in time"
+        time.sleep(0.002)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize(
+    "point",
+    ["handler installed", "workers spawned", "workers catch signals", "data opened", "listening", "after 0.5 s"],
+)
+def test_sigterm_at_any_point_of_startup_exits_cleanly(tmp_path: Path, point: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quorumdb", "serve", "--port", "0", "--workers", "2", "--data-dir", str(tmp_path / "d")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    workers: list[int] = []
+    try:
+        _wait_for(lambda: _catches_sigterm(proc.pid))
+        if point == "workers spawned":
+            _wait_for(lambda: len(_children(proc.pid)) == 2)
+        elif point == "workers catch signals":
+            _wait_for(lambda: len(_children(proc.pid)) == 2 and all(map(_catches_sigterm, _children(proc.pid))))
+        elif point == "data opened":
+            _wait_for(lambda: len(_children(proc.pid)) == 2 and (tmp_path / "d" / "data.mdb").exists())
+        elif point == "listening":
+            assert proc.stdout is not None
+            assert LINE.match(proc.stdout.readline().decode().rstrip("\n"))
+        elif point == "after 0.5 s":
+            time.sleep(0.5)
+        workers = _children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        for w in workers:  # every worker is gone too (reaped by the supervisor)
+            assert not Path(f"/proc/{w}").exists() or "State:\tZ" in Path(f"/proc/{w}/status").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("args", [("--workers", "1"), ("--in-memory",)])
+@pytest.mark.parametrize("point", ["handler installed", "data opened", "listening"])
+def test_sigterm_while_a_single_process_server_starts_exits_cleanly(
+    tmp_path: Path, args: tuple[str, ...], point: str
+) -> None:
+    data = tmp_path / "d"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quorumdb", "serve", "--port", "0", "--data-dir", str(data), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        _wait_for(lambda: _catches_sigterm(proc.pid))
+        if point == "data opened" and args[0] != "--in-memory":
+            _wait_for(lambda: (data / "data.mdb").exists())
+        elif point == "listening":
+            assert proc.stdout is not None
+            assert LINE.match(proc.stdout.readline().decode().rstrip("\n"))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -16,6 +16,7 @@ import uvloop
 
 from quorumdb.api.dispatch import Dispatcher
 from quorumdb.api.server import Server
+from quorumdb.db.contract import TableChangedError
 from quorumdb.errors import ResourceInUseError, ResourceNotFoundError
 from quorumdb.model.schema import IndexDef, TableDef
 
@@ -55,8 +56,10 @@ class CatalogDataPlane:
         return table
 
     async def update_table(self, table: TableDef) -> TableDef:
-        self.table(table.name)
-        table = dataclasses.replace(table, version=table.version + 1)
+        cur = self.table(table.name)
+        if cur.version != table.version:
+            raise TableChangedError(table.name)
+        table = dataclasses.replace(table, version=cur.version + 1)
         self.tables[table.name] = table
         return table
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import re
 import uuid
@@ -22,7 +23,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from quorumdb.api.lifecycle import in_use_error, status_deadline
-from quorumdb.api.registry import RequestContext, operation
+from quorumdb.api.registry import Handler, RequestContext, operation
+from quorumdb.db.contract import TableChangedError
 from quorumdb.errors import (
     DynamoError,
     LimitExceededError,
@@ -34,9 +36,11 @@ from quorumdb.model.schema import (
     ACCOUNT,
     GONE,
     MAX_KEY_ATTRIBUTES,
+    REGION,
     IndexDef,
     KeyAttr,
     KeySchema,
+    RestoreInfo,
     TableDef,
     Throughput,
     table_name_of,
@@ -77,6 +81,29 @@ def set_endpoint_address(address: str) -> None:
 
 class AccessDeniedError(DynamoError):
     type_name = "AccessDeniedException"
+
+
+# -- changing a definition ------------------------------------------------------------------
+
+_CHANGE_ATTEMPTS_MAX = 64
+
+
+def _on_current_definition(handler: Handler) -> Handler:
+    """Run a handler that reads a table definition and stores a changed copy again whenever
+    another change replaced the definition first (``update_table`` is a compare-and-swap), so
+    it recomputes from the current one and concurrent changes never undo each other. Handlers
+    so wrapped must have no effect before their ``update_table``."""
+
+    @functools.wraps(handler)
+    async def run(ctx: RequestContext, req: dict[str, Any]) -> Any:
+        for _ in range(_CHANGE_ATTEMPTS_MAX - 1):
+            try:
+                return await handler(ctx, req)
+            except TableChangedError:
+                continue
+        return await handler(ctx, req)
+
+    return run
 
 
 # -- describing ---------------------------------------------------------------------------
@@ -147,6 +174,20 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
         out["LatestStreamArn"] = table.stream_arn
     out["TableClassSummary"] = {"TableClass": table.table_class}
     out["DeletionProtectionEnabled"] = table.deletion_protection
+    if table.sse is not None:
+        out["SSEDescription"] = dict(table.sse)
+    if table.restore is not None:
+        out["RestoreSummary"] = _restore_summary(table.restore)
+    return out
+
+
+def _restore_summary(r: RestoreInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.source_backup_arn is not None:
+        out["SourceBackupArn"] = r.source_backup_arn
+    out["SourceTableArn"] = r.source_table_arn
+    out["RestoreDateTime"] = r.restore_time
+    out["RestoreInProgress"] = r.in_progress
     return out
 
 
@@ -213,7 +254,8 @@ def _gone(table: TableDef, now: float) -> bool:
 
 
 def _changeable(ctx: RequestContext, name: str) -> TableDef:
-    """``_table`` for a change (UpdateTable, DeleteTable): ResourceInUseError unless ACTIVE."""
+    """``_table`` for a change (UpdateTable, DeleteTable): ResourceInUseError unless ACTIVE
+    (a table being restored is CREATING until its items are in)."""
     table = _table(ctx, name)
     status = table.status_at(ctx.now())
     if status != "ACTIVE":
@@ -374,6 +416,28 @@ def _projected_count(specs: list[dict[str, Any]]) -> int:
     return sum(len(s["Projection"].get("NonKeyAttributes") or ()) for s in specs)
 
 
+def _sse_description(spec: dict[str, Any] | None) -> dict[str, str] | None:
+    """The SSEDescription an SSESpecification gives: encryption with a KMS key (the AWS
+    managed key unless KMSMasterKeyId names one) when Enabled, else None (the default: an
+    AWS owned key, which DescribeTable does not describe)."""
+    if not spec or not spec.get("Enabled"):
+        return None
+    sse_type = spec.get("SSEType") or "KMS"
+    if sse_type != "KMS":
+        raise ValidationError(INVALID + f"Unsupported SSEType: {sse_type}. The only supported value is: KMS")
+    key = spec.get("KMSMasterKeyId")
+    prefix = f"arn:aws:kms:{REGION}:{ACCOUNT}:"
+    if not key:
+        arn = prefix + f"key/{uuid.uuid4()}"  # this table's stand-in for alias/aws/dynamodb
+    elif key.startswith("arn:"):
+        arn = key
+    elif key.startswith("alias/"):
+        arn = prefix + key
+    else:
+        arn = prefix + f"key/{key}"
+    return {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": arn}
+
+
 def _check_tags(tags: list[dict[str, Any]]) -> dict[str, str]:
     out = {t["Key"]: t["Value"] for t in tags}
     if len(out) > MAX_TAGS:
@@ -500,17 +564,14 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         deletion_protection=bool(req.get("DeletionProtectionEnabled", False)),
         table_class=req.get("TableClass") or "STANDARD",
         stream_spec=stream,
+        sse=_sse_description(req.get("SSESpecification")),
     )
     if name in ctx.db.table_names():
         await _drop_if_gone(ctx, name)
         if name in ctx.db.table_names():
             raise ResourceInUseError(f"Table already exists: {name}")
     created = await ctx.db.create_table(table)
-    out = describe_table(ctx, created, status="CREATING")
-    sse = req.get("SSESpecification")
-    if sse and sse.get("Enabled"):
-        out["SSEDescription"] = {"Status": "ENABLED", "SSEType": sse.get("SSEType") or "KMS"}
-    return {"TableDescription": out}
+    return {"TableDescription": describe_table(ctx, created, status="CREATING")}
 
 
 # -- DescribeTable / DeleteTable / ListTables -------------------------------------------------
@@ -620,7 +681,14 @@ _UPDATE_FIELDS = (
 )
 
 
+_NO_REPLICAS = (
+    "ReplicaUpdates are not supported: QuorumDB has no replicas in other regions "
+    f"(global tables); this endpoint serves region {REGION} only"
+)
+
+
 @operation("UpdateTable")
+@_on_current_definition
 async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     gsi_updates: list[dict[str, Any]] = req.get("GlobalSecondaryIndexUpdates") or []
     if not gsi_updates and all(req.get(f) is None for f in _UPDATE_FIELDS):
@@ -628,6 +696,9 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates "
             "or SSESpecification or ReplicaUpdates is required"
         )
+    if req.get("ReplicaUpdates") is not None:
+        raise ValidationError(_NO_REPLICAS)
+    sse = _sse_description(req.get("SSESpecification"))
     pt = req.get("ProvisionedThroughput")
     if req.get("BillingMode") == PROVISIONED and pt is None:
         raise ValidationError(INVALID + "ProvisionedThroughput must be specified when BillingMode is PROVISIONED")
@@ -769,6 +840,8 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         changes["table_class"] = req["TableClass"]
     if req.get("DeletionProtectionEnabled") is not None:
         changes["deletion_protection"] = bool(req["DeletionProtectionEnabled"])
+    if req.get("SSESpecification") is not None:
+        changes["sse"] = sse
     updated = await ctx.db.update_table(dataclasses.replace(table, **changes))
     return {"TableDescription": describe_table(ctx, updated, status="UPDATING")}
 
@@ -828,6 +901,7 @@ def _tagged_table(ctx: RequestContext, req: dict[str, Any], action: str, member:
 
 
 @operation("TagResource")
+@_on_current_definition
 async def tag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _tagged_table(ctx, req, "TagResource", "Tags")
     tags = dict(table.tags)
@@ -839,6 +913,7 @@ async def tag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
 
 
 @operation("UntagResource")
+@_on_current_definition
 async def untag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _tagged_table(ctx, req, "UntagResource", "TagKeys")
     drop = set(req["TagKeys"])
@@ -866,6 +941,7 @@ async def describe_time_to_live(ctx: RequestContext, req: dict[str, Any]) -> dic
 
 
 @operation("UpdateTimeToLive")
+@_on_current_definition
 async def update_time_to_live(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _table(ctx, req["TableName"])
     spec = req["TimeToLiveSpecification"]
