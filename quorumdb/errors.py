@@ -20,6 +20,7 @@ __all__ = [
     "ResourceInUseError",
     "LimitExceededError",
     "ConditionalCheckFailedError",
+    "DuplicateItemError",
     "ProvisionedThroughputExceededError",
     "ThrottlingError",
     "RequestLimitExceededError",
@@ -110,6 +111,15 @@ class ConditionalCheckFailedError(DynamoError):
         if self.item is not None:
             out["Item"] = self.item
         return out
+
+
+class DuplicateItemError(DynamoError):
+    """A PartiQL INSERT of an item whose primary key exists."""
+
+    type_name = "DuplicateItemException"
+
+    def __init__(self, message: str = "Duplicate primary key exists in table") -> None:
+        super().__init__(message)
 
 
 class ProvisionedThroughputExceededError(DynamoError):

@@ -27,6 +27,7 @@ STREAMS_OUT = ROOT / "quorumdb" / "api" / "streams_shapes.json"
 STREAMS_OPERATIONS = ["DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"]
 
 OPERATIONS = [
+    "BatchExecuteStatement",
     "BatchGetItem",
     "BatchWriteItem",
     "CreateBackup",
@@ -40,6 +41,8 @@ OPERATIONS = [
     "DescribeLimits",
     "DescribeTable",
     "DescribeTimeToLive",
+    "ExecuteStatement",
+    "ExecuteTransaction",
     "GetItem",
     "ListBackups",
     "ListTables",

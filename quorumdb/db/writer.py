@@ -72,6 +72,7 @@ from quorumdb.db.records import (
 from quorumdb.db.undo import UndoClock, record_undo
 from quorumdb.errors import (
     ConditionalCheckFailedError,
+    DuplicateItemError,
     IdempotentParameterMismatchError,
     InternalServerError,
     ItemCollectionSizeLimitExceededError,
@@ -310,6 +311,9 @@ class WriteBatch:
             except ValidationError as e:
                 failed = True
                 reasons.append({"Code": "ValidationError", "Message": e.message})
+            except DuplicateItemError as e:  # a PartiQL INSERT in ExecuteTransaction
+                failed = True
+                reasons.append({"Code": "DuplicateItem", "Message": e.message})
             except ItemCollectionSizeLimitExceededError as e:
                 failed = True
                 reasons.append({"Code": "ItemCollectionSizeLimitExceeded", "Message": e.message})

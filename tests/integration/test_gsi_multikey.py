@@ -338,3 +338,21 @@ def test_two_partition_attributes_without_sort_key(ddb: Any, make_table: Any) ->
     assert [i["pk"]["S"] for i in out["Items"]] == ["p0"]
     desc = ddb.describe_table(TableName=t)["Table"]["GlobalSecondaryIndexes"][0]
     assert desc["KeySchema"] == _keys("a:HASH", "b:HASH")
+
+
+def test_partiql_select_on_a_multi_attribute_index(ddb: Any, table: str) -> None:
+    # Every partition-key attribute given: a Query of the partition, in index order.
+    out = ddb.execute_statement(
+        Statement=f'SELECT pk FROM "{table}"."multi" WHERE tenant = ? AND region = ? AND "year" = ?',
+        Parameters=[{"S": "acme"}, {"N": "1"}, {"N": "2022"}],
+    )
+    want = sorted((row(i) for i in range(40) if row(i)["year"]["N"] == "2022"), key=natural)
+    assert [i["pk"]["S"] for i in out["Items"]] == [r["pk"]["S"] for r in want]
+    # Only part of the partition key: every matching entry all the same (a filtered scan).
+    out = ddb.execute_statement(
+        Statement=f'SELECT pk FROM "{table}"."multi" WHERE tenant = ? AND "month" = ?',
+        Parameters=[{"S": "acme"}, {"N": "3"}],
+    )
+    want_pks = sorted(r["pk"]["S"] for r in (row(i) for i in range(40)) if r["month"]["N"] == "3")
+    want_pks += sorted(r["pk"]["S"] for r in (row(i, region=2) for i in range(40, 46)) if r["month"]["N"] == "3")
+    assert sorted(i["pk"]["S"] for i in out["Items"]) == sorted(want_pks)

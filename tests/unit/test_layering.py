@@ -54,8 +54,8 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
-        name="model and expr are pure values and expressions",
-        applies_to=("quorumdb/model", "quorumdb/expr"),
+        name="model, expr and partiql are pure values and languages",
+        applies_to=("quorumdb/model", "quorumdb/expr", "quorumdb/partiql"),
         forbidden=(
             "quorumdb.api",
             "quorumdb.db",

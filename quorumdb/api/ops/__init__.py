@@ -7,8 +7,8 @@ than one that does not start. Handlers never format HTTP responses.
 
 from __future__ import annotations
 
-from quorumdb.api.ops import backups, control, items, reads, streams, transactions
+from quorumdb.api.ops import backups, control, items, partiql, reads, streams, transactions
 
 __all__ = ["MODULES"]
 
-MODULES = (backups, control, items, reads, streams, transactions)
+MODULES = (backups, control, items, reads, streams, transactions, partiql)

@@ -59,6 +59,7 @@ __all__ = [
     "batch_write_item",
     "conditional_mutator",
     "update_mutator",
+    "write_capacity",
 ]
 
 _COND_EXPR = ("ConditionExpression",)
@@ -124,7 +125,7 @@ def update_mutator(
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _write_capacity(table: TableDef, mode: str | None, res: WriteResult) -> dict[str, Any] | None:
+def write_capacity(table: TableDef, mode: str | None, res: WriteResult) -> dict[str, Any] | None:
     units = capacity.write_units(res.old_size, res.new_size)
     if table.indexes:
         local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
@@ -140,7 +141,7 @@ def _finish_write(
         out["Attributes"] = attributes
     mode = capacity.wants_capacity(req)
     if mode is not None:
-        out["ConsumedCapacity"] = _write_capacity(table, mode, res)
+        out["ConsumedCapacity"] = write_capacity(table, mode, res)
     icm = item_collection_metrics(table, key, req, res.collection_size)
     if icm is not None:
         out["ItemCollectionMetrics"] = icm

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -44,7 +45,7 @@ from quorumdb.model.schema import MAX_KEY_ATTRIBUTES, IndexDef, KeySchema, Table
 from quorumdb.model.types import AttributeValue, Item, Key
 from quorumdb.model.values import validate_item, validate_value
 
-__all__ = ["query", "scan", "PAGE_BYTES_MAX"]
+__all__ = ["query", "scan", "PAGE_BYTES_MAX", "Page", "read_page", "resolve_index", "check_start_key"]
 
 PAGE_BYTES_MAX = 1024 * 1024
 _BAD_START = "The provided starting key is invalid"
@@ -91,7 +92,7 @@ def _select(req: dict[str, Any], index: IndexDef | None, has_projection: bool) -
     return sel
 
 
-def _resolve_index(
+def resolve_index(
     table: TableDef, req: dict[str, Any], consistent: bool
 ) -> IndexDef | None:
     name = req.get("IndexName")
@@ -114,7 +115,7 @@ def _key_names(table: TableDef, index: IndexDef | None) -> tuple[str, ...]:
     return names + tuple(n for n in index.key_schema.names if n not in names)
 
 
-def _check_start_key(
+def check_start_key(
     table: TableDef, index: IndexDef | None, esk: Item, *, is_query: bool
 ) -> Key:
     names = _key_names(table, index)
@@ -268,9 +269,21 @@ def _needs_fetch(table: TableDef, index: IndexDef | None, select: str, projectio
     return any(n not in projected for n in projection.top_level_names)
 
 
-async def _page(
+@dataclass(slots=True, kw_only=True)
+class Page:
+    """One page read by ``read_page``. ``raws`` (the stored JSON of each item) is set instead
+    of ``items`` when nothing had to be decoded (no filter, projection or fetch)."""
+
+    raws: list[bytes] | None
+    items: list[Item]
+    count: int
+    scanned: int
+    last_key: Key | None
+    capacity: dict[str, Any] | None
+
+
+async def read_page(
     ctx: RequestContext,
-    req: dict[str, Any],
     table: TableDef,
     index: IndexDef | None,
     it: Any,
@@ -279,11 +292,13 @@ async def _page(
     filt: Any,
     projection: Any,
     consistent: bool,
-) -> dict[str, Any] | bytes:
-    limit: int | None = req.get("Limit")
+    limit: int | None,
+    mode: str | None,
+) -> Page:
+    """Walk a Query/Scan iterator: stop at ``limit`` items read or 1 MB, fetch what an LSI
+    does not project, filter, project, and count the read capacity (``mode``)."""
     fetch = _needs_fetch(table, index, select, projection)
     table_schema = table.key_schema
-    mode = capacity.wants_capacity(req)
     key_names = _key_names(table, index)
 
     scanned = 0
@@ -348,10 +363,44 @@ async def _page(
                 local=ix if index.local else None,
                 glob=None if index.local else ix,
             )
+    return Page(
+        raws=raws if raw_fast else None,
+        items=items,
+        count=count,
+        scanned=scanned,
+        last_key=lek,
+        capacity=cc,
+    )
 
-    if raw_fast:
-        n = str(scanned).encode()
-        parts = [b'{"Items":[', b",".join(raws), b'],"Count":', n, b',"ScannedCount":', n]
+
+async def _page(
+    ctx: RequestContext,
+    req: dict[str, Any],
+    table: TableDef,
+    index: IndexDef | None,
+    it: Any,
+    *,
+    select: str,
+    filt: Any,
+    projection: Any,
+    consistent: bool,
+) -> dict[str, Any] | bytes:
+    page = await read_page(
+        ctx,
+        table,
+        index,
+        it,
+        select=select,
+        filt=filt,
+        projection=projection,
+        consistent=consistent,
+        limit=req.get("Limit"),
+        mode=capacity.wants_capacity(req),
+    )
+    lek, cc = page.last_key, page.capacity
+    if page.raws is not None:
+        n = str(page.scanned).encode()
+        parts = [b'{"Items":[', b",".join(page.raws), b'],"Count":', n, b',"ScannedCount":', n]
         if lek is not None:
             parts += [b',"LastEvaluatedKey":', orjson.dumps(lek)]
         if cc is not None:
@@ -361,9 +410,9 @@ async def _page(
 
     out: dict[str, Any] = {}
     if select != "COUNT":
-        out["Items"] = items
-    out["Count"] = count
-    out["ScannedCount"] = scanned
+        out["Items"] = page.items
+    out["Count"] = page.count
+    out["ScannedCount"] = page.scanned
     if lek is not None:
         out["LastEvaluatedKey"] = lek
     if cc is not None:
@@ -444,7 +493,7 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
     consistent = bool(req.get("ConsistentRead"))
     try:
         table = table_of(ctx.db, req["TableName"])
-        index = _resolve_index(table, req, consistent)
+        index = resolve_index(table, req, consistent)
     except (ResourceNotFoundError, ValidationError):
         if len(conds) > 2:
             # More than two conditions only fit a multi-attribute index key, which is
@@ -463,7 +512,7 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
 
     start: Key | None = None
     if esk is not None:
-        start = _check_start_key(table, index, esk, is_query=True)
+        start = check_start_key(table, index, esk, is_query=True)
         _check_query_start(schema, kc, start)
 
     it = await ctx.db.query(
@@ -523,12 +572,12 @@ async def scan(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | byt
     has_projection = parsed.projection is not None
     consistent = bool(req.get("ConsistentRead"))
     table = table_of(ctx.db, req["TableName"])
-    index = _resolve_index(table, req, consistent)
+    index = resolve_index(table, req, consistent)
     select = _select(req, index, has_projection)
     _check_gsi_select(index, select)
     start = None
     if esk is not None:
-        start = _check_start_key(table, index, esk, is_query=False)
+        start = check_start_key(table, index, esk, is_query=False)
         if total is not None and total > 1:
             _check_segment(table, index, start, segment or 0, total)
     _check_paths(table, parsed)
