@@ -11,8 +11,12 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from quorumdb.api.auth import Verifier
 
 __all__ = ["main", "serve"]
 
@@ -50,6 +54,19 @@ def main() -> None:
     "[default: one per core; 1 with --in-memory].",
 )
 @click.option(
+    "--auth",
+    is_flag=True,
+    help="Check AWS Signature V4 on every request, as DynamoDB does, against the keys of "
+    "--credentials and $QUORUMDB_CREDENTIALS (\"AKID:SECRET,...\"). Default: any credentials.",
+)
+@click.option(
+    "--credentials",
+    "credentials_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of access keys for --auth: AKID:SECRET[:TOKEN] entries, or an AWS credentials file.",
+)
+@click.option(
     "--table-status-delay-ms",
     default=None,
     type=click.IntRange(0, 3_600_000),
@@ -65,6 +82,8 @@ def serve(
     log_level: str,
     workers: int | None,
     table_status_delay_ms: int | None,
+    auth: bool,
+    credentials_file: str | None,
     reuse_port: bool,
 ) -> None:
     """Serve the DynamoDB API on HTTP until SIGINT/SIGTERM."""
@@ -78,6 +97,7 @@ def serve(
         workers = 1 if in_memory or reuse_port else (os.cpu_count() or 1)
     if workers > 1 and in_memory:
         raise click.UsageError("--workers needs a data directory: in-memory data cannot be shared")
+    verifier = _verifier(auth, credentials_file)
     if reuse_port:
         _die_with_supervisor()
     logging.basicConfig(
@@ -89,12 +109,32 @@ def serve(
 
     try:
         if workers > 1:
-            code = run_workers(host, port, data_dir, workers, log_level.lower())
+            extra = ["--auth"] if auth else []
+            if credentials_file is not None:
+                extra += ["--credentials", os.path.abspath(credentials_file)]
+            code = run_workers(host, port, data_dir, workers, log_level.lower(), extra)
         else:
-            code = run(host, port, data_dir, in_memory, reuse_port=reuse_port)
+            code = run(host, port, data_dir, in_memory, reuse_port=reuse_port, verifier=verifier)
     except OSError as exc:  # e.g. the port is taken
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)
+
+
+def _verifier(auth: bool, credentials_file: str | None) -> Verifier | None:
+    """The signature checker of ``--auth`` (None without it); bad or no keys are a usage error."""
+    if not auth:
+        if credentials_file is not None:
+            raise click.UsageError("--credentials is only used with --auth")
+        return None
+    from quorumdb.api.auth import CREDENTIALS_ENV, Verifier, load_credentials
+
+    try:
+        keys = load_credentials(credentials_file)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"cannot read the credentials: {exc}") from exc
+    if not keys:
+        raise click.UsageError(f"--auth needs access keys: --credentials FILE or ${CREDENTIALS_ENV}")
+    return Verifier(keys)
 
 
 def _die_with_supervisor() -> None:

@@ -14,7 +14,11 @@ walk over the request body, in DynamoDB's member order:
 Like DynamoDB, JSON nulls count as absent (they are removed from the body), unknown members
 are ignored, and a few scalars are coerced (``"true"`` for a boolean, 1.5 for an integer).
 Attribute values are checked only for being JSON objects here; their contents belong to
-``quorumdb.model.values``. This module never looks at tables or does I/O.
+``quorumdb.model.values``. But DynamoDB deserializes the whole request before it checks any
+rule, so a JSON type error inside an attribute value (``{"S": 5}``) beats every
+ValidationException: before one is reported, ``check_types`` walks the request again, this
+time into the attribute values (only on that error path, so valid requests walk them once, in
+the handler). This module never looks at tables or does I/O.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import orjson
 
 from quorumdb.errors import SerializationError, ValidationError
 from quorumdb.model.schema import TABLE_ARN_MAX, TABLE_ARN_RE
+from quorumdb.model.values import check_value_types
 
 __all__ = ["OperationSpec", "SPECS", "STREAMS_SPECS", "spec_for", "validate", "compile_spec", "value_str", "is_table_arn"]
 
@@ -211,6 +216,8 @@ class AttributeValueNode(Node):
 
     def check(self, v: Any, loc: Loc, errors: list[str]) -> Any:
         if v.__class__ is dict:
+            if errors.__class__ is _TypesOnly:
+                check_value_types(v, field=not self.in_collection)
             return v
         if isinstance(v, list):
             raise SerializationError(f"Unrecognized collection type class {JAVA_PKG}AttributeValue")
@@ -395,6 +402,10 @@ class _Slow(Exception):
     """Internal: leave StructNode's fast path."""
 
 
+class _TypesOnly(list[str]):
+    """The error list of a ``check_types`` walk: attribute values are walked into too."""
+
+
 def _compile(spec: dict[str, Any], in_collection: bool) -> Node:
     kind = spec["k"]
     if kind == "str":
@@ -435,15 +446,25 @@ class OperationSpec:
         if tn is not None:
             name = body.get(tn)
             if name is None:
+                self.check_types(body)
                 raise ValidationError(f"The parameter '{tn}' is required but was not present in the request")
             if (len(name) < 3 or len(name) > 255) and not is_table_arn(name):
+                self.check_types(body)
                 raise ValidationError(f"{tn} must be at least 3 characters long and at most 255 characters long")
         if errors:
+            self.check_types(body)
             n = len(errors)
             raise ValidationError(
                 f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(errors)
             )
         return body
+
+
+    def check_types(self, body: Any) -> None:
+        """Raise the first JSON type error of ``body``, attribute values included (DynamoDB's
+        deserialization errors), if there is one."""
+        if body.__class__ is dict:
+            self.body.check(body, None, _TypesOnly())
 
 
 def compile_spec(doc: dict[str, Any]) -> dict[str, OperationSpec]:

@@ -26,7 +26,7 @@ from quorumdb.api.lifecycle import in_use_error, status_deadline
 from quorumdb.api.registry import Handler, RequestContext, operation
 from quorumdb.db.contract import TableChangedError
 from quorumdb.errors import (
-    DynamoError,
+    AccessDeniedError,
     LimitExceededError,
     ResourceInUseError,
     ResourceNotFoundError,
@@ -77,10 +77,6 @@ def set_endpoint_address(address: str) -> None:
     """The ``host:port`` DescribeEndpoints reports (set by the server once it listens)."""
     global _endpoint_address
     _endpoint_address = address
-
-
-class AccessDeniedError(DynamoError):
-    type_name = "AccessDeniedException"
 
 
 # -- changing a definition ------------------------------------------------------------------
