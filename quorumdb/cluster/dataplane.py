@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from quorumdb.db.contract import Forward, StoredItem, WriteOp, WriteResult
 from quorumdb.db.partition import HASH_SPACE, Partition, segment_range
 from quorumdb.db.records import Record, counter_key, unpack_counter
-from quorumdb.db.replicated import APPLIED_KEY, PartitionStore
+from quorumdb.db.replicated import PartitionStore, snapshot_index
 from quorumdb.db.writer import WriteBatch
 from quorumdb.errors import (
     DynamoError,
@@ -195,11 +195,18 @@ class PartitionReplica:
         self._scheduled = False
         self._inflight = 0
         self._max_inflight = max_inflight
+        self._applying = (0, 0)  # (log index, position of the next command in that entry)
 
     # -- the state machine the node drives -------------------------------------------------------
 
     def apply(self, index: int, command: bytes) -> bool:
-        return self.store.apply(index, command)
+        """The node hands over each command of a committed entry in order, all with the
+        entry's index: count their positions (a replay after a restart starts an entry from
+        its first command again, so positions come out the same)."""
+        last, pos = self._applying
+        pos = pos if index == last else 0
+        self._applying = (index, pos + 1)
+        return self.store.apply(index, command, pos)
 
     def snapshot(self) -> bytes:
         return self.store.snapshot()
@@ -207,8 +214,7 @@ class PartitionReplica:
     def restore(self, data: bytes) -> None:
         if not data:
             return
-        index = _snapshot_index(data)
-        self.store.restore(data, index)
+        self.store.restore(data, snapshot_index(data))
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -294,17 +300,6 @@ class PartitionReplica:
 def _fail(fut: asyncio.Future[Any], err: BaseException) -> None:
     if not fut.done():
         fut.set_exception(err)
-
-
-def _snapshot_index(blob: bytes) -> int:
-    import msgpack
-
-    from quorumdb.db.records import unpack_u64
-
-    for k, v in msgpack.unpackb(blob)["kv"]:
-        if k == APPLIED_KEY:
-            return unpack_u64(v)
-    return 0
 
 
 # -- the data plane --------------------------------------------------------------------------------
