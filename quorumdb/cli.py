@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["main", "serve"]
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
+STATUS_DELAY_ENV = "QUORUMDB_TABLE_STATUS_DELAY_MS"  # quorumdb.api.lifecycle reads it
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,6 +66,13 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="File of access keys for --auth: AKID:SECRET[:TOKEN] entries, or an AWS credentials file.",
 )
+@click.option(
+    "--table-status-delay-ms",
+    default=None,
+    type=click.IntRange(0, 3_600_000),
+    help="How long tables and indexes report CREATING / UPDATING / DELETING (as DynamoDB does "
+    "while it works) [default: 0, or $QUORUMDB_TABLE_STATUS_DELAY_MS].",
+)
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Internal: a worker of --workers.")
 def serve(
     host: str,
@@ -73,6 +81,7 @@ def serve(
     in_memory: bool,
     log_level: str,
     workers: int | None,
+    table_status_delay_ms: int | None,
     auth: bool,
     credentials_file: str | None,
     reuse_port: bool,
@@ -81,6 +90,9 @@ def serve(
     from quorumdb.api import early_stop
 
     early_stop.install()  # (again) for the ``quorumdb`` script, which skips ``__main__``
+    if table_status_delay_ms is not None:
+        # Read by the handlers; worker processes inherit it with the environment.
+        os.environ[STATUS_DELAY_ENV] = str(table_status_delay_ms)
     if workers is None:
         workers = 1 if in_memory or reuse_port else (os.cpu_count() or 1)
     if workers > 1 and in_memory:

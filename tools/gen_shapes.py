@@ -206,6 +206,12 @@ ORDER_BY_PATH: dict[str, list[str]] = {
     "UpdateTable": ["TableName", "ProvisionedThroughput", "BillingMode", "GlobalSecondaryIndexUpdates"],
 }
 
+MAX_KEY_ATTRIBUTES = 4
+GSI_KEY_SCHEMAS = {
+    "CreateTable.GlobalSecondaryIndexes[].KeySchema",
+    "UpdateTable.GlobalSecondaryIndexUpdates[].Create.KeySchema",
+}
+
 TABLE_NAME_RULES = {"min": 3, "max": 255, "re": "[a-zA-Z0-9_.-]+"}
 _DROP = None  # marker: remove the constraint
 
@@ -226,10 +232,12 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "BatchGetItem.RequestItems": {
         "max": _DROP,
         "keys": [["max", 255], ["min", 3], ["re", "[a-zA-Z0-9_.-]+"]],
+        "arn": 1,  # keys may be table ARNs
     },
     "BatchWriteItem.RequestItems": {
         "max": _DROP,
         "keys": [["max", 255], ["min", 3], ["re", "[a-zA-Z0-9_.-]+"]],
+        "arn": 1,
         "values": [["max", 25], ["min", 1]],
     },
     "BatchWriteItem.RequestItems{}": {"min": _DROP, "max": _DROP},
@@ -297,11 +305,13 @@ def build(shapes: dict[str, Any], name: str, path: str, op: str, in_collection: 
             sub = build(shapes, members[m]["shape"], f"{path}.{m}", op, False)
             if m == "TableName" and members[m]["shape"] in ("TableArn", "TableName"):
                 sub = {"k": "str", **TABLE_NAME_RULES}
+                if members[m]["shape"] == "TableArn":
+                    sub["arn"] = 1  # a table ARN is accepted in place of the name
             if m in required:
                 sub["nn"] = 1
             if path == op and m == "TableName" and op in TABLE_NAME_FIRST:
                 # Checked first, with its own messages; only the pattern stays aggregated.
-                sub = {"k": "str", "re": TABLE_NAME_RULES["re"]}
+                sub = {"k": "str", "re": TABLE_NAME_RULES["re"], "arn": 1}
             apply_overrides(sub, f"{path}.{m}", op)
             out_members.append([m, sub])
         node = {"k": "struct", "c": name, "m": out_members}
@@ -310,7 +320,9 @@ def build(shapes: dict[str, Any], name: str, path: str, op: str, in_collection: 
         apply_overrides(elem, path + "[]", op)
         node = {"k": "list", "e": elem}
         if name == "KeySchema":
-            node["max"] = 2  # our key schemas have a partition key and an optional sort key
+            # A table or local index has a partition key and an optional sort key; a global
+            # index up to four of each (multi-attribute keys), checked by the handlers.
+            node["max"] = 2 * MAX_KEY_ATTRIBUTES if path in GSI_KEY_SCHEMAS else 2
     elif t == "map":
         val = build(shapes, s["value"]["shape"], path + "{}", op, True)
         apply_overrides(val, path + "{}", op)

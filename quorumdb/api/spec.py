@@ -32,9 +32,10 @@ from typing import Any
 import orjson
 
 from quorumdb.errors import SerializationError, ValidationError
+from quorumdb.model.schema import TABLE_ARN_MAX, TABLE_ARN_RE
 from quorumdb.model.values import check_value_types
 
-__all__ = ["OperationSpec", "SPECS", "STREAMS_SPECS", "spec_for", "validate", "compile_spec", "value_str"]
+__all__ = ["OperationSpec", "SPECS", "STREAMS_SPECS", "spec_for", "validate", "compile_spec", "value_str", "is_table_arn"]
 
 MAX_ERRORS = 10
 JAVA_PKG = "com.amazonaws.dynamodb.v20120810."
@@ -99,8 +100,13 @@ class Node:
         raise NotImplementedError
 
 
+def is_table_arn(v: str) -> bool:
+    """A table ARN, which DynamoDB takes wherever it takes a TableName."""
+    return v.startswith("arn:") and len(v) <= TABLE_ARN_MAX and TABLE_ARN_RE.fullmatch(v) is not None
+
+
 class StrNode(Node):
-    __slots__ = ("enum", "enum_set", "pattern", "regex", "min", "max")
+    __slots__ = ("enum", "enum_set", "pattern", "regex", "min", "max", "arn")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.enum: list[str] | None = spec.get("enum")
@@ -109,6 +115,7 @@ class StrNode(Node):
         self.regex = re.compile(self.pattern) if self.pattern else None
         self.min: int | None = spec.get("min")
         self.max: int | None = spec.get("max")
+        self.arn = bool(spec.get("arn"))  # a TableName: a table ARN is accepted too
 
     def check(self, v: Any, loc: Loc, errors: list[str]) -> Any:
         if v.__class__ is not str:
@@ -121,6 +128,8 @@ class StrNode(Node):
             if isinstance(v, dict):
                 raise SerializationError(_START_OF_STRUCT)
             raise SerializationError("Unexpected token received from parser")
+        if self.arn and is_table_arn(v):
+            return v
         if self.enum_set is not None and v not in self.enum_set:
             _add(errors, v, loc, f"Member must satisfy enum value set: [{', '.join(self.enum or ())}]")
         if self.regex is not None and self.regex.fullmatch(v) is None:
@@ -273,7 +282,7 @@ def _length_rules(rules: list[list[Any]]) -> list[tuple[Callable[[Any], bool], s
 
 
 class MapNode(Node):
-    __slots__ = ("value", "java_value", "min", "max", "keys", "values", "parameterized")
+    __slots__ = ("value", "java_value", "min", "max", "keys", "arn_keys", "values", "parameterized")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.value = _compile(spec["v"], True)
@@ -281,6 +290,7 @@ class MapNode(Node):
         self.min: int | None = spec.get("min")
         self.max: int | None = spec.get("max")
         self.keys = _length_rules(spec["keys"]) if "keys" in spec else None
+        self.arn_keys = bool(spec.get("arn"))  # keys are table names or table ARNs
         self.values = _length_rules(spec["values"]) if "values" in spec else None
         self.parameterized = bool(spec.get("p"))
 
@@ -297,6 +307,8 @@ class MapNode(Node):
             _add(errors, v, loc, f"Member must have length less than or equal to {self.max}")
         if self.keys is not None:
             for k in v:
+                if self.arn_keys and is_table_arn(k):
+                    continue
                 if not all(ok(k) for ok, _ in self.keys):
                     msgs = ", ".join(m for _, m in self.keys)
                     _add(errors, v, loc, f"Map keys must satisfy constraint: [{msgs}]")
@@ -436,7 +448,7 @@ class OperationSpec:
             if name is None:
                 self.check_types(body)
                 raise ValidationError(f"The parameter '{tn}' is required but was not present in the request")
-            if len(name) < 3 or len(name) > 255:
+            if (len(name) < 3 or len(name) > 255) and not is_table_arn(name):
                 self.check_types(body)
                 raise ValidationError(f"{tn} must be at least 3 characters long and at most 255 characters long")
         if errors:

@@ -547,7 +547,7 @@ class ClusterDataPlane:
         self,
         table: TableDef,
         index: IndexDef | None,
-        hash_value: AttributeValue,
+        hash_value: AttributeValue | tuple[AttributeValue, ...],
         sort: SortKeyRange | None,
         *,
         forward: bool = True,
@@ -557,6 +557,7 @@ class ClusterDataPlane:
     ) -> Iterator[StoredItem]:
         if index is not None and not index.local:
             raise ValidationError(_NO_GSI)
+        assert isinstance(hash_value, dict)  # tables and local indexes: one partition-key attribute
         p = self._partition(table, hash_value)
         args = {"ix": None if index is None else index.name, "h": hash_value,
                 "s": None if sort is None else [sort.op, list(sort.values)], "f": forward,

@@ -231,7 +231,7 @@ class DataPlane(Protocol):
         self,
         table: TableDef,
         index: IndexDef | None,
-        hash_value: AttributeValue,
+        hash_value: AttributeValue | tuple[AttributeValue, ...],
         sort: SortKeyRange | None,
         *,
         forward: bool = True,
@@ -239,7 +239,8 @@ class DataPlane(Protocol):
         consistent: bool = False,
         limit: int | None = None,
     ) -> Iterator[StoredItem]:
-        """Items of one partition-key value in sort-key order (reverse if not forward), after
+        """Items of one partition-key value (a tuple of values, one per attribute, for a
+        multi-attribute index key) in sort-key order (reverse if not forward), after
         ``exclusive_start`` (a table key, plus the index key when ``index`` is given). For an
         index, the stored item is the projected index entry.
 

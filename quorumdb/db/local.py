@@ -269,7 +269,7 @@ class LocalDataPlane:
         self,
         table: TableDef,
         index: IndexDef | None,
-        hash_value: AttributeValue,
+        hash_value: AttributeValue | tuple[AttributeValue, ...],
         sort: SortKeyRange | None,
         *,
         forward: bool = True,

@@ -81,7 +81,13 @@ from quorumdb.errors import (
     TransactionCanceledError,
     ValidationError,
 )
-from quorumdb.model.keys import encode_primary_key, encode_scalar, key_value_allowed, partition_hash
+from quorumdb.model.keys import (
+    encode_partition,
+    encode_primary_key,
+    encode_scalar,
+    key_value_allowed,
+    partition_hash,
+)
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import Item, Key
 from quorumdb.storage.engine import ReadTxn, StorageFullError, WriteTxn, prefix_successor
@@ -420,6 +426,23 @@ def _project(table: TableDef, ix: IndexDef, item: Item) -> Item:
     return {n: item[n] for n in names if n in item}
 
 
+def _multi_attribute_entry_key(table: TableDef, ix: IndexDef, item: Item) -> bytes | None:
+    """The start of ``item``'s entry key in a multi-attribute index (before the table key);
+    None unless the item has every key attribute of the index, each a valid key value of its
+    declared type."""
+    ks = ix.key_schema
+    hashes = ks.hash_attrs
+    for a in ks.attrs:
+        av = item.get(a.name)
+        raw = None if av is None else av.get(a.type)
+        if raw is None or not key_value_allowed(a.type, raw, is_hash=a in hashes):
+            return None
+    key = index_prefix(table.table_id, ix.index_id) + encode_partition(ks.hash_attrs, [item[a.name] for a in ks.hash_attrs])
+    for a in ks.range_attrs:
+        key += encode_scalar(a.type, item[a.name][a.type])
+    return key
+
+
 def index_entry(
     table: TableDef, ix: IndexDef, item: Item | None, item_rec: bytes | None
 ) -> tuple[bytes, bytes, int] | None:
@@ -430,24 +453,29 @@ def index_entry(
     if item is None:
         return None
     ks = ix.key_schema
-    h = ks.hash
-    hv = item.get(h.name)
-    if hv is None:
-        return None
-    raw = hv.get(h.type)
-    if raw is None or not key_value_allowed(h.type, raw, is_hash=True):
-        return None
-    enc = encode_scalar(h.type, raw)
-    key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
-    r = ks.range
-    if r is not None:
-        rv = item.get(r.name)
-        if rv is None:
+    if ks.multi_attribute:
+        key = _multi_attribute_entry_key(table, ix, item)
+        if key is None:
             return None
-        rraw = rv.get(r.type)
-        if rraw is None or not key_value_allowed(r.type, rraw, is_hash=False):
+    else:
+        h = ks.hash
+        hv = item.get(h.name)
+        if hv is None:
             return None
-        key += encode_scalar(r.type, rraw)
+        raw = hv.get(h.type)
+        if raw is None or not key_value_allowed(h.type, raw, is_hash=True):
+            return None
+        enc = encode_scalar(h.type, raw)
+        key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
+        r = ks.range
+        if r is not None:
+            rv = item.get(r.name)
+            if rv is None:
+                return None
+            rraw = rv.get(r.type)
+            if rraw is None or not key_value_allowed(r.type, rraw, is_hash=False):
+                return None
+            key += encode_scalar(r.type, rraw)
     tks = table.key_schema
     key += encode_scalar(tks.hash.type, item[tks.hash.name][tks.hash.type])
     if tks.range is not None:

@@ -43,6 +43,14 @@ The first 8 bytes of ``md5(type_tag + encode_value(value))``, with the type tag 
 (``b"S"``, ``b"N"``, ``b"B"``). It places partitions and orders Scan, as DynamoDB's hash does.
 Equal values (``1`` and ``1.0``) hash equally because the encoding is of the value.
 
+Multi-attribute partition keys (``encode_partition``)
+=====================================================
+A global secondary index may have a partition key of up to four attributes ``a1..an``. Its
+hash is the first 8 bytes of ``md5(tag1 + encode_value(a1) + ... + tagn + encode_value(an))``,
+followed by ``encode_value(a1) + ... + encode_value(an)``. With one attribute this is exactly
+the single-attribute layout above. Sort-key attributes follow in order, each self-delimiting,
+so index entries sort by the sort attributes in sequence.
+
 Primary keys (``encode_primary_key``)
 =====================================
 ``partition_hash(hash value) + encode_value(hash value) [+ encode_value(range value)]``. The
@@ -57,6 +65,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Sequence
 
 from quorumdb.errors import ValidationError
 from quorumdb.model.numbers import MAX_ADJUSTED_EXP, MIN_ADJUSTED_EXP, canonical
@@ -70,6 +79,7 @@ __all__ = [
     "decode_value",
     "partition_hash",
     "encode_primary_key",
+    "encode_partition",
     "decode_primary_key",
     "extract_key",
     "key_value_size",
@@ -302,6 +312,19 @@ def _hash_part(type_tag: str, raw: str) -> bytes:
     return out
 
 
+def encode_partition(attrs: Sequence[KeyAttr], values: Sequence[AttributeValue]) -> bytes:
+    """``partition hash + encodings`` of a partition key of one or more attributes (``values``
+    in the order of ``attrs``, each of its attribute's type)."""
+    assert len(attrs) == len(values) and attrs
+    if len(attrs) == 1:
+        t = attrs[0].type
+        return _hash_part(t, values[0][t])
+    encoded = [encode_scalar(a.type, v[a.type]) for a, v in zip(attrs, values, strict=True)]
+    tagged = b"".join([_TAG_BYTES[a.type] + e for a, e in zip(attrs, encoded, strict=True)])
+    digest = hashlib.md5(tagged, usedforsecurity=False).digest()[:PARTITION_HASH_SIZE]
+    return digest + b"".join(encoded)
+
+
 def encode_primary_key(schema: KeySchema, key: Key) -> bytes:
     """``partition_hash(hash) + encode(hash) [+ encode(range)]`` for a key (or an item)."""
     h = schema.hash
@@ -378,6 +401,12 @@ def extract_key(schema: KeySchema, item: Item, *, exact: bool) -> Key:
     (PutItem): other attributes are allowed and missing / mistyped keys have their own messages.
     The values are expected to have passed ``values.validate_value``; numbers come back canonical.
     """
+    if schema.multi_attribute:
+        attrs = schema.attrs
+        if exact and len(item) != len(attrs):
+            raise ValidationError(KEY_SCHEMA_MISMATCH)
+        n_hash = len(schema.hash_attrs)
+        return {a.name: _key_part(item, a, i < n_hash, exact) for i, a in enumerate(attrs)}
     r = schema.range
     if exact and len(item) != (1 if r is None else 2):
         raise ValidationError(KEY_SCHEMA_MISMATCH)

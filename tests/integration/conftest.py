@@ -97,8 +97,8 @@ def own_server_factory(tmp_path: Path) -> Iterator[Any]:
         pytest.skip("needs its own single-node quorumdb process (QUORUMDB_TEST_CLUSTER is set)")
     servers: list[ServerProcess] = []
 
-    def start(data_dir: Path | None = None, **env: str) -> ServerProcess:
-        server = ServerProcess(data_dir=str(data_dir or tmp_path / "data"), extra_env=env)
+    def start(data_dir: Path | None = None, extra_args: tuple[str, ...] = (), **env: str) -> ServerProcess:
+        server = ServerProcess(data_dir=str(data_dir or tmp_path / "data"), extra_env=env, extra_args=list(extra_args))
         servers.append(server)
         server.start()
         return server

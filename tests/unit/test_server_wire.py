@@ -223,7 +223,7 @@ def test_compressed_request_bodies(srv: ThreadedServer, coding: str, squeeze: An
     body = squeeze(create_body(f"enc_{coding.replace('-', '_')}"))
     r = exchange(srv, request("CreateTable", body, extra=f"Content-Encoding: {coding}\r\n"))
     assert r.status == 200, r.body
-    assert json.loads(r.body)["TableDescription"]["TableStatus"] == "ACTIVE"
+    assert json.loads(r.body)["TableDescription"]["TableStatus"] == "CREATING"  # as DynamoDB answers CreateTable
 
 
 def test_broken_or_unknown_compression_is_a_400_and_the_connection_lives_on(srv: ThreadedServer) -> None:

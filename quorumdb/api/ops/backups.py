@@ -155,7 +155,7 @@ def _description(b: BackupDef, status: str | None = None) -> dict[str, Any]:
 @operation("CreateBackup")
 async def create_backup(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _source_table(ctx, req["TableName"])
-    if table.status != "ACTIVE":
+    if table.status_at(ctx.now()) not in ("ACTIVE", "UPDATING"):  # the stored status may be over
         raise TableInUseError(f"Table is being restored: {table.name}")
     try:
         b = await ctx.db.create_backup(table, req["BackupName"])
@@ -364,7 +364,7 @@ async def update_continuous_backups(ctx: RequestContext, req: dict[str, Any]) ->
             "RecoveryPeriodInDays can only be specified when PointInTimeRecoveryEnabled is set to true"
         )
     table = _source_table(ctx, req["TableName"])
-    if table.status != "ACTIVE":
+    if table.status_at(ctx.now()) not in ("ACTIVE", "UPDATING"):
         raise ContinuousBackupsUnavailableError(f"Backups are being enabled for the table: {table.name}. Please retry later")
     try:
         t = await ctx.db.set_point_in_time_recovery(table, enabled, days)

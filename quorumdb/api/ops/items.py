@@ -338,11 +338,12 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
                 raise ValidationError("Too many items requested for the BatchGetItem call")
         plans.append((name, spec, projection, keys))
 
-    resolved: list[tuple[TableDef, dict[str, Any], Any, list[Key]]] = []
+    # Responses and UnprocessedKeys are keyed as the request named the table (name or ARN).
+    resolved: list[tuple[str, TableDef, dict[str, Any], Any, list[Key]]] = []
     for name, spec, projection, keys in plans:
         table = table_of(ctx.db, name)
         schema = table.key_schema
-        resolved.append((table, spec, projection, [extract_key(schema, k, exact=True) for k in keys]))
+        resolved.append((name, table, spec, projection, [extract_key(schema, k, exact=True) for k in keys]))
         if projection is not None:
             check_key_paths(table, projection.paths)
 
@@ -352,13 +353,13 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
     cap_entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
     size_total = 0
     full = False
-    for table, spec, projection, keys in resolved:
+    for name, table, spec, projection, keys in resolved:
         consistent = bool(spec.get("ConsistentRead"))
-        items = responses.setdefault(table.name, [])
+        items = responses.setdefault(name, [])
         units = 0.0
         for key in keys:
             if full:
-                _unprocessed_key(unprocessed, table.name, spec, key)
+                _unprocessed_key(unprocessed, name, spec, key)
                 continue
             stored = await ctx.db.get(table, key, consistent=consistent)
             if stored is None:
@@ -367,7 +368,7 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
             size = stored.size
             if size_total + size > BATCH_GET_RESPONSE_BYTES_MAX:
                 full = True
-                _unprocessed_key(unprocessed, table.name, spec, key)
+                _unprocessed_key(unprocessed, name, spec, key)
                 continue
             size_total += size
             units += capacity.read_units(size, consistent=consistent)
@@ -440,7 +441,7 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
         )
     # 2. Tables, keys, duplicates.
     ops: list[WriteOp] = []
-    origins: list[tuple[TableDef, dict[str, Any]]] = []
+    origins: list[tuple[str, TableDef, dict[str, Any]]] = []  # (name as requested, table, request)
     for name, reqs in staged:
         table = table_of(ctx.db, name)
         seen: set[tuple[Any, ...]] = set()
@@ -460,17 +461,17 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
             seen.add(fp)
             new_item = data if is_put else None
             ops.append(WriteOp(table=table, key=key, mutate=_constant(new_item), constant=True))
-            origins.append((table, wr))
+            origins.append((name, table, wr))
     # 3. Write.
     results = await ctx.db.write_many(ops)
     mode = capacity.wants_capacity(req)
     unprocessed: dict[str, list[dict[str, Any]]] = {}
     cap_entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
     metrics: dict[str, list[dict[str, Any]]] = {}
-    for (table, wr), op, res in zip(origins, ops, results, strict=True):
+    for (name, table, wr), op, res in zip(origins, ops, results, strict=True):
         if isinstance(res, BaseException):
             if isinstance(res, _RETRYABLE):
-                unprocessed.setdefault(table.name, []).append(wr)
+                unprocessed.setdefault(name, []).append(wr)
                 continue
             raise res
         if mode is not None:

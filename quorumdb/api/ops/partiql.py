@@ -55,7 +55,7 @@ from quorumdb.expr import Condition, Projection, Update
 from quorumdb.expr.ast import Call, CondNode, Path
 from quorumdb.expr.resolve import ExprError, resolve_projection
 from quorumdb.model.keys import extract_key
-from quorumdb.model.schema import IndexDef, KeyAttr, KeySchema, TableDef
+from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.size import item_size
 from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 from quorumdb.model.values import validate_item
@@ -108,10 +108,6 @@ def _bind(spec: dict[str, Any]) -> tuple[Statement, list[AttributeValue]]:
     return parsed.statement, bind.bind_parameters(parsed.param_count, spec.get("Parameters"))
 
 
-def _attrs(schema: KeySchema) -> tuple[KeyAttr, ...]:
-    return (schema.hash,) if schema.range is None else (schema.hash, schema.range)
-
-
 def _where(statement: Select | UpdateStmt | Delete, params: list[AttributeValue]) -> CondNode | None:
     return None if statement.where is None else bind.condition(statement.where, params)
 
@@ -124,7 +120,8 @@ class _ReadPlan:
     table: TableDef
     index: IndexDef | None
     key: Key | None  # every table key attribute is given: a single-item read
-    hash_value: AttributeValue | None  # the partition key is given: a Query
+    # The partition key is given: a Query (one value per attribute of a multi-attribute key).
+    hash_value: AttributeValue | tuple[AttributeValue, ...] | None
     sort: SortKeyRange | None
     forward: bool
     filter: Condition | None  # the whole WHERE clause
@@ -151,12 +148,17 @@ def _plan_read(
         check_key_paths(table, projection.paths)
     schema = index.key_schema if index is not None else table.key_schema
     parts = keys.conjuncts(where)
-    equal = keys.key_equalities(parts, _attrs(schema), typed=True)
+    equal = keys.key_equalities(parts, schema.attrs, typed=True)
     key: Key | None = None
-    hash_value: AttributeValue | None = None
+    hash_value: AttributeValue | tuple[AttributeValue, ...] | None = None
     sort: SortKeyRange | None = None
     if index is None and len(equal) == len(schema.names):
         key = {n: equal[n][1] for n in schema.names}
+    elif schema.multi_attribute:
+        # A multi-attribute index key: a Query of the partition when every partition-key
+        # attribute is given (the WHERE clause filters the rest), else a Scan.
+        if all(a.name in equal for a in schema.hash_attrs):
+            hash_value = tuple(equal[a.name][1] for a in schema.hash_attrs)
     elif schema.hash.name in equal:
         hash_value = equal[schema.hash.name][1]
         if schema.range is not None:
@@ -303,7 +305,7 @@ def _write_key(table: TableDef, where: CondNode | None) -> tuple[Key, list[CondN
     """The key a write's WHERE clause names, and its other conjuncts (the write's condition)."""
     schema = table.key_schema
     parts = keys.conjuncts(where)
-    equal = keys.key_equalities(parts, _attrs(schema), typed=False)
+    equal = keys.key_equalities(parts, schema.attrs, typed=False)
     if len(equal) != len(schema.names):
         raise ValidationError(MISSING_KEY_EQUALITY)
     key = extract_key(schema, {n: v for n, (_, v) in equal.items()}, exact=True)

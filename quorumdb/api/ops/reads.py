@@ -31,16 +31,17 @@ from quorumdb.api.common import (
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.db.contract import SortKeyRange, StoredItem
 from quorumdb.db.partition import segment_range
-from quorumdb.errors import ValidationError
+from quorumdb.errors import ResourceNotFoundError, ValidationError
 from quorumdb.expr.keycond import (
+    CONDITIONS_LENGTH,
     KeyCondition,
     conditions_from_expression,
     key_condition_from_conditions,
     validate_conditions,
 )
 from quorumdb.model.compare import compare, values_equal
-from quorumdb.model.keys import extract_key, partition_hash
-from quorumdb.model.schema import IndexDef, KeySchema, TableDef
+from quorumdb.model.keys import encode_partition, extract_key
+from quorumdb.model.schema import MAX_KEY_ATTRIBUTES, IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key
 from quorumdb.model.values import validate_item, validate_value
 
@@ -191,8 +192,7 @@ def _key_conditions(req: dict[str, Any], condition: Any) -> dict[str, tuple[str,
             return hit[1]
         conds = conditions_from_expression(condition.node)
         validate_conditions(conds)
-        if len(conds) not in (1, 2):
-            raise ValidationError("Conditions can be of length 1 or 2 only")
+        _check_condition_count(conds)
         _memo_put(_CONDS_MEMO, id(condition), (condition, conds))
         return conds
     else:
@@ -201,9 +201,15 @@ def _key_conditions(req: dict[str, Any], condition: Any) -> dict[str, tuple[str,
             for name, c in req["KeyConditions"].items()
         }
     validate_conditions(conds)
-    if len(conds) not in (1, 2):
-        raise ValidationError("Conditions can be of length 1 or 2 only")
+    _check_condition_count(conds)
     return conds
+
+
+def _check_condition_count(conds: dict[str, tuple[str, list[AttributeValue]]]) -> None:
+    """At most one condition per key attribute: two for a table (checked again against the key
+    schema), up to eight for a multi-attribute index key."""
+    if not 1 <= len(conds) <= 2 * MAX_KEY_ATTRIBUTES:
+        raise ValidationError(CONDITIONS_LENGTH)
 
 
 def _key_condition(
@@ -236,7 +242,7 @@ def _check_paths(table: TableDef, parsed: Any) -> None:
 def _check_segment(table: TableDef, index: IndexDef | None, start: Key, segment: int, total: int) -> None:
     """A parallel Scan's ExclusiveStartKey must lie in its segment's hash range."""
     schema = index.key_schema if index is not None else table.key_schema
-    h = int.from_bytes(partition_hash(start[schema.hash.name]), "big")
+    h = int.from_bytes(encode_partition(schema.hash_attrs, [start[a.name] for a in schema.hash_attrs])[:8], "big")
     lo, hi = segment_range(segment, total)
     if not lo <= h < hi:
         raise ValidationError(
@@ -428,6 +434,32 @@ def _check_gsi_select(index: IndexDef | None, select: str) -> None:
         )
 
 
+def _check_query_start(schema: KeySchema, kc: KeyCondition, start: Key) -> None:
+    """A Query's ExclusiveStartKey must lie inside its key condition."""
+    hash_ok = all(
+        (av := start.get(name)) is not None and _values_equal(av, value)
+        for name, value in zip(kc.hash_names, kc.hash_values, strict=True)
+    )
+    sort = kc.sort
+    if sort is None or kc.sort_name is None:
+        if not hash_ok:
+            raise ValidationError("The provided starting key is outside query boundaries based on provided conditions")
+        return
+    leading = schema.range_attrs[: len(sort.prefix)]
+    rv = start.get(kc.sort_name)
+    if (
+        rv is None
+        or not _matches_sort(sort, rv)
+        or not all(
+            (av := start.get(a.name)) is not None and _values_equal(av, v)
+            for a, v in zip(leading, sort.prefix, strict=True)
+        )
+    ):
+        raise ValidationError("The provided starting key does not match the range key predicate")
+    if not hash_ok:
+        raise ValidationError("The query can return at most one row and cannot be restarted")
+
+
 def _check_filter_keys(filt: Any, schema: KeySchema, param: str) -> None:
     names = {p[0] for p in condition_paths(filt)}
     if not names:
@@ -459,8 +491,15 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
     conds = _key_conditions(req, parsed.key_condition)
     has_projection = parsed.projection is not None
     consistent = bool(req.get("ConsistentRead"))
-    table = table_of(ctx.db, req["TableName"])
-    index = resolve_index(table, req, consistent)
+    try:
+        table = table_of(ctx.db, req["TableName"])
+        index = resolve_index(table, req, consistent)
+    except (ResourceNotFoundError, ValidationError):
+        if len(conds) > 2:
+            # More than two conditions only fit a multi-attribute index key, which is
+            # not there: the request error DynamoDB reports before looking up the table.
+            raise ValidationError(CONDITIONS_LENGTH) from None
+        raise
     schema = index.key_schema if index is not None else table.key_schema
     kc = _key_condition(conds, schema, memo=parsed.key_condition is not None)
     select = _select(req, index, has_projection)
@@ -474,28 +513,12 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
     start: Key | None = None
     if esk is not None:
         start = check_start_key(table, index, esk, is_query=True)
-        hash_av = start.get(schema.hash.name)
-        hash_ok = hash_av is not None and _values_equal(hash_av, kc.hash_value)
-        if schema.range is None or kc.sort is None:
-            if not hash_ok:
-                raise ValidationError(
-                    "The provided starting key is outside query boundaries based on provided conditions"
-                )
-        else:
-            rv = start.get(schema.range.name)
-            if rv is None or not _matches_sort(kc.sort, rv):
-                raise ValidationError(
-                    "The provided starting key does not match the range key predicate"
-                )
-            if not hash_ok:
-                raise ValidationError(
-                    "The query can return at most one row and cannot be restarted"
-                )
+        _check_query_start(schema, kc, start)
 
     it = await ctx.db.query(
         table,
         index,
-        kc.hash_value,
+        kc.hash_value if len(kc.hash_values) == 1 else kc.hash_values,
         kc.sort,
         forward=req.get("ScanIndexForward", True) is not False,
         exclusive_start=start,
