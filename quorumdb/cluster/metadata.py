@@ -84,6 +84,9 @@ class PartitionInfo:
     hash_hi: int
     replicas: tuple[str, ...]
     epoch: int
+    # The replicas the group was created with: they bootstrap it with themselves as voters; a
+    # replica added later starts empty and is caught up by the group.
+    founders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         assert 0 <= self.hash_lo < self.hash_hi <= HASH_SPACE, (self.hash_lo, self.hash_hi)
@@ -92,12 +95,14 @@ class PartitionInfo:
     def to_wire(self) -> dict[str, Any]:
         # "last" (inclusive) because 2**64 does not fit a msgpack integer.
         return {"table": self.table, "group": self.group_id, "lo": self.hash_lo, "last": self.hash_hi - 1,
-                "replicas": list(self.replicas), "epoch": self.epoch}
+                "replicas": list(self.replicas), "epoch": self.epoch,
+                "founders": list(self.founders)}
 
     @staticmethod
     def from_wire(raw: dict[str, Any]) -> PartitionInfo:
         return PartitionInfo(table=raw["table"], group_id=raw["group"], hash_lo=raw["lo"], hash_hi=raw["last"] + 1,
-                             replicas=tuple(raw["replicas"]), epoch=raw["epoch"])
+                             replicas=tuple(raw["replicas"]), epoch=raw["epoch"],
+                             founders=tuple(raw["founders"]))
 
 
 def _addr(raw: Any) -> Address:
@@ -161,7 +166,7 @@ class Metadata:
 
     def apply(self, index: int, command: Any) -> dict[str, Any]:
         """Apply the committed command at log ``index``; deterministic, never raises."""
-        assert index > self.applied_index, (index, self.applied_index)
+        assert index >= self.applied_index, (index, self.applied_index)
         self.applied_index = index
         if not isinstance(command, dict) or command.get("op") not in _OPS:
             return _refuse("invalid: unknown command")
@@ -223,7 +228,7 @@ class Metadata:
             lo, hi = i * HASH_SPACE // count, (i + 1) * HASH_SPACE // count
             replicas = preference_list(self.tokens, ring_position(salt, lo), n)
             parts.append(PartitionInfo(table=name, group_id=f"g{self.next_group}", hash_lo=lo, hash_hi=hi,
-                                       replicas=replicas, epoch=epoch))
+                                       replicas=replicas, epoch=epoch, founders=replicas))
             self.next_group += 1
         self._set_parts(name, parts)
         return {"ok": True, "epoch": epoch, "table": rec}

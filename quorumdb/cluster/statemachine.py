@@ -1,9 +1,11 @@
 """What a replication group applies its committed commands to: the ``StateMachine`` protocol.
 
-The node runtime hands every committed command of a group, in log order and exactly once per
-replica lifetime (a restarted replica replays from its last snapshot), to that group's state
+The node runtime hands every committed command of a group, in log order, to that group's state
 machine: ``apply(index, command_bytes) -> result``; the result goes back to whoever proposed
-the command on this node. ``snapshot()`` / ``restore(data)`` let the log be compacted and a
+the command on this node. A log entry without commands (a no-op, a membership change) is
+passed as ``skip(index)``. Partition groups run with one command per log slot, so ``index``
+identifies a command and a durable state machine can skip what it applied before a restart
+(a restarted replica replays from its last snapshot). ``snapshot()`` / ``restore(data)`` let the log be compacted and a
 lagging replica be caught up by snapshot. The meta group runs ``MetadataStateMachine``;
 partition groups run whatever ``PartitionStateMachine`` factory the node is given
 (``KVStateMachine`` here, a tiny key-value map for tests and demos; the DynamoDB data plane
@@ -47,10 +49,15 @@ class StateMachine(Protocol):
         (msgpack-able). Must not raise on a malformed command: refuse it in the result."""
         ...
 
+    def skip(self, index: int) -> None:
+        """Log ``index`` holds no command (a no-op or a membership change)."""
+        ...
+
     def snapshot(self) -> bytes: ...
 
-    def restore(self, data: bytes) -> None:
-        """Replace the whole state with a ``snapshot()`` (b"" means the empty state)."""
+    def restore(self, data: bytes, index: int) -> None:
+        """Replace the whole state with a ``snapshot()`` taken at log ``index`` (b"" means the
+        empty state)."""
         ...
 
 
@@ -73,11 +80,15 @@ class MetadataStateMachine:
             decoded = None
         return self.metadata.apply(index, decoded)
 
+    def skip(self, index: int) -> None:
+        self.metadata.applied_index = max(self.metadata.applied_index, index)
+
     def snapshot(self) -> bytes:
         return self.metadata.snapshot()
 
-    def restore(self, data: bytes) -> None:
+    def restore(self, data: bytes, index: int) -> None:
         self.metadata = Metadata.restore(data) if data else Metadata()
+        self.metadata.applied_index = index
 
 
 class KVStateMachine:
@@ -108,11 +119,15 @@ class KVStateMachine:
             return {"ok": True, "result": self.data.get(key)}
         return {"ok": False, "error": "invalid op"}
 
+    def skip(self, index: int) -> None:
+        self.applied_index = index
+
     def read(self, key: str) -> Any:
         return self.data.get(key)
 
     def snapshot(self) -> bytes:
         return pack(self.data)
 
-    def restore(self, data: bytes) -> None:
+    def restore(self, data: bytes, index: int) -> None:
         self.data = dict(unpack(data)) if data else {}
+        self.applied_index = index

@@ -150,9 +150,9 @@ def test_the_state_machine_adapter_decodes_msgpack_and_refuses_garbage() -> None
     assert sm.apply(1, pack(_join(1)))["ok"]
     assert sm.apply(2, b"\xc1")["ok"] is False
     other = MetadataStateMachine()
-    other.restore(sm.snapshot())
-    assert other.metadata.active_nodes() == ["n1"]
-    other.restore(b"")
+    other.restore(sm.snapshot(), 2)
+    assert other.metadata.active_nodes() == ["n1"] and other.metadata.applied_index == 2
+    other.restore(b"", 0)
     assert other.metadata.active_nodes() == []
 
 
