@@ -10,7 +10,9 @@ chunked body as soon as it crosses the limit, and the connection is then closed)
 ``POST /`` with ``X-Amz-Target: DynamoDB_20120810.<Operation>`` goes to the ``Dispatcher``;
 its coroutine is first run inline and only becomes a task if it actually waits (reads and
 cached lookups finish without one). Every response carries ``x-amzn-RequestId`` and
-``x-amz-crc32``. Credentials are not checked (as DynamoDB Local). ``GET /`` is a health check.
+``x-amz-crc32``. Credentials are not checked (as DynamoDB Local). ``GET /`` is a health check;
+a ``GET`` of a path in ``Server.routes`` (e.g. a cluster node's ``/cluster/status``) is answered
+by that route's coroutine, in turn like any other request.
 
 ``serve()``/``run()`` start a whole single-node server process (data plane + HTTP) and stop it
 gracefully on SIGINT/SIGTERM; ``run_workers()`` supervises several such processes sharing one
@@ -83,11 +85,16 @@ _CORS_HEADERS = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Header
 _BAD_REQUEST_BODY = b'{"__type":"com.amazon.coral.service#SerializationException","message":"Malformed HTTP request"}'
 
 # Request kinds queued on a connection.
-_DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT = range(5)
+_DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT, _ROUTE = range(6)
+
+# A GET route: a coroutine answering (status, JSON body).
+Route = Callable[[], Coroutine[Any, Any, tuple[int, bytes]]]
 
 
 class _Request:
-    __slots__ = ("kind", "target", "body", "keep_alive", "json_ct", "origin", "cors", "status", "reply", "head_only")
+    __slots__ = (
+        "kind", "target", "body", "keep_alive", "json_ct", "origin", "cors", "status", "reply", "head_only", "route",
+    )
 
     def __init__(self, kind: int, keep_alive: bool) -> None:
         self.kind = kind
@@ -100,6 +107,7 @@ class _Request:
         self.status = 200
         self.reply = b""
         self.head_only = False
+        self.route: Route | None = None
 
 
 class _RequestIds:
@@ -143,6 +151,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _reset_message(self) -> None:
         self.header_bytes = 0
+        self.url = b""
         self.target: bytes | None = None
         self.json_ct = False
         self.origin = False
@@ -227,6 +236,9 @@ class HttpProtocol(asyncio.Protocol):
         if handler is not None:
             handler(self, value)
 
+    def on_url(self, url: bytes) -> None:
+        self.url += url  # bounded by MAX_HEADER_BYTES like the rest of the head
+
     def _h_target(self, value: bytes) -> None:
         self.target = value.strip()
 
@@ -291,6 +303,10 @@ class HttpProtocol(asyncio.Protocol):
             req.body = body
             req.target = self.target
             req.json_ct = self.json_ct
+        elif method == b"GET" and self.server.routes and self.url.partition(b"?")[0] in self.server.routes:
+            req = _Request(_ROUTE, keep_alive)
+            req.route = self.server.routes[self.url.partition(b"?")[0]]
+            req.json_ct = True
         elif method == b"GET" or method == b"HEAD":
             req = _Request(_HEALTH, keep_alive)
             req.head_only = method == b"HEAD"
@@ -363,9 +379,12 @@ class HttpProtocol(asyncio.Protocol):
         queue = self.queue
         while queue and not self.busy and not self.closed:
             req = queue.popleft()
-            if req.kind == _DISPATCH:
+            if req.kind == _DISPATCH or req.kind == _ROUTE:
                 rid = f"{self.rid_prefix}{next(self.rid_counter):012X}"
-                coro = self.dispatcher.handle(req.target, req.body, rid)
+                if req.route is not None:
+                    coro = req.route()
+                else:
+                    coro = self.dispatcher.handle(req.target, req.body, rid)
                 try:
                     waiting = coro.send(None)
                 except StopIteration as done:
@@ -560,6 +579,7 @@ class Server:
         self._drained: asyncio.Event | None = None
         self.host = ""
         self.port = 0
+        self.routes: dict[bytes, Route] = {}  # GET path -> handler (none on a single node)
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         self._server = await self.loop.create_server(

@@ -280,7 +280,7 @@ class ClusterNode:
         meta = self.meta.status()
         return {
             "node": self.node_id, "incarnation": self.incarnation, "epoch": md.epoch,
-            "peer": list(self.config.peer_address), "api": list(self.config.api_address),
+            "peer": list(self.peer_address), "api": list(self.config.api_address),
             "meta": meta, "groups": [g.status() for gid, g in sorted(self.groups.items()) if gid != META_GROUP],
         }
 
@@ -490,7 +490,7 @@ class ClusterNode:
 
     async def _join(self) -> None:
         try:
-            cmd = cmd_join(self.node_id, self.incarnation, self.config.peer_address, self.config.api_address)
+            cmd = cmd_join(self.node_id, self.incarnation, self.peer_address, self.config.api_address)
             result = await self.meta_propose(cmd, timeout_s=5.0)
             if not result.get("ok"):
                 log.warning("%s: join refused: %s", self.node_id, result.get("error"))

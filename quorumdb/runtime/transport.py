@@ -112,7 +112,7 @@ class Transport:
         self._queue_frames_max = queue_frames_max
         self._peers = {pid: _Peer(pid, addr, queue_frames_max) for pid, addr in peers.items()}
         self._server: asyncio.Server | None = None
-        self._inbound: set[asyncio.Task[None]] = set()
+        self._inbound: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._started = False
         self._closing = False
         self.rejected_frames = 0
@@ -159,9 +159,19 @@ class Transport:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        tasks = [p.task for p in self._peers.values() if p.task is not None] + list(self._inbound)
+        tasks = [p.task for p in self._peers.values() if p.task is not None]
         for t in tasks:
             t.cancel()
+        # Inbound links end by closing their sockets: cancelling a stream server's handler task
+        # makes asyncio log the cancellation as an error.
+        inbound = list(self._inbound)
+        for w in self._inbound.values():
+            w.close()
+        if inbound:
+            _, late = await asyncio.wait(inbound, timeout=1.0)
+            tasks += list(late)
+            for t in late:
+                t.cancel()
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
@@ -195,7 +205,7 @@ class Transport:
                 if not isinstance(challenge, dict) or not isinstance(challenge.get("nonce"), bytes):
                     raise FrameError("bad challenge")
                 nonce = os.urandom(16)
-                addr = self.advertise or self.listen
+                addr = self.advertise or self.bound_address
                 writer.write(encode_frame(hello_frame(self.secret, challenge["nonce"], node=self.node_id,
                                                       group=self.group, nonce=nonce, addr=addr)))
                 await writer.drain()
@@ -242,7 +252,7 @@ class Transport:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._inbound.add(task)
+        self._inbound[task] = writer
         try:
             nonce = os.urandom(16)
             writer.write(encode_frame({"nonce": nonce}))
@@ -280,7 +290,7 @@ class Transport:
         except (OSError, FrameError, asyncio.IncompleteReadError, EOFError, TimeoutError) as exc:
             log.debug("%s: inbound link failed: %s", self.node_id, exc)
         finally:
-            self._inbound.discard(task)
+            self._inbound.pop(task, None)
             writer.close()
 
     async def _read_frame_keep(self, reader: asyncio.StreamReader, decoder: FrameDecoder) -> tuple[Any, list[Any]]:
