@@ -210,6 +210,8 @@ def _print_status(status: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=160)  # piped or captured: do not cut addresses at 80 columns
     meta = status.get("meta", {})
     console.print(f"[bold]Cluster[/bold] (as seen by {status.get('node')}): metadata epoch {status.get('epoch')}, "
                   f"meta leader {meta.get('leader') or '[red]none[/red]'}, voters {', '.join(meta.get('voters', []))}")
