@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -23,7 +23,7 @@ import orjson
 import quorumdb.api.ops  # noqa: F401  (registers the handlers)
 from quorumdb.api.registry import OPERATIONS, Handler, RequestContext
 from quorumdb.api.spec import OperationSpec, spec_for
-from quorumdb.db.contract import DataPlane
+from quorumdb.db.contract import DataPlane, Forward
 from quorumdb.errors import (
     DynamoError,
     InternalServerError,
@@ -52,14 +52,22 @@ def error_body(err: DynamoError) -> bytes:
 _INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
 
 
+# Passes a whole request on to another node (the cluster's request forwarding):
+# (node id, target, body, request id) -> (HTTP status, body).
+ForwardHook = Callable[[str, bytes | None, bytes, str], Awaitable[tuple[int, bytes]]]
+
+
 class Dispatcher:
     """Routes requests of one server to the handlers, over one data plane."""
 
-    __slots__ = ("db", "clock", "_routes")
+    __slots__ = ("db", "clock", "forward", "_routes")
 
-    def __init__(self, db: DataPlane, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, db: DataPlane, *, clock: Callable[[], float] = time.time, forward: ForwardHook | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.forward = forward
         self._routes: dict[bytes, Route] = {
             (TARGET_PREFIX + name).encode(): Route(name=name, handler=h, spec=spec_for(name))
             for name, h in OPERATIONS.items()
@@ -91,6 +99,11 @@ class Dispatcher:
             if out.__class__ is bytes:
                 return 200, out
             return 200, orjson.dumps(out)
+        except Forward as f:
+            if self.forward is None:
+                log.error("request %s: a single node cannot forward to %s", request_id, f.node_id)
+                return InternalServerError.http_status, _INTERNAL_BODY
+            return await self.forward(f.node_id, target, body, request_id)
         except DynamoError as err:
             if err.http_status >= 500:
                 log.error("request %s failed: %s", request_id, err.message)

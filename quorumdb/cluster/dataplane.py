@@ -1,44 +1,720 @@
-"""The seam between a cluster node and the DynamoDB API: ``make_dataplane(node)``.
+"""The cluster's DataPlane: every node a request router, every partition a Multi-Paxos group.
 
-The HTTP shell of a cluster node calls ``make_dataplane(node)`` once, at start, and serves
-every DynamoDB request through the ``DataPlane`` it returns. The routing data plane (requests
-to partition leaders through ``node.call`` / ``node.propose`` / ``node.read_index``, tables
-through ``node.meta_propose``) is built on top of this; until it is, every operation is refused
-with a ValidationException naming the missing piece, never an internal error.
+``ClusterDataPlane`` implements ``quorumdb.db.contract.DataPlane`` over a node that hosts
+replicas of some partitions (``ClusterHost``, provided by the node runtime):
+
+- the catalog and the partition map come from the metadata service (the node's copy of the
+  ``meta`` group's state, refreshed by the node at a constant rate);
+- a write runs on the leader of its partition: if that is this node, the ``PartitionReplica``
+  evaluates the pure mutation against its state (plus the effects it has proposed and not yet
+  applied), proposes the resulting raw effects and acknowledges once they are committed by a
+  majority and applied here (``quorumdb.db.replicated``); otherwise the request is forwarded
+  whole to the leader (``Forward``), or, for BatchWriteItem's constant puts and deletes, the
+  values are shipped to the leader by RPC;
+- ``ConsistentRead`` goes to the leader, which serves it from applied state under its lease;
+  other reads go to any replica (this node's if it has one) and may be stale, as in DynamoDB;
+- Query reads one partition; Scan walks the partitions of its segment in hash order and
+  returns one page's worth; ItemCount/TableSizeBytes add up the partitions' counters.
+
+Global secondary indexes and transactions that span partitions belong to the next stage of the
+cluster: until then they are refused with a ValidationException, never written partially.
 """
 
 from __future__ import annotations
 
-from typing import Any, NoReturn, cast
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
-from quorumdb.cluster.node import ClusterNode
-from quorumdb.db.contract import DataPlane
-from quorumdb.errors import ValidationError
+from quorumdb.db.contract import Forward, StoredItem, WriteOp, WriteResult
+from quorumdb.db.partition import HASH_SPACE, Partition, segment_range
+from quorumdb.db.records import Record, counter_key, unpack_counter
+from quorumdb.db.replicated import APPLIED_KEY, PartitionStore
+from quorumdb.db.writer import WriteBatch
+from quorumdb.errors import (
+    DynamoError,
+    InternalServerError,
+    ResourceInUseError,
+    ResourceNotFoundError,
+    ValidationError,
+)
+from quorumdb.model.keys import partition_hash
+from quorumdb.model.schema import IndexDef, TableDef
+from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 
-__all__ = ["make_dataplane"]
+__all__ = [
+    "ClusterDataPlane",
+    "ClusterHost",
+    "GroupHandle",
+    "PartitionReplica",
+    "NotLeaderError",
+    "OutcomeUnknownError",
+    "PAGE_BYTES",
+    "error_to_wire",
+    "error_from_wire",
+]
 
-NOT_READY = "The cluster data plane is not available on this node yet"
+log = logging.getLogger(__name__)
+
+PAGE_BYTES = 1024 * 1024  # one Query/Scan page (DynamoDB's 1 MB)
+_RESOURCE_NOT_FOUND = "Requested resource not found"
+_CROSS_PARTITION = (
+    "Transactions that span more than one partition are not supported by this QuorumDB cluster "
+    "yet: keep the items of one transaction under one partition key, or use a single node"
+)
+_NO_GSI = "Global secondary indexes are not supported by this QuorumDB cluster yet"
+_MAX_SKIPS = 8  # a batch evaluated on a state that did not commit is evaluated again
+_LEADER_WAIT_S = 10.0  # how long a request waits for a partition to elect a leader
 
 
-def make_dataplane(node: ClusterNode) -> DataPlane:
-    """The DataPlane a cluster node serves the DynamoDB API with."""
-    return cast(DataPlane, _NotReady(node))
+class NotLeaderError(Exception):
+    """This replica does not lead its group (``leader``: who does, if known)."""
+
+    def __init__(self, leader: str | None) -> None:
+        super().__init__(f"not the leader (leader: {leader})")
+        self.leader = leader
 
 
-class _NotReady:
-    """Refuses every data-plane call (start/close are no-ops)."""
+class OutcomeUnknownError(Exception):
+    """Leadership was lost while a command was in flight: it may or may not commit."""
 
-    def __init__(self, node: ClusterNode) -> None:
-        self.node = node
+
+class GroupHandle(Protocol):
+    """What the node runtime offers for one replication group it hosts."""
+
+    def leader(self) -> str | None:
+        """The node this replica believes leads the group (itself included), if any."""
+        ...
+
+    def is_leader(self) -> bool:
+        """This replica leads and has committed an entry of its ballot (may propose)."""
+        ...
+
+    async def propose(self, command: bytes) -> Any:
+        """Replicate ``command``; resolve to what the state machine's ``apply`` returned on this
+        node once it is committed and applied here. Raises NotLeaderError (nothing proposed) or
+        OutcomeUnknownError (leadership lost in flight)."""
+        ...
+
+    async def lease_read(self) -> None:
+        """Return once applied state may serve a linearizable read (the leader holds its lease
+        and has applied every committed entry); NotLeaderError otherwise."""
+        ...
+
+
+class ClusterHost(Protocol):
+    """What the node runtime offers the data plane."""
+
+    node_id: str
+
+    def table_record(self, name: str) -> dict[str, Any] | None: ...
+
+    def table_names(self) -> list[str]: ...
+
+    def partitions(self, table: str, hash_lo: int = 0, hash_hi: int = HASH_SPACE) -> list[Any]:
+        """PartitionInfo (table, group_id, hash_lo, hash_hi, replicas, epoch) in hash order."""
+        ...
+
+    def replica(self, group_id: str) -> PartitionReplica | None:
+        """This node's replica of ``group_id`` if it hosts one."""
+        ...
+
+    async def meta_propose(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Run a command through the metadata group (via its leader)."""
+        ...
+
+    async def call(self, node_id: str, method: str, payload: Any) -> Any:
+        """An RPC to another node's handler ``method``."""
+        ...
+
+
+# -- errors over the wire ----------------------------------------------------------------------
+
+
+def _subclasses(cls: type[DynamoError]) -> Iterator[type[DynamoError]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def error_to_wire(e: BaseException) -> list[str]:
+    if isinstance(e, DynamoError):
+        return [e.type_name, e.message]
+    return ["InternalServerError", "Internal server error"]
+
+
+def error_from_wire(raw: Sequence[str]) -> DynamoError:
+    type_name, message = raw[0], raw[1]
+    for cls in _subclasses(DynamoError):
+        if cls.type_name == type_name:
+            try:
+                return cls(message)
+            except TypeError:
+                break
+    return InternalServerError(message)
+
+
+def result_to_wire(r: WriteResult) -> dict[str, Any]:
+    return {"os": r.old_size, "ns": r.new_size, "ix": r.index_writes, "cs": r.collection_size}
+
+
+def result_from_wire(raw: dict[str, Any]) -> WriteResult:
+    return WriteResult(old=None, new=None, old_size=raw["os"], new_size=raw["ns"],
+                       index_writes=raw["ix"], collection_size=raw["cs"])
+
+
+# -- one hosted partition replica ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Waiter:
+    job: Callable[[WriteBatch], Any]
+    table: TableDef
+    future: asyncio.Future[Any]
+    skips: int = 0
+
+
+class PartitionReplica:
+    """A partition replica on this node: its store and its replication group.
+
+    On the leader, ``run(job, table)`` batches the jobs queued in one loop iteration into one
+    command (group commit over Paxos); several commands may be in flight, each evaluated on top
+    of the previous ones. Every replica applies committed commands through ``apply``."""
+
+    def __init__(self, info: Any, store: PartitionStore, handle: GroupHandle, *, max_inflight: int = 8) -> None:
+        self.info = info
+        self.store = store
+        self.handle = handle
+        self._queue: deque[_Waiter] = deque()
+        self._scheduled = False
+        self._inflight = 0
+        self._max_inflight = max_inflight
+
+    # -- the state machine the node drives -------------------------------------------------------
+
+    def apply(self, index: int, command: bytes) -> bool:
+        return self.store.apply(index, command)
+
+    def snapshot(self) -> bytes:
+        return self.store.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        if not data:
+            return
+        index = _snapshot_index(data)
+        self.store.restore(data, index)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def part(self, table: TableDef) -> Partition:
+        return Partition(table_id=table.table_id, hash_lo=self.info.hash_lo, hash_hi=self.info.hash_hi,
+                         engine=self.store.engine)
+
+    def counters(self, table: TableDef, index_id: int | None) -> tuple[int, int]:
+        return unpack_counter(self.store.engine.get(counter_key(table.table_id, index_id)))
+
+    # -- writes (leader) ----------------------------------------------------------------------
+
+    async def run(self, job: Callable[[WriteBatch], Any], table: TableDef) -> Any:
+        if not self.handle.is_leader():
+            raise NotLeaderError(self.handle.leader())
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiter(job, table, fut))
+        self._schedule()
+        return await fut
+
+    def _schedule(self) -> None:
+        if not self._scheduled and self._queue and self._inflight < self._max_inflight:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._queue:
+            return
+        batch = list(self._queue)
+        self._queue.clear()
+        if not self.handle.is_leader():
+            err = NotLeaderError(self.handle.leader())
+            for w in batch:
+                _fail(w.future, err)
+            return
+        table = max((w.table for w in batch), key=lambda t: t.version)
+        outcomes, cmd = self.store.evaluate([w.job for w in batch], table)
+        self._inflight += 1
+        asyncio.get_running_loop().create_task(self._replicate(batch, outcomes, cmd.encode()))
+
+    async def _replicate(self, batch: list[_Waiter], outcomes: list[tuple[bool, Any]], raw: bytes) -> None:
+        try:
+            try:
+                applied = await self.handle.propose(raw)
+            except NotLeaderError as e:
+                self.store.drop_pending()
+                for w in batch:
+                    _fail(w.future, e)
+                return
+            except OutcomeUnknownError:
+                self.store.drop_pending()
+                for w in batch:
+                    _fail(w.future, InternalServerError("Internal server error"))
+                return
+            except Exception as e:  # noqa: BLE001 - a failed replication fails its callers
+                self.store.drop_pending()
+                log.exception("partition %s: proposal failed", self.info.group_id)
+                for w in batch:
+                    _fail(w.future, InternalServerError(f"Internal server error ({type(e).__name__})"))
+                return
+            if applied:
+                for w, (ok, value) in zip(batch, outcomes, strict=True):
+                    if w.future.done():
+                        continue
+                    if ok:
+                        w.future.set_result(value)
+                    else:
+                        w.future.set_exception(value)
+                return
+            # Evaluated on a state that did not commit: evaluate again on the current one.
+            for w in batch:
+                w.skips += 1
+                if w.skips > _MAX_SKIPS:
+                    _fail(w.future, InternalServerError("Internal server error (write contention)"))
+                elif not w.future.done():
+                    self._queue.append(w)
+        finally:
+            self._inflight -= 1
+            self._schedule()
+
+
+def _fail(fut: asyncio.Future[Any], err: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(err)
+
+
+def _snapshot_index(blob: bytes) -> int:
+    import msgpack
+
+    from quorumdb.db.records import unpack_u64
+
+    for k, v in msgpack.unpackb(blob)["kv"]:
+        if k == APPLIED_KEY:
+            return unpack_u64(v)
+    return 0
+
+
+# -- the data plane --------------------------------------------------------------------------------
+
+
+def _hash_int(v: AttributeValue) -> int:
+    return int.from_bytes(partition_hash(v), "big")
+
+
+def _collect(it: Iterator[Any], limit: int | None, budget: int = PAGE_BYTES) -> tuple[list[Any], bool]:
+    """The prefix of ``it`` a page can consume: up to ``limit`` items and until the sizes
+    reach ``budget``. Returns (items, True if the page rule stopped it)."""
+    out: list[Any] = []
+    size = 0
+    for s in it:
+        out.append(s)
+        size += s.size
+        if (limit is not None and len(out) >= limit) or size >= budget:
+            return out, True
+    return out, False
+
+
+class ClusterDataPlane:
+    def __init__(
+        self,
+        host: ClusterHost,
+        *,
+        partitions_per_table: int = 4,
+        clock: Callable[[], float] = time.time,
+        leader_wait_s: float = _LEADER_WAIT_S,
+    ) -> None:
+        self.host = host
+        self.partitions_per_table = partitions_per_table
+        self._clock = clock
+        self.leader_wait_s = leader_wait_s
+        self._defs: dict[str, tuple[int, TableDef]] = {}
+        self._stats: dict[tuple[str, int | None], tuple[int, int]] = {}
+        self._stats_task: asyncio.Task[None] | None = None
+
+    # -- catalog -------------------------------------------------------------------------------
+
+    def table(self, name: str) -> TableDef:
+        rec = self.host.table_record(name)
+        if rec is None:
+            raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+        return TableDef.from_record(rec)
+
+    def table_names(self) -> list[str]:
+        return sorted(self.host.table_names())
+
+    async def create_table(self, table: TableDef) -> TableDef:
+        if any(not ix.local for ix in table.indexes):
+            raise ValidationError(_NO_GSI)
+        res = await self.host.meta_propose(
+            {"op": "create_table", "table": table.to_record(), "partitions": self.partitions_per_table}
+        )
+        if not res.get("ok"):
+            if res.get("error") == "table exists":
+                raise ResourceInUseError(f"Table already exists: {table.name}")
+            raise InternalServerError(f"Internal server error ({res.get('error')})")
+        return TableDef.from_record(res["table"])
+
+    async def update_table(self, table: TableDef) -> TableDef:
+        if any(not ix.local for ix in table.indexes):
+            raise ValidationError(_NO_GSI)
+        rec = replace(table, version=table.version + 1).to_record()
+        res = await self.host.meta_propose({"op": "update_table", "table": rec})
+        if not res.get("ok"):
+            raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+        return TableDef.from_record(res["table"])
+
+    async def delete_table(self, name: str) -> TableDef:
+        res = await self.host.meta_propose({"op": "delete_table", "name": name})
+        if not res.get("ok"):
+            raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+        return TableDef.from_record(res["table"])
+
+    def table_stats(self, table: TableDef) -> tuple[int, int]:
+        return self._sum_stats(table, None)
+
+    def index_stats(self, table: TableDef, index: IndexDef) -> tuple[int, int]:
+        return self._sum_stats(table, index.index_id)
+
+    def _sum_stats(self, table: TableDef, index_id: int | None) -> tuple[int, int]:
+        n = b = 0
+        for p in self.host.partitions(table.name):
+            r = self.host.replica(p.group_id)
+            c = r.counters(table, index_id) if r is not None else self._stats.get((p.group_id, index_id), (0, 0))
+            n += c[0]
+            b += c[1]
+        return n, b
+
+    async def refresh_stats(self) -> None:
+        """Fetch the counters of the partitions this node does not host (DynamoDB refreshes
+        ItemCount about every six hours; the cluster does it every few seconds)."""
+        for name in self.host.table_names():
+            try:
+                table = self.table(name)
+            except ResourceNotFoundError:
+                continue
+            ids: list[int | None] = [None, *(ix.index_id for ix in table.indexes)]
+            for p in self.host.partitions(name):
+                if self.host.replica(p.group_id) is not None:
+                    continue
+                for node in p.replicas:
+                    try:
+                        got = await self.host.call(node, "dp.stats", {"g": p.group_id, "t": name, "i": ids})
+                    except Exception:  # noqa: BLE001 - try the next replica
+                        continue
+                    for iid, c in zip(ids, got, strict=True):
+                        self._stats[(p.group_id, iid)] = (c[0], c[1])
+                    break
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def _partition(self, table: TableDef, hash_value: AttributeValue) -> Any:
+        parts = self.host.partitions(table.name, 0, HASH_SPACE)
+        h = _hash_int(hash_value)
+        for p in parts:
+            if p.hash_lo <= h < p.hash_hi:
+                return p
+        raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+
+    async def _leader_of(self, p: Any) -> str:
+        """The leader of partition ``p`` as far as this node knows, waiting for an election."""
+        deadline = self._clock() + self.leader_wait_s
+        while True:
+            local = self.host.replica(p.group_id)
+            if local is not None:
+                if local.handle.is_leader():
+                    return self.host.node_id
+                leader = local.handle.leader()
+                if leader is not None and leader != self.host.node_id:
+                    return leader
+            else:
+                try:
+                    leader = await self.host.call(p.replicas[0], "dp.leader", {"g": p.group_id})
+                except Exception:  # noqa: BLE001
+                    leader = None
+                    for node in p.replicas[1:]:
+                        try:
+                            leader = await self.host.call(node, "dp.leader", {"g": p.group_id})
+                            break
+                        except Exception:  # noqa: BLE001
+                            continue
+                if leader:
+                    return str(leader)
+            if self._clock() > deadline:
+                raise InternalServerError("Internal server error (no leader for the partition)")
+            await asyncio.sleep(0.05)
+
+    # -- items ---------------------------------------------------------------------------------
+
+    async def get(self, table: TableDef, key: Key, *, consistent: bool = False) -> StoredItem | None:
+        p = self._partition(table, key[table.key_schema.hash.name])
+        raw = await self._read(p, table, "get", {"k": key}, consistent)
+        return None if raw is None else Record(raw)
+
+    async def write(self, op: WriteOp) -> WriteResult:
+        p = self._partition(op.table, op.key[op.table.key_schema.hash.name])
+        local = self.host.replica(p.group_id)
+        if local is not None and local.handle.is_leader():
+            try:
+                res: WriteResult = await local.run(lambda b: b.run_write(op), op.table)
+                return res
+            except NotLeaderError as e:
+                raise Forward(e.leader or await self._leader_of(p)) from None
+        raise Forward(await self._leader_of(p))
+
+    async def write_many(self, ops: Sequence[WriteOp]) -> list[WriteResult | BaseException]:
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for i, op in enumerate(ops):
+            p = self._partition(op.table, op.key[op.table.key_schema.hash.name])
+            groups.setdefault(p.group_id, (p, []))[1].append(i)
+        out: list[WriteResult | BaseException] = [InternalServerError("Internal server error")] * len(ops)
+
+        async def one_group(p: Any, idx: list[int]) -> None:
+            sub = [ops[i] for i in idx]
+            try:
+                results = await self._write_group(p, sub)
+            except DynamoError as e:
+                results = [e] * len(sub)
+            for i, r in zip(idx, results, strict=True):
+                out[i] = r
+
+        await asyncio.gather(*(one_group(p, idx) for p, idx in groups.values()))
+        return out
+
+    async def _write_group(self, p: Any, ops: list[WriteOp]) -> list[WriteResult | BaseException]:
+        for _attempt in range(3):
+            local = self.host.replica(p.group_id)
+            if local is not None and local.handle.is_leader():
+                try:
+                    return list(await local.run(lambda b: b.run_writes(ops), ops[0].table))
+                except NotLeaderError:
+                    continue
+            if not all(op.constant for op in ops):
+                raise Forward(await self._leader_of(p))
+            leader = await self._leader_of(p)
+            if leader == self.host.node_id:
+                continue
+            payload = {"g": p.group_id, "t": ops[0].table.name,
+                       "ops": [[op.key, op.mutate(None)] for op in ops]}
+            try:
+                got = await self.host.call(leader, "dp.write", payload)
+            except NotLeaderError:
+                continue
+            return [error_from_wire(r["e"]) if "e" in r else result_from_wire(r) for r in got]
+        raise InternalServerError("Internal server error (partition leadership is moving)")
+
+    async def transact_write(
+        self, ops: Sequence[WriteOp], *, token: str | None = None, fingerprint: bytes = b""
+    ) -> list[WriteResult]:
+        ops = list(ops)
+        p = self._single_partition([(op.table, op.key) for op in ops])
+        local = self.host.replica(p.group_id)
+        if local is not None and local.handle.is_leader():
+            try:
+                res: list[WriteResult] = await local.run(
+                    lambda b: b.run_transaction(ops, token, fingerprint), ops[0].table
+                )
+                return res
+            except NotLeaderError as e:
+                raise Forward(e.leader or await self._leader_of(p)) from None
+        raise Forward(await self._leader_of(p))
+
+    def _single_partition(self, keys: Sequence[tuple[TableDef, Key]]) -> Any:
+        parts = {self._partition(t, k[t.key_schema.hash.name]).group_id: self._partition(t, k[t.key_schema.hash.name])
+                 for t, k in keys}
+        if len(parts) != 1 or len({t.name for t, _ in keys}) != 1:
+            raise ValidationError(_CROSS_PARTITION)
+        return next(iter(parts.values()))
+
+    async def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:
+        p = self._single_partition(keys)
+        table = keys[0][0]
+        raws = await self._read(p, table, "tget", {"ks": [k for _, k in keys]}, True)
+        return [None if r is None else Record(r) for r in raws]
+
+    async def query(
+        self,
+        table: TableDef,
+        index: IndexDef | None,
+        hash_value: AttributeValue,
+        sort: SortKeyRange | None,
+        *,
+        forward: bool = True,
+        exclusive_start: Key | None = None,
+        consistent: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[StoredItem]:
+        if index is not None and not index.local:
+            raise ValidationError(_NO_GSI)
+        p = self._partition(table, hash_value)
+        args = {"ix": None if index is None else index.name, "h": hash_value,
+                "s": None if sort is None else [sort.op, list(sort.values)], "f": forward,
+                "x": exclusive_start, "l": limit}
+        raws, _more = await self._read(p, table, "query", args, consistent)
+        return iter([Record(r) for r in raws])
+
+    async def scan(
+        self,
+        table: TableDef,
+        index: IndexDef | None,
+        *,
+        segment: int = 0,
+        total_segments: int = 1,
+        exclusive_start: Key | None = None,
+        consistent: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[StoredItem]:
+        if index is not None and not index.local:
+            raise ValidationError(_NO_GSI)
+        lo, hi = segment_range(segment, total_segments)
+        if exclusive_start is not None:
+            lo = max(lo, _hash_int(exclusive_start[table.key_schema.hash.name]))
+        out: list[Record] = []
+        budget = PAGE_BYTES
+        for p in self.host.partitions(table.name, lo, hi):
+            want = None if limit is None else limit - len(out)
+            args = {"ix": None if index is None else index.name, "lo": lo, "hi": None if hi >= HASH_SPACE else hi,
+                    "x": exclusive_start, "l": want, "b": budget}
+            raws, stopped = await self._read(p, table, "scan", args, consistent)
+            recs = [Record(r) for r in raws]
+            out.extend(recs)
+            budget -= sum(r.size for r in recs)
+            if stopped:
+                break
+        return iter(out)
+
+    # -- reads, local or remote -------------------------------------------------------------
+
+    async def _read(self, p: Any, table: TableDef, kind: str, args: dict[str, Any], consistent: bool) -> Any:
+        for _attempt in range(3):
+            local = self.host.replica(p.group_id)
+            if local is not None and (not consistent or local.handle.is_leader()):
+                try:
+                    if consistent:
+                        await local.handle.lease_read()
+                    return serve_read(local, table, kind, args)
+                except NotLeaderError:
+                    pass
+            if consistent:
+                node = await self._leader_of(p)
+                if node == self.host.node_id:
+                    await asyncio.sleep(0.02)
+                    continue
+                nodes = [node]
+            else:
+                nodes = [n for n in p.replicas if n != self.host.node_id]
+            for node in nodes:
+                try:
+                    return await self.host.call(node, "dp.read", {"g": p.group_id, "t": table.name, "k": kind,
+                                                                  "a": args, "c": consistent})
+                except NotLeaderError:
+                    break
+                except DynamoError:
+                    raise
+                except Exception:  # noqa: BLE001 - try the next replica
+                    continue
+            await asyncio.sleep(0.02)
+        raise InternalServerError("Internal server error (no replica answered)")
+
+    # -- the RPCs other nodes send this one -----------------------------------------------------
+
+    RPC_METHODS = ("dp.read", "dp.write", "dp.stats", "dp.leader")
+
+    async def handle_rpc(self, method: str, payload: dict[str, Any]) -> Any:
+        """Serve ``dp.*`` RPCs from other nodes' routers. Raises NotLeaderError when a leader
+        is needed and this replica is not it (the transport sends that back as such)."""
+        local = self.host.replica(payload["g"])
+        if method == "dp.leader":
+            return None if local is None else local.handle.leader()
+        if local is None:
+            raise NotLeaderError(None)
+        table = self.table(payload["t"])
+        if method == "dp.read":
+            if payload["c"]:
+                await local.handle.lease_read()
+            return serve_read(local, table, payload["k"], payload["a"])
+        if method == "dp.write":
+            if not local.handle.is_leader():
+                raise NotLeaderError(local.handle.leader())
+            return await serve_write(local, table, payload["ops"])
+        if method == "dp.stats":
+            return [list(local.counters(table, iid)) for iid in payload["i"]]
+        raise ValidationError(f"unknown cluster RPC {method!r}")
+
+    # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        return None
+        if self._stats_task is None:
+            self._stats_task = asyncio.get_running_loop().create_task(self._stats_loop())
+
+    async def _stats_loop(self) -> None:
+        while True:
+            try:
+                await self.refresh_stats()
+            except Exception:  # noqa: BLE001 - stats are best effort
+                log.debug("stats refresh failed", exc_info=True)
+            await asyncio.sleep(2.0)
 
     async def close(self) -> None:
-        return None
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            self._stats_task = None
 
-    def __getattr__(self, name: str) -> Any:
-        def refuse(*args: Any, **kwargs: Any) -> NoReturn:
-            raise ValidationError(NOT_READY)
 
-        return refuse
+# -- the server side of the RPCs -------------------------------------------------------------------
+
+
+def serve_read(local: PartitionReplica, table: TableDef, kind: str, args: dict[str, Any]) -> Any:
+    """Answer a read from this replica's applied state (raw records, msgpack-able)."""
+    part = local.part(table)
+    if kind == "get":
+        rec = part.get(table, args["k"])
+        return None if rec is None else rec.record
+    if kind == "tget":
+        with local.store.engine.snapshot() as snap:
+            out = []
+            for k in args["ks"]:
+                rec = part.get_in(snap, table, k)
+                out.append(None if rec is None else rec.record)
+            return out
+    index = None
+    if args.get("ix") is not None:
+        index = next((ix for ix in table.indexes if ix.name == args["ix"]), None)
+        if index is None:
+            raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+    if kind == "query":
+        s = args["s"]
+        sort = None if s is None else SortKeyRange(op=s[0], values=tuple(s[1]))
+        it = part.query(table, index, args["h"], sort, forward=args["f"], exclusive_start=args["x"])
+        recs, more = _collect(it, args["l"])
+    elif kind == "scan":
+        hi = HASH_SPACE if args["hi"] is None else args["hi"]  # 2**64 does not fit msgpack
+        it = part.scan(table, index, hash_lo=args["lo"], hash_hi=hi, exclusive_start=args["x"])
+        recs, more = _collect(it, args["l"], args.get("b", PAGE_BYTES))
+    else:
+        raise ValidationError(f"unknown read {kind!r}")
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+    return [r.record for r in recs], more
+
+
+async def serve_write(local: PartitionReplica, table: TableDef, ops: list[list[Any]]) -> list[dict[str, Any]]:
+    """Apply constant puts/deletes shipped by a router (this node leads the partition)."""
+    wops = [WriteOp(table=table, key=k, mutate=_const(v), constant=True) for k, v in ops]
+    results = await local.run(lambda b: b.run_writes(wops), table)
+    return [{"e": error_to_wire(r)} if isinstance(r, BaseException) else result_to_wire(r) for r in results]
+
+
+def _const(v: Item | None) -> Callable[[Item | None], Item | None]:
+    return lambda old: v

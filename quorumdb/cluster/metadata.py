@@ -16,7 +16,7 @@ This module must never do I/O, read a clock or draw randomness: ``apply`` is det
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -275,6 +275,9 @@ class Metadata:
 
     # -- queries -----------------------------------------------------------------------------
 
+    def left_nodes(self) -> list[str]:
+        return [n for n, info in self.nodes.items() if info.state == LEFT]
+
     def active_nodes(self) -> list[str]:
         """Active node ids in join order."""
         return [n for n, info in self.nodes.items() if info.state == ACTIVE]
@@ -374,12 +377,14 @@ _OPS = {
 # -- the meta group's own voters -----------------------------------------------------------------
 
 
-def meta_voter_target(active: Sequence[str], current: Sequence[str]) -> tuple[str, ...]:
-    """The voters the meta group should have: 3 (5 once there are 5+ active nodes), keeping
-    current voters that are still active, then the earliest joined nodes."""
-    size = 5 if len(active) >= 5 else min(3, len(active))
-    keep = [n for n in current if n in active]
-    keep.sort(key=active.index)
+def meta_voter_target(active: Sequence[str], current: Sequence[str], left: Collection[str] = ()) -> tuple[str, ...]:
+    """The voters the meta group should have: 3 (5 once there are 5+ nodes), keeping current
+    voters unless they ``left`` (a founding voter that has not registered yet is kept), then
+    the earliest joined nodes."""
+    keep = [n for n in current if n not in left]
+    nodes = keep + [n for n in active if n not in keep]
+    size = 5 if len(nodes) >= 5 else min(3, len(nodes))
+    keep.sort(key=lambda n: (n in active, active.index(n) if n in active else 0))
     pick = keep[:size] + [n for n in active if n not in keep][: max(0, size - len(keep))]
     return tuple(sorted(pick))
 

@@ -35,6 +35,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from quorumdb.cluster.dataplane import NotLeaderError, OutcomeUnknownError
 from quorumdb.cluster.metadata import (
     META_GROUP,
     Metadata,
@@ -43,8 +44,10 @@ from quorumdb.cluster.metadata import (
     meta_voter_target,
     next_voter_change,
 )
+from quorumdb.cluster.placement import HASH_SPACE
 from quorumdb.cluster.rpc import KINDS, Rpc, RpcError, RpcHandler
 from quorumdb.cluster.statemachine import (
+    GroupHandle,
     KVStateMachine,
     MetadataStateMachine,
     PartitionFactory,
@@ -95,7 +98,7 @@ class ClusterConfig:
     manage_ms: int = 100
     meta_refresh_ms: int = 250
     paxos: PaxosConfig = field(default_factory=_paxos_default)
-    partition_factory: PartitionFactory = KVStateMachine
+    partition_factory: PartitionFactory = KVStateMachine  # (PartitionInfo, GroupHandle) -> StateMachine
 
 
 class GroupError(Exception):
@@ -139,6 +142,8 @@ class ClusterNode:
         self.logs = LMDBLogEnv(os.path.join(config.data_dir, "paxos"))
         self._rng = random.Random(os.urandom(16))
         self.groups: dict[str, Group] = {}
+        # How a partition group's state machine is built; set it before start().
+        self.partition_factory: PartitionFactory = config.partition_factory
         self.transport = Transport(
             node_id=config.node_id, group=CLUSTER_CHANNEL, listen=config.peer_address, peers={},
             on_message=self._on_message, secret=config.secret, learn_peers=True,
@@ -206,6 +211,26 @@ class ClusterNode:
 
     async def _local_call(self, method: str, payload: Any) -> Any:
         return await self.rpc.handler(method)(self.node_id, payload)
+
+    def handle(self, group_id: str) -> GroupHandle:
+        """The ``GroupHandle`` of group ``group_id`` (valid while this node hosts it)."""
+        return _Handle(self, group_id)
+
+    # ClusterHost (cluster.dataplane): the catalog and the partition map, from the metadata.
+
+    def table_record(self, name: str) -> dict[str, Any] | None:
+        return self.metadata.table_record(name)
+
+    def table_names(self) -> list[str]:
+        return self.metadata.table_names()
+
+    def partitions(self, table: str, hash_lo: int = 0, hash_hi: int = HASH_SPACE) -> list[PartitionInfo]:
+        return self.metadata.partitions(table, hash_lo, hash_hi)
+
+    def replica(self, group_id: str) -> Any:
+        """The state machine of partition group ``group_id`` if this node hosts it, else None."""
+        g = self.groups.get(group_id)
+        return g.sm if g is not None and g.partition is not None else None
 
     @property
     def metadata(self) -> Metadata:
@@ -288,6 +313,7 @@ class ClusterNode:
         """The whole cluster as this node sees it: every member asked for its status."""
         md = self.metadata
         members = list(md.nodes.values())
+        self._dial_members(md)  # the manager may not have seen this map yet
 
         async def ask(node_id: str) -> dict[str, Any] | None:
             if node_id == self.node_id:
@@ -351,7 +377,7 @@ class ClusterNode:
         for gid, p in mine.items():
             if gid not in self.groups:
                 founders = p.founders if self.node_id in p.founders else None
-                self._open_group(gid, self.config.partition_factory(p), p, founders)
+                self._open_group(gid, self.partition_factory(p, self.handle(gid)), p, founders)
                 self._drain(self.groups[gid])
             else:
                 self.groups[gid].partition = p
@@ -383,11 +409,9 @@ class ClusterNode:
                     self.transport.send(m.dst, [_PAXOS, to_wire(m)])
             if ready.apply_snapshot is not None:
                 snap = ready.apply_snapshot
-                g.sm.restore(snap.data, snap.index)
+                g.sm.restore(snap.data)
                 g.compacted = max(g.compacted, snap.index)
             for e in ready.committed:
-                if not e.commands:
-                    g.sm.skip(e.index)
                 for c in e.commands:
                     result = g.sm.apply(e.index, c.data)
                     rid = str(c.request_id)
@@ -468,9 +492,7 @@ class ClusterNode:
 
     def _manage_once(self) -> None:
         md = self.metadata
-        for n in md.nodes.values():
-            if n.node_id != self.node_id and n.state == "active":
-                self.transport.add_peer(n.node_id, n.peer_address)
+        self._dial_members(md)
         self._reconcile_groups(md)
         me = md.nodes.get(self.node_id)
         if (me is None or me.incarnation != self.incarnation or me.state != "active") and not self._joining:
@@ -482,6 +504,11 @@ class ClusterNode:
         elif monotonic_ms() - self._last_fetch_ms >= self.config.meta_refresh_ms:
             self._last_fetch_ms = monotonic_ms()
             self._spawn(self._fetch_metadata())
+
+    def _dial_members(self, md: Metadata) -> None:
+        for n in md.nodes.values():
+            if n.node_id != self.node_id and n.state == "active":
+                self.transport.add_peer(n.node_id, n.peer_address)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -507,7 +534,7 @@ class ClusterNode:
             return
         m = self.meta.replica.membership
         assert m is not None
-        target = meta_voter_target(md.active_nodes(), m.voters)
+        target = meta_voter_target(md.active_nodes(), m.voters, md.left_nodes())
         if not target:
             return
         step = next_voter_change(m.voters, target)
@@ -540,9 +567,11 @@ class ClusterNode:
         return self.meta.replica.leader_id if self._is_meta_voter() else self._meta_hint
 
     def _meta_targets(self) -> list[str]:
+        """Whom to ask for the meta leader: the voters, the seeds, then any member we know."""
         m = self.meta.replica.membership
         voters = list(m.voters) if m is not None and self.node_id in m.voters else self._meta_voters_hint
-        return [v for v in voters if v != self.node_id] + self._seeds
+        members = [n for n in self.metadata.active_nodes() if n not in voters]
+        return [v for v in voters + self._seeds + members if v != self.node_id]
 
     async def _fetch_metadata(self) -> None:
         for target in [t for t in [self._meta_hint] + self._meta_targets() if t is not None]:
@@ -587,6 +616,38 @@ class ClusterNode:
             return await self.propose(str(payload.get("group")), payload["command"])
         except GroupError as exc:
             raise RpcError(exc.reason, exc.leader or "") from exc
+
+
+class _Handle:
+    """A group as its state machine sees it (``cluster.dataplane.GroupHandle``): proposals fail
+    with NotLeaderError (certainly not done) or OutcomeUnknownError (may still commit)."""
+
+    def __init__(self, node: ClusterNode, group_id: str, *, timeout_s: float = 10.0) -> None:
+        self.node = node
+        self.group_id = group_id
+        self.timeout_s = timeout_s
+
+    def leader(self) -> str | None:
+        g = self.node.groups.get(self.group_id)
+        return g.replica.leader_id if g is not None else None
+
+    def is_leader(self) -> bool:
+        g = self.node.groups.get(self.group_id)
+        return g is not None and g.replica.leader_ready
+
+    async def propose(self, command: bytes) -> Any:
+        try:
+            return await self.node.propose(self.group_id, command, timeout_s=self.timeout_s)
+        except GroupError as exc:
+            if exc.reason in (ReplyReason.DROPPED.value, "timeout"):
+                raise OutcomeUnknownError(str(exc)) from exc
+            raise NotLeaderError(exc.leader) from exc
+
+    async def lease_read(self) -> None:
+        try:
+            await self.node.read_index(self.group_id, timeout_s=self.timeout_s)
+        except GroupError as exc:
+            raise NotLeaderError(exc.leader) from exc
 
 
 def _fail_waiters(g: Group, reason: str) -> None:

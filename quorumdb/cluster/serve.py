@@ -19,8 +19,8 @@ import orjson
 
 from quorumdb.api.dispatch import Dispatcher
 from quorumdb.api.server import Server
-from quorumdb.cluster.dataplane import make_dataplane
 from quorumdb.cluster.node import ClusterConfig, ClusterNode
+from quorumdb.cluster.wiring import make_dataplane
 
 __all__ = ["serve_node", "run_node", "STATUS_PATH"]
 
@@ -46,8 +46,8 @@ async def serve_node(
     """Run a cluster node until SIGINT/SIGTERM (or ``stop``); ``config.api_address`` is where the
     HTTP API listens."""
     node = ClusterNode(config)
+    db = make_dataplane(node)  # before start: it may set the partition factory, register RPCs
     await node.start()
-    db = make_dataplane(node)
     await db.start()
     server = Server(Dispatcher(db))
 

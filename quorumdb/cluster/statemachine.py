@@ -2,10 +2,9 @@
 
 The node runtime hands every committed command of a group, in log order, to that group's state
 machine: ``apply(index, command_bytes) -> result``; the result goes back to whoever proposed
-the command on this node. A log entry without commands (a no-op, a membership change) is
-passed as ``skip(index)``. Partition groups run with one command per log slot, so ``index``
-identifies a command and a durable state machine can skip what it applied before a restart
-(a restarted replica replays from its last snapshot). ``snapshot()`` / ``restore(data)`` let the log be compacted and a
+the command on this node. Groups run with one command per log slot, so ``index`` identifies a
+command and a durable state machine can skip what it applied before a restart (a restarted
+replica replays its log from its last snapshot). A snapshot must carry its own index. ``snapshot()`` / ``restore(data)`` let the log be compacted and a
 lagging replica be caught up by snapshot. The meta group runs ``MetadataStateMachine``;
 partition groups run whatever ``PartitionStateMachine`` factory the node is given
 (``KVStateMachine`` here, a tiny key-value map for tests and demos; the DynamoDB data plane
@@ -28,6 +27,7 @@ __all__ = [
     "StateMachine",
     "PartitionStateMachine",
     "PartitionFactory",
+    "GroupHandle",
     "MetadataStateMachine",
     "KVStateMachine",
     "pack",
@@ -49,22 +49,32 @@ class StateMachine(Protocol):
         (msgpack-able). Must not raise on a malformed command: refuse it in the result."""
         ...
 
-    def skip(self, index: int) -> None:
-        """Log ``index`` holds no command (a no-op or a membership change)."""
-        ...
-
     def snapshot(self) -> bytes: ...
 
-    def restore(self, data: bytes, index: int) -> None:
-        """Replace the whole state with a ``snapshot()`` taken at log ``index`` (b"" means the
-        empty state)."""
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with a ``snapshot()`` (b"" means the empty state)."""
         ...
 
 
 # A partition group's state machine is a StateMachine; the name documents the seam.
 PartitionStateMachine = StateMachine
+
+
+class GroupHandle(Protocol):
+    """What a partition's state machine gets from the node runtime for its own group
+    (``ClusterNode.handle(group_id)``; see ``node._Handle`` for the errors it raises)."""
+
+    def leader(self) -> str | None: ...
+
+    def is_leader(self) -> bool: ...
+
+    async def propose(self, command: bytes) -> Any: ...
+
+    async def lease_read(self) -> None: ...
+
+
 # Builds the state machine of a partition group when a node starts hosting one.
-PartitionFactory = Callable[[PartitionInfo], PartitionStateMachine]
+PartitionFactory = Callable[[PartitionInfo, GroupHandle], PartitionStateMachine]
 
 
 class MetadataStateMachine:
@@ -80,23 +90,20 @@ class MetadataStateMachine:
             decoded = None
         return self.metadata.apply(index, decoded)
 
-    def skip(self, index: int) -> None:
-        self.metadata.applied_index = max(self.metadata.applied_index, index)
-
     def snapshot(self) -> bytes:
         return self.metadata.snapshot()
 
-    def restore(self, data: bytes, index: int) -> None:
+    def restore(self, data: bytes) -> None:
         self.metadata = Metadata.restore(data) if data else Metadata()
-        self.metadata.applied_index = index
 
 
 class KVStateMachine:
     """A key-value map: commands ``{"op": "put", "key", "value"}``, ``{"op": "get", "key"}``,
     ``{"op": "delete", "key"}`` (msgpack); ``put``/``delete`` return the previous value."""
 
-    def __init__(self, partition: PartitionInfo | None = None) -> None:
+    def __init__(self, partition: PartitionInfo | None = None, handle: GroupHandle | None = None) -> None:
         self.partition = partition
+        self.handle = handle
         self.data: dict[str, Any] = {}
         self.applied_index = 0
 
@@ -119,15 +126,12 @@ class KVStateMachine:
             return {"ok": True, "result": self.data.get(key)}
         return {"ok": False, "error": "invalid op"}
 
-    def skip(self, index: int) -> None:
-        self.applied_index = index
-
     def read(self, key: str) -> Any:
         return self.data.get(key)
 
     def snapshot(self) -> bytes:
-        return pack(self.data)
+        return pack([self.applied_index, self.data])
 
-    def restore(self, data: bytes, index: int) -> None:
-        self.data = dict(unpack(data)) if data else {}
-        self.applied_index = index
+    def restore(self, data: bytes) -> None:
+        self.applied_index, raw = unpack(data) if data else (0, {})
+        self.data = dict(raw)

@@ -35,6 +35,7 @@ __all__ = [
     "StoredItem",
     "SortKeyRange",
     "DataPlane",
+    "Forward",
 ]
 
 Mutator = Callable[[Item | None], Item | None]
@@ -47,6 +48,9 @@ class WriteOp:
     table: TableDef
     key: Key
     mutate: Mutator
+    # True when ``mutate`` ignores the old item (BatchWriteItem's puts and deletes): its value
+    # ``mutate(None)`` can then be computed by the router and shipped to a remote partition.
+    constant: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +68,16 @@ class WriteResult:
     # ``transact_write`` with a token already committed: nothing was written; ``new_size`` is
     # the size the first run wrote, ``old``/``new`` are None.
     replayed: bool = False
+
+
+class Forward(Exception):
+    """Raised by a data plane when this request must be served by another node (the leader of
+    the partition it writes), before anything was written. The API layer passes the whole
+    request on to ``node_id`` and answers with that node's answer."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"forward to {node_id}")
+        self.node_id = node_id
 
 
 class StoredItem(Protocol):
@@ -112,7 +126,10 @@ class DataPlane(Protocol):
         ...
 
     # -- items -----------------------------------------------------------------------------
-    def get(self, table: TableDef, key: Key, *, consistent: bool = False) -> StoredItem | None: ...
+    async def get(self, table: TableDef, key: Key, *, consistent: bool = False) -> StoredItem | None:
+        """One item. ``consistent`` asks for a strongly consistent read (in the cluster: the
+        partition leader under its lease); otherwise any replica may answer, possibly stale."""
+        ...
 
     async def write(self, op: WriteOp) -> WriteResult:
         """Apply one mutation durably. Raises what ``op.mutate`` raised, applying nothing."""
@@ -136,11 +153,11 @@ class DataPlane(Protocol):
         transaction records nothing."""
         ...
 
-    def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:
-        """Several items from one snapshot."""
+    async def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:
+        """Several items from one snapshot (serializable with transact_write)."""
         ...
 
-    def query(
+    async def query(
         self,
         table: TableDef,
         index: IndexDef | None,
@@ -149,14 +166,21 @@ class DataPlane(Protocol):
         *,
         forward: bool = True,
         exclusive_start: Key | None = None,
+        consistent: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredItem]:
         """Items of one partition-key value in sort-key order (reverse if not forward), after
         ``exclusive_start`` (a table key, plus the index key when ``index`` is given). For an
-        index, the stored item is the projected index entry. The handler stops the iteration
-        at Limit / 1 MB."""
+        index, the stored item is the projected index entry.
+
+        Resolves (after any remote or lease read) to an iterator over one page's worth: it
+        yields at least every item the caller's page rule can consume, that is up to ``limit``
+        items (all if None) and until their sizes add up to ``PAGE_BYTES_MAX`` (1 MB) or more,
+        whichever comes first; it may yield more (a local store iterates lazily). The handler
+        stops the iteration at Limit / 1 MB."""
         ...
 
-    def scan(
+    async def scan(
         self,
         table: TableDef,
         index: IndexDef | None,
@@ -164,9 +188,11 @@ class DataPlane(Protocol):
         segment: int = 0,
         total_segments: int = 1,
         exclusive_start: Key | None = None,
+        consistent: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredItem]:
         """Items of the table (or index) in storage order — partition-key hash order, so a
-        segment is a contiguous range of the hash space."""
+        segment is a contiguous range of the hash space. Paging as in ``query``."""
         ...
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -204,7 +204,7 @@ class LocalDataPlane:
 
     # -- items -----------------------------------------------------------------------------
 
-    def get(self, table: TableDef, key: Key, *, consistent: bool = False) -> StoredItem | None:
+    async def get(self, table: TableDef, key: Key, *, consistent: bool = False) -> StoredItem | None:
         # A single node has one committed state: every read is the latest (strongly consistent).
         return self._router.partition_for(table, key[table.key_schema.hash.name]).get(table, key)
 
@@ -221,7 +221,7 @@ class LocalDataPlane:
         ops = list(ops)
         return await self.committer.submit(lambda b: b.run_transaction(ops, token, fingerprint))
 
-    def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:
+    async def transact_get(self, keys: Sequence[tuple[TableDef, Key]]) -> list[StoredItem | None]:
         out: list[StoredItem | None] = []
         with self.engine.snapshot() as snap:
             for table, key in keys:
@@ -229,7 +229,7 @@ class LocalDataPlane:
                 out.append(None if v is None else Record(v))
         return out
 
-    def query(
+    async def query(
         self,
         table: TableDef,
         index: IndexDef | None,
@@ -238,13 +238,15 @@ class LocalDataPlane:
         *,
         forward: bool = True,
         exclusive_start: Key | None = None,
+        consistent: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredItem]:
         part = self._router.partition_for(table, hash_value)
         return part.query(
             table, index, hash_value, sort, forward=forward, exclusive_start=exclusive_start
         )
 
-    def scan(
+    async def scan(
         self,
         table: TableDef,
         index: IndexDef | None,
@@ -252,6 +254,8 @@ class LocalDataPlane:
         segment: int = 0,
         total_segments: int = 1,
         exclusive_start: Key | None = None,
+        consistent: bool = False,
+        limit: int | None = None,
     ) -> Iterator[StoredItem]:
         lo, hi = segment_range(segment, total_segments)
         parts = self._router.partitions(table, lo, hi)

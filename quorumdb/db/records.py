@@ -201,6 +201,11 @@ class Record:
         return self._rec[HEADER_SIZE:]
 
     @property
+    def record(self) -> bytes:
+        """The whole stored record (header and JSON), to ship to another node."""
+        return bytes(self._rec)
+
+    @property
     def item(self) -> Item:
         item = self._item
         if item is None:

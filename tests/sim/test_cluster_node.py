@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from quorumdb.cluster.dataplane import NotLeaderError
 from quorumdb.cluster.metadata import META_GROUP, cmd_create_table, cmd_delete_table
 from quorumdb.cluster.node import ClusterConfig, ClusterNode, GroupError
 from quorumdb.cluster.rpc import RpcError
@@ -113,6 +114,19 @@ def test_tables_get_partition_groups_that_replicate_and_go_away(tmp_path: Path) 
             with pytest.raises(GroupError) as gerr:
                 await other.propose("g999", b"")
             assert gerr.value.reason == "no_group"
+            # The same through the GroupHandle a partition's state machine gets.
+            h, fh = leader.handle(groups[0]), other.handle(groups[0])
+            assert h.is_leader() and not fh.is_leader() and fh.leader() == h.leader() == leader.node_id
+            assert await h.propose(pack({"op": "put", "key": "h", "value": 1})) == {"ok": True, "result": None}
+            await h.lease_read()
+            with pytest.raises(NotLeaderError) as nl:
+                await fh.propose(pack({"op": "put", "key": "h", "value": 2}))
+            assert nl.value.leader == leader.node_id
+            with pytest.raises(NotLeaderError):
+                await fh.lease_read()
+            assert isinstance(other.replica(groups[0]), KVStateMachine) and other.replica(META_GROUP) is None
+            assert [p.group_id for p in other.partitions("t")] == groups and other.table_names() == ["t"]
+            assert (other.table_record("t") or {})["table_id"] == 1
             # A lease read on the leader sees the write; every replica applies it.
             sm = await leader.read_index(groups[0])
             assert isinstance(sm, KVStateMachine) and sm.read("k") == 7

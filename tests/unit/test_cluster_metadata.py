@@ -150,9 +150,9 @@ def test_the_state_machine_adapter_decodes_msgpack_and_refuses_garbage() -> None
     assert sm.apply(1, pack(_join(1)))["ok"]
     assert sm.apply(2, b"\xc1")["ok"] is False
     other = MetadataStateMachine()
-    other.restore(sm.snapshot(), 2)
+    other.restore(sm.snapshot())
     assert other.metadata.active_nodes() == ["n1"] and other.metadata.applied_index == 2
-    other.restore(b"", 0)
+    other.restore(b"")
     assert other.metadata.active_nodes() == []
 
 
@@ -162,7 +162,10 @@ def test_meta_voters_grow_to_three_then_five_one_step_at_a_time() -> None:
     assert meta_voter_target(["n1", "n2", "n3", "n4"], ["n1", "n2"]) == ("n1", "n2", "n3")
     assert meta_voter_target(["n1", "n2", "n3", "n4"], ["n2", "n3", "n4"]) == ("n2", "n3", "n4"), "current voters stay"
     assert len(meta_voter_target([f"n{i}" for i in range(7)], ["n1"])) == 5
-    assert meta_voter_target(["n2", "n3", "n4"], ["n1", "n2", "n3"]) == ("n2", "n3", "n4"), "a departed voter is replaced"
+    assert meta_voter_target(["n2", "n3", "n4"], ["n1", "n2", "n3"], ["n1"]) == ("n2", "n3", "n4"), "a departed voter is replaced"
+    # The founding voter is kept even while others registered before it did.
+    assert meta_voter_target(["n2", "n3"], ["n1"]) == ("n1", "n2", "n3")
+    assert meta_voter_target(["n2", "n3", "n4"], ["n1"]) == ("n1", "n2", "n3")
     assert next_voter_change(["n1"], ["n1", "n2"]) == ("add", "n2")
     assert next_voter_change(["n1", "n2", "n3"], ["n2", "n3", "n4"]) == ("add", "n4")
     assert next_voter_change(["n1", "n2", "n3", "n4"], ["n2", "n3", "n4"]) == ("remove", "n1")

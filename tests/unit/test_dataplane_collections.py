@@ -86,29 +86,29 @@ def item(pk: str, sk: int, **attrs: str) -> Item:
     return out
 
 
-def recount(dp: LocalDataPlane, t: TableDef) -> dict[str, int]:
+async def recount(dp: LocalDataPlane, t: TableDef) -> dict[str, int]:
     """Every collection's size, from scratch: items plus LSI entries (+100 bytes each)."""
     sizes: dict[str, int] = {}
-    for s in dp.scan(t, None):
+    for s in await dp.scan(t, None):
         pk = s.item["pk"]["S"]
         sizes[pk] = sizes.get(pk, 0) + s.size
     for ix in t.indexes:
         if not ix.local:
             continue
-        for s in dp.scan(t, ix):
+        for s in await dp.scan(t, ix):
             pk = s.item["pk"]["S"]
             sizes[pk] = sizes.get(pk, 0) + s.size + LSI_ENTRY_OVERHEAD
     return sizes
 
 
-def stored(dp: LocalDataPlane, t: TableDef) -> dict[str, int]:
+async def stored(dp: LocalDataPlane, t: TableDef) -> dict[str, int]:
     """Every collection counter as stored (keys are absent when a collection is empty)."""
     lo = collection_prefix(t.table_id)
     out: dict[str, int] = {}
     with dp.engine.snapshot() as snap:
         keys = [k for k, _v in snap.iterate(lo, prefix_successor(lo))]
     assert all(k.startswith(lo) for k in keys)
-    for pk in {s.item["pk"]["S"] for s in dp.scan(t, None)}:
+    for pk in {s.item["pk"]["S"] for s in await dp.scan(t, None)}:
         out[pk] = dp.collection_size(t, {"S": pk})
     assert len(keys) == len(out), "a counter is left for an empty collection"
     return out
@@ -132,7 +132,7 @@ def test_sizes_counted_as_dynamodb_counts_them(engine_kind: str, tmp_path: Any) 
         for pk, sk in (("p", 1), ("p", 2), ("q", 1)):
             r = await dp.write(delete(t, pk, sk))
         assert r.collection_size == 0
-        assert stored(dp, t) == {} and dp.collection_size(t, {"S": "p"}) == 0
+        assert await stored(dp, t) == {} and dp.collection_size(t, {"S": "p"}) == 0
         # A table without an LSI reports nothing.
         plain = await dp.create_table(table_def("plain", indexes=(gsi("g1", "g"),)))
         assert (await dp.write(put(plain, item("p", 1)))).collection_size is None
@@ -192,13 +192,13 @@ def test_counters_exact_through_random_writes_transactions_and_restart(seed: int
             else:
                 for op, res in zip(tx, results, strict=True):  # sizes after the whole transaction
                     assert res.collection_size == dp.collection_size(t, op.key["pk"])
-            assert stored(dp, t) == recount(dp, t)
+            assert await stored(dp, t) == await recount(dp, t)
 
     run(engine_kind, tmp_path, body)
     if engine_kind == "lmdb":
         async def reopened(dp: LocalDataPlane) -> None:
             t = dp.table("t")
-            assert stored(dp, t) == recount(dp, t)
+            assert await stored(dp, t) == await recount(dp, t)
 
         run(engine_kind, tmp_path, reopened)
 
@@ -222,7 +222,7 @@ def test_limit_refuses_growth_and_writes_nothing(engine_kind: str, tmp_path: Any
             i += 1
         assert sizes and sizes[-1] <= limit
         before = dp.collection_size(t, {"S": "p"})
-        assert dp.get(t, {"pk": {"S": "p"}, "sk": {"N": str(i)}}) is None  # nothing written
+        assert await dp.get(t, {"pk": {"S": "p"}, "sk": {"N": str(i)}}) is None  # nothing written
         assert dp.table_stats(t)[0] == i
         assert dp.index_stats(t, t.indexes[0])[0] == i
         # Shrinking or same-size writes still go through; a growing update does not.
@@ -238,7 +238,7 @@ def test_limit_refuses_growth_and_writes_nothing(engine_kind: str, tmp_path: Any
         res = await dp.write_many([put(t, item("q", 1, v="x" * 10)), put(t, item("p", 50, v="x" * 900))])
         assert isinstance(res[0], WriteResult)
         assert isinstance(res[1], ItemCollectionSizeLimitExceededError)
-        assert dp.get(t, {"pk": {"S": "p"}, "sk": {"N": "50"}}) is None
+        assert await dp.get(t, {"pk": {"S": "p"}, "sk": {"N": "50"}}) is None
         # TransactWriteItems: the reason code, and nothing of the transaction is applied.
         with pytest.raises(TransactionCanceledError) as exc:
             await dp.transact_write([put(t, item("r", 1, v="fine")), put(t, item("p", 51, v="x" * 900))])
@@ -246,8 +246,8 @@ def test_limit_refuses_growth_and_writes_nothing(engine_kind: str, tmp_path: Any
             {"Code": "None"},
             {"Code": "ItemCollectionSizeLimitExceeded", "Message": COLLECTION_TOO_BIG},
         ]
-        assert dp.get(t, {"pk": {"S": "r"}, "sk": {"N": "1"}}) is None
-        assert stored(dp, t) == recount(dp, t)
+        assert await dp.get(t, {"pk": {"S": "r"}, "sk": {"N": "1"}}) is None
+        assert await stored(dp, t) == await recount(dp, t)
 
     run(engine_kind, tmp_path, body, item_collection_limit_bytes=limit)
 
@@ -262,7 +262,7 @@ def test_transaction_growth_is_counted_across_its_actions(engine_kind: str, tmp_
             await dp.transact_write([put(t, item("p", i, v="x" * 200)) for i in range(4)])
         codes = [r["Code"] for r in exc.value.reasons]
         assert codes[0] == "None" and "ItemCollectionSizeLimitExceeded" in codes
-        assert stored(dp, t) == {}
+        assert await stored(dp, t) == {}
         res = await dp.transact_write([put(t, item("p", i, v="x" * 200)) for i in range(2)])
         assert res[0].collection_size == res[1].collection_size == dp.collection_size(t, {"S": "p"})
 
@@ -281,8 +281,8 @@ def test_ttl_deletions_and_delete_table_keep_counters_exact(engine_kind: str, tm
                 it["exp"] = {"N": str(int(now[0]) - 10)}
             await dp.write(put(t, it))
         assert await dp.expire_now() == 10
-        assert stored(dp, t) == recount(dp, t)
-        assert sum(1 for _ in dp.scan(t, None)) == 20
+        assert await stored(dp, t) == await recount(dp, t)
+        assert sum(1 for _ in await dp.scan(t, None)) == 20
         await dp.delete_table("t")
         await dp.wait_background()
         lo = collection_prefix(t.table_id)
@@ -457,9 +457,9 @@ def test_processes_sharing_one_directory_keep_counters_and_indexes_exact(tmp_pat
         await dp.expire_now()
         t = dp.table("t")
         assert [ix.status for ix in t.indexes] == ["ACTIVE"] * 4
-        ctr = dp.get(t, {"pk": {"S": "ctr"}, "sk": {"N": "0"}})
+        ctr = await dp.get(t, {"pk": {"S": "ctr"}, "sk": {"N": "0"}})
         assert ctr is not None and ctr.item["n"] == {"N": "25"}
-        items = [(s.item, s.size) for s in dp.scan(t, None)]
+        items = [(s.item, s.size) for s in await dp.scan(t, None)]
         assert dp.table_stats(t) == (len(items), sum(sz for _i, sz in items))
         with dp.engine.snapshot() as snap:
             recs = {k: v for k, v in snap.iterate(item_prefix(t.table_id), prefix_successor(item_prefix(t.table_id)))}
@@ -474,7 +474,7 @@ def test_processes_sharing_one_directory_keep_counters_and_indexes_exact(tmp_pat
                 assert actual == expected, ix.name
                 sizes = sum(int.from_bytes(v[1:5], "little") for v in actual.values())
                 assert dp.index_stats(t, ix) == (len(actual), sizes), ix.name
-        assert stored(dp, t) == recount(dp, t)
+        assert await stored(dp, t) == await recount(dp, t)
         await dp.close()
 
     asyncio.run(main())
@@ -525,7 +525,7 @@ def test_two_data_planes_backfill_while_the_other_writes_with_a_stale_definition
             final = a.table("t")
             assert [ix.status for ix in final.indexes] == ["ACTIVE"] * 4
             _index_matches_table(a, final)
-            assert stored(a, final) == recount(a, final)
+            assert await stored(a, final) == await recount(a, final)
         finally:
             await b.committer.stop()
             await a.close()

@@ -63,11 +63,11 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Any) -> None:
         dp = open_local(path, ttl_interval_s=0)
         await dp.start()
         t = dp.table("t")
-        missing = [i for i in acked if dp.get(t, {"pk": {"S": f"k{i}"}}) is None]
+        missing = [i for i in acked if await dp.get(t, {"pk": {"S": f"k{i}"}}) is None]
         assert missing == []
         count, _size = dp.table_stats(t)
         assert count >= len(set(acked))
-        assert count == sum(1 for _ in dp.scan(t, None))  # counters committed with the items
+        assert count == sum(1 for _ in await dp.scan(t, None))  # counters committed with the items
         await dp.close()
 
     asyncio.run(check())

@@ -87,15 +87,15 @@ def test_get_write_and_results(run: Any) -> None:
         item = {"pk": S("a"), "sk": N(1), "v": S("x" * 10)}
         r = await dp.write(put(t, item))
         assert r.old is None and r.new == item and r.old_size == 0 and r.new_size == item_size(item)
-        got = dp.get(t, {"pk": S("a"), "sk": N(1)})
+        got = await dp.get(t, {"pk": S("a"), "sk": N(1)})
         assert got is not None and got.item == item and got.size == item_size(item)
         import orjson
 
         assert orjson.loads(got.raw) == item
-        assert dp.get(t, {"pk": S("a"), "sk": N(2)}) is None
+        assert await dp.get(t, {"pk": S("a"), "sk": N(2)}) is None
         r = await dp.write(delete(t, {"pk": S("a"), "sk": N(1)}))
         assert r.old == item and r.new is None and r.new_size == 0
-        assert dp.get(t, {"pk": S("a"), "sk": N(1)}) is None
+        assert await dp.get(t, {"pk": S("a"), "sk": N(1)}) is None
         r = await dp.write(delete(t, {"pk": S("a"), "sk": N(1)}))
         assert r.old is None and r.new is None
 
@@ -114,7 +114,7 @@ def test_failing_mutate_writes_nothing(run: Any) -> None:
         res = await dp.write_many(ops)
         assert isinstance(res[2], ConditionalCheckFailedError)
         assert sum(1 for r in res if not isinstance(r, BaseException)) == 5
-        assert dp.get(t, {"pk": S("a"), "sk": N(99)}) is None
+        assert await dp.get(t, {"pk": S("a"), "sk": N(99)}) is None
         assert dp.table_stats(t)[0] == 5
         with pytest.raises(ConditionalCheckFailedError):
             await dp.write(WriteOp(table=t, key={"pk": S("a"), "sk": N(1)}, mutate=fail))
@@ -149,11 +149,11 @@ def test_transact_write_all_or_nothing(run: Any) -> None:
             },
             {"Code": "ValidationError", "Message": "bad update"},
         ]
-        assert dp.get(t, {"pk": S("b"), "sk": N(1)}) is None
+        assert await dp.get(t, {"pk": S("b"), "sk": N(1)}) is None
         assert dp.table_stats(t)[0] == 1
         res = await dp.transact_write([put(t, {"pk": S("b"), "sk": N(1)}), delete(t, {"pk": S("a"), "sk": N(1)})])
         assert len(res) == 2
-        got = dp.transact_get([(t, {"pk": S("a"), "sk": N(1)}), (t, {"pk": S("b"), "sk": N(1)})])
+        got = await dp.transact_get([(t, {"pk": S("a"), "sk": N(1)}), (t, {"pk": S("b"), "sk": N(1)})])
         assert got[0] is None and got[1] is not None
         assert dp.table_stats(t)[0] == 1
 
@@ -167,14 +167,14 @@ def test_query_ranges_and_order(run: Any) -> None:
         await dp.write_many([put(t, {"pk": S("p"), "sk": N(v)}) for v in values])
         await dp.write_many([put(t, {"pk": S(o), "sk": N(1)}) for o in ("o", "q", "pp", "p\x00")])
 
-        def q(sort: SortKeyRange | None, forward: bool = True, esk: Any = None) -> list[float]:
+        async def q(sort: SortKeyRange | None, forward: bool = True, esk: Any = None) -> list[float]:
             return [
                 float(r.item["sk"]["N"])
-                for r in dp.query(t, None, S("p"), sort, forward=forward, exclusive_start=esk)
+                for r in await dp.query(t, None, S("p"), sort, forward=forward, exclusive_start=esk)
             ]
 
-        assert q(None) == values
-        assert q(None, False) == values[::-1]
+        assert await q(None) == values
+        assert await q(None, False) == values[::-1]
         cases = [
             ("EQ", (N(2),), [2]),
             ("EQ", (N(7),), []),
@@ -187,14 +187,14 @@ def test_query_ranges_and_order(run: Any) -> None:
         ]
         for op, vals, want in cases:
             r = SortKeyRange(op=op, values=vals)
-            assert q(r) == want, op
-            assert q(r, False) == want[::-1], op
+            assert await q(r) == want, op
+            assert await q(r, False) == want[::-1], op
         # ExclusiveStartKey resumes strictly after the key, in both directions.
         esk = {"pk": S("p"), "sk": N(2)}
-        assert q(None, True, esk) == [3, 10, 100]
-        assert q(None, False, esk) == [1, 0, -1.5, -5]
-        assert q(SortKeyRange(op="LE", values=(N(10),)), True, esk) == [3, 10]
-        assert q(SortKeyRange(op="GE", values=(N(0),)), False, esk) == [1, 0]
+        assert await q(None, True, esk) == [3, 10, 100]
+        assert await q(None, False, esk) == [1, 0, -1.5, -5]
+        assert await q(SortKeyRange(op="LE", values=(N(10),)), True, esk) == [3, 10]
+        assert await q(SortKeyRange(op="GE", values=(N(0),)), False, esk) == [1, 0]
 
     run(body)
 
@@ -207,11 +207,11 @@ def test_query_begins_with_strings(run: Any) -> None:
         )
         sks = ["a", "ab", "ab\x00", "abc", "abd", "ac", "b", "\u00e9"]
         await dp.write_many([put(t, {"pk": S("p"), "sk": S(s)}) for s in sks])
-        got = [r.item["sk"]["S"] for r in dp.query(t, None, S("p"), SortKeyRange(op="BEGINS_WITH", values=(S("ab"),)))]
+        got = [r.item["sk"]["S"] for r in await dp.query(t, None, S("p"), SortKeyRange(op="BEGINS_WITH", values=(S("ab"),)))]
         assert got == ["ab", "ab\x00", "abc", "abd"]
-        got = [r.item["sk"]["S"] for r in dp.query(t, None, S("p"), None)]
+        got = [r.item["sk"]["S"] for r in await dp.query(t, None, S("p"), None)]
         assert got == sorted(sks, key=lambda s: s.encode())
-        got = [r.item["sk"]["S"] for r in dp.query(t, None, S("p"), SortKeyRange(op="BEGINS_WITH", values=(S("ab"),)), forward=False)]
+        got = [r.item["sk"]["S"] for r in await dp.query(t, None, S("p"), SortKeyRange(op="BEGINS_WITH", values=(S("ab"),)), forward=False)]
         assert got == ["abd", "abc", "ab\x00", "ab"]
 
     run(body)
@@ -221,16 +221,16 @@ def test_scan_segments_cover_every_item_once(run: Any) -> None:
     async def body(dp: LocalDataPlane) -> None:
         t = await dp.create_table(table_def(range_key=False))
         await dp.write_many([put(t, {"pk": S(f"k{i}")}) for i in range(300)])
-        everything = [r.item["pk"]["S"] for r in dp.scan(t, None)]
+        everything = [r.item["pk"]["S"] for r in await dp.scan(t, None)]
         assert sorted(everything) == sorted(f"k{i}" for i in range(300))
         for total in (1, 2, 3, 7, 64):
             seen: list[str] = []
             for seg in range(total):
-                seen.extend(r.item["pk"]["S"] for r in dp.scan(t, None, segment=seg, total_segments=total))
+                seen.extend(r.item["pk"]["S"] for r in await dp.scan(t, None, segment=seg, total_segments=total))
             assert seen == everything  # segments are contiguous ranges in scan order
         # paging with ExclusiveStartKey inside a segment
-        seg_items = [r.item for r in dp.scan(t, None, segment=1, total_segments=3)]
-        page = [r.item for r in dp.scan(t, None, segment=1, total_segments=3, exclusive_start={"pk": seg_items[4]["pk"]})]
+        seg_items = [r.item for r in await dp.scan(t, None, segment=1, total_segments=3)]
+        page = [r.item for r in await dp.scan(t, None, segment=1, total_segments=3, exclusive_start={"pk": seg_items[4]["pk"]})]
         assert page == seg_items[5:]
 
     run(body)
@@ -264,10 +264,10 @@ def test_counters_exact(run: Any) -> None:
     run(body)
 
 
-def index_contents(dp: LocalDataPlane, t: TableDef, name: str) -> list[Item]:
+async def index_contents(dp: LocalDataPlane, t: TableDef, name: str) -> list[Item]:
     ix = dp.table(t.name).index(name)
     assert ix is not None
-    return [r.item for r in dp.scan(dp.table(t.name), ix)]
+    return [r.item for r in await dp.scan(dp.table(t.name), ix)]
 
 
 def test_index_maintenance_projection_and_sparse(run: Any) -> None:
@@ -288,12 +288,12 @@ def test_index_maintenance_projection_and_sparse(run: Any) -> None:
         c = {"pk": S("c"), "sk": N(1), "y": S("no index keys")}
         await dp.write_many([put(t, a), put(t, b), put(t, c)])
         ix_all, ix_keys, ix_inc = t.indexes
-        assert [r.item for r in dp.query(t, ix_all, S("G1"), None)] == [a]
-        assert sorted((r.item for r in dp.query(t, ix_keys, S("G1"), None)), key=lambda i: i["pk"]["S"]) == [
+        assert [r.item for r in await dp.query(t, ix_all, S("G1"), None)] == [a]
+        assert sorted((r.item for r in await dp.query(t, ix_keys, S("G1"), None)), key=lambda i: i["pk"]["S"]) == [
             {"pk": S("a"), "sk": N(1), "g": S("G1")},
             {"pk": S("b"), "sk": N(1), "g": S("G1")},
         ]
-        assert [r.item for r in dp.query(t, ix_inc, S("G1"), None)] == [
+        assert [r.item for r in await dp.query(t, ix_inc, S("G1"), None)] == [
             {"pk": S("a"), "sk": N(1), "g": S("G1"), "r": N(5), "x": S("xx")}
         ]
         assert dp.index_stats(t, ix_all) == (1, item_size(a))
@@ -302,16 +302,16 @@ def test_index_maintenance_projection_and_sparse(run: Any) -> None:
         a2 = {**a, "g": S("G2"), "r": N(7)}
         r = await dp.write(put(t, a2))
         assert r.index_writes is not None and set(r.index_writes) == {"all", "keys", "inc"}
-        assert [r.item for r in dp.query(t, ix_all, S("G1"), None)] == []
-        assert [r.item for r in dp.query(t, ix_all, S("G2"), None)] == [a2]
-        assert [r.item["pk"] for r in dp.query(t, ix_keys, S("G1"), None)] == [S("b")]
+        assert [r.item for r in await dp.query(t, ix_all, S("G1"), None)] == []
+        assert [r.item for r in await dp.query(t, ix_all, S("G2"), None)] == [a2]
+        assert [r.item["pk"] for r in await dp.query(t, ix_keys, S("G1"), None)] == [S("b")]
         # losing an index attribute removes the entry (sparse)
         a3 = {k: v for k, v in a2.items() if k != "g"}
         await dp.write(put(t, a3))
-        assert index_contents(dp, t, "all") == []
+        assert await index_contents(dp, t, "all") == []
         assert dp.index_stats(t, ix_all) == (0, 0)
         await dp.write(delete(t, {"pk": S("b"), "sk": N(1)}))
-        assert index_contents(dp, t, "keys") == []
+        assert await index_contents(dp, t, "keys") == []
         assert dp.index_stats(t, ix_keys) == (0, 0)
 
     run(body)
@@ -323,19 +323,19 @@ def test_index_query_order_and_exclusive_start(run: Any) -> None:
         ix = t.indexes[0]
         items = [{"pk": S(f"p{i}"), "sk": N(i), "g": S("G"), "r": N(i % 4)} for i in range(12)]
         await dp.write_many([put(t, i) for i in items])
-        got = [r.item for r in dp.query(t, ix, S("G"), None)]
+        got = [r.item for r in await dp.query(t, ix, S("G"), None)]
         assert [int(i["r"]["N"]) for i in got] == sorted(int(i["r"]["N"]) for i in items)
-        assert [r.item for r in dp.query(t, ix, S("G"), None, forward=False)] == got[::-1]
-        eq2 = [r.item for r in dp.query(t, ix, S("G"), SortKeyRange(op="EQ", values=(N(2),)))]
+        assert [r.item for r in await dp.query(t, ix, S("G"), None, forward=False)] == got[::-1]
+        eq2 = [r.item for r in await dp.query(t, ix, S("G"), SortKeyRange(op="EQ", values=(N(2),)))]
         assert len(eq2) == 3 and all(i["r"] == N(2) for i in eq2)
-        le1 = [r.item for r in dp.query(t, ix, S("G"), SortKeyRange(op="LE", values=(N(1),)))]
+        le1 = [r.item for r in await dp.query(t, ix, S("G"), SortKeyRange(op="LE", values=(N(1),)))]
         assert le1 == got[:6]
-        gt1 = [r.item for r in dp.query(t, ix, S("G"), SortKeyRange(op="GT", values=(N(1),)))]
+        gt1 = [r.item for r in await dp.query(t, ix, S("G"), SortKeyRange(op="GT", values=(N(1),)))]
         assert gt1 == got[6:]
         for cut in range(len(got)):
             esk = {"pk": got[cut]["pk"], "sk": got[cut]["sk"], "g": got[cut]["g"], "r": got[cut]["r"]}
-            assert [r.item for r in dp.query(t, ix, S("G"), None, exclusive_start=esk)] == got[cut + 1 :]
-            assert [r.item for r in dp.query(t, ix, S("G"), None, forward=False, exclusive_start=esk)] == got[:cut][::-1]
+            assert [r.item for r in await dp.query(t, ix, S("G"), None, exclusive_start=esk)] == got[cut + 1 :]
+            assert [r.item for r in await dp.query(t, ix, S("G"), None, forward=False, exclusive_start=esk)] == got[:cut][::-1]
 
     run(body)
 
@@ -376,12 +376,12 @@ def test_backfill_while_writing_equals_from_scratch(run: Any) -> None:
         ix = final.index("by_g")
         assert ix is not None and ix.status == "ACTIVE" and not ix.backfilling
         assert final.version > t.version
-        backfilled = index_contents(dp, t, "by_g")
+        backfilled = await index_contents(dp, t, "by_g")
         stats = dp.index_stats(final, ix)
         # from scratch: a fresh table with the index from the start, same items
         fresh = await dp.create_table(dataclasses.replace(table_def("fresh"), indexes=(gsi("by_g", "g", "v", projection="INCLUDE", include=("sk",)),)))
-        await dp.write_many([put(fresh, r.item) for r in dp.scan(final, None)])
-        scratch = index_contents(dp, fresh, "by_g")
+        await dp.write_many([put(fresh, r.item) for r in await dp.scan(final, None)])
+        scratch = await index_contents(dp, fresh, "by_g")
         assert backfilled == scratch
         assert stats == dp.index_stats(fresh, fresh.indexes[0])
         assert stats[0] == len(scratch) > 0
@@ -431,12 +431,12 @@ def test_ttl_expiry_with_injected_clock(run: Any) -> None:
         ]
         await dp.write_many([put(t, i) for i in items])
         assert await dp.expire_now() == 1
-        left = [int(r.item["sk"]["N"]) for r in dp.query(t, None, S("a"), None)]
+        left = [int(r.item["sk"]["N"]) for r in await dp.query(t, None, S("a"), None)]
         assert left == [2, 3, 4, 5, 6]
         assert dp.table_stats(t)[0] == 5
         now[0] = 1_700_000_600.0
         assert await dp.expire_now() == 1
-        assert [int(r.item["sk"]["N"]) for r in dp.query(t, None, S("a"), None)] == [3, 4, 5, 6]
+        assert [int(r.item["sk"]["N"]) for r in await dp.query(t, None, S("a"), None)] == [3, 4, 5, 6]
 
     run(body, clock=lambda: now[0], ttl_interval_s=0)
 
@@ -446,10 +446,10 @@ def test_ttl_background_task(run: Any) -> None:
         t = await dp.create_table(dataclasses.replace(table_def(), ttl_enabled=True, ttl_attribute="exp"))
         await dp.write(put(t, {"pk": S("a"), "sk": N(1), "exp": N(50)}))
         for _ in range(200):
-            if dp.get(t, {"pk": S("a"), "sk": N(1)}) is None:
+            if await dp.get(t, {"pk": S("a"), "sk": N(1)}) is None:
                 break
             await asyncio.sleep(0.01)
-        assert dp.get(t, {"pk": S("a"), "sk": N(1)}) is None
+        assert await dp.get(t, {"pk": S("a"), "sk": N(1)}) is None
 
     run(body, clock=lambda: 100.0, ttl_interval_s=0.01)
 
@@ -463,7 +463,7 @@ def test_ttl_recheck_lets_a_concurrent_extension_win(run: Any) -> None:
         await dp.write(put(t, {"pk": S("a"), "sk": N(1), "exp": N(500)}))  # extended
         with pytest.raises(ConditionalCheckFailedError):
             await dp.write(WriteOp(table=t, key={"pk": S("a"), "sk": N(1)}, mutate=_expire_mutator("exp", 100.0)))
-        assert dp.get(t, {"pk": S("a"), "sk": N(1)}) is not None
+        assert await dp.get(t, {"pk": S("a"), "sk": N(1)}) is not None
 
     run(body, ttl_interval_s=0)
 
@@ -482,9 +482,9 @@ def test_reopen_keeps_catalog_and_items(tmp_path: Any) -> None:
         dp = open_local(path)
         await dp.start()
         t = dp.table("t")
-        assert dp.get(t, {"pk": S("a"), "sk": N(1)}) is not None
+        assert await dp.get(t, {"pk": S("a"), "sk": N(1)}) is not None
         assert dp.table_stats(t)[0] == 1
-        assert [r.item["pk"] for r in dp.query(t, t.indexes[0], S("G"), None)] == [S("a")]
+        assert [r.item["pk"] for r in await dp.query(t, t.indexes[0], S("G"), None)] == [S("a")]
         t2 = await dp.create_table(table_def("u"))
         assert t2.table_id > t.table_id
         await dp.close()
@@ -525,7 +525,7 @@ def test_other_process_ddl_and_stale_definitions(tmp_path: Any) -> None:
         t2 = a.table("t")
         ix = t2.index("by_g")
         assert ix is not None and ix.status == "ACTIVE"
-        assert sorted(r.item["pk"]["S"] for r in a.query(t2, ix, S("G"), None)) == ["x", "y"]
+        assert sorted(r.item["pk"]["S"] for r in await a.query(t2, ix, S("G"), None)) == ["x", "y"]
         await a.close()
 
     asyncio.run(main())
@@ -542,17 +542,17 @@ def test_maximum_size_keys(run: Any) -> None:
         await dp.write_many([put(t, {"pk": S(big), "sk": S(s), "v": N(i)}) for i, s in enumerate(sks)])
         await dp.write(put(t, {"pk": S("small"), "sk": S("x")}))
         want = sorted(sks, key=lambda s: s.encode())
-        assert [r.item["sk"]["S"] for r in dp.query(t, None, S(big), None)] == want
-        assert [r.item["sk"]["S"] for r in dp.query(t, None, S(big), None, forward=False)] == want[::-1]
-        got = dp.query(t, None, S(big), SortKeyRange(op="BEGINS_WITH", values=(S("s" * 700),)))
+        assert [r.item["sk"]["S"] for r in await dp.query(t, None, S(big), None)] == want
+        assert [r.item["sk"]["S"] for r in await dp.query(t, None, S(big), None, forward=False)] == want[::-1]
+        got = await dp.query(t, None, S(big), SortKeyRange(op="BEGINS_WITH", values=(S("s" * 700),)))
         assert [r.item["sk"]["S"] for r in got] == [s for s in want if s.startswith("s" * 700)]
         esk = {"pk": S(big), "sk": S(want[1])}
-        assert [r.item["sk"]["S"] for r in dp.query(t, None, S(big), None, exclusive_start=esk)] == want[2:]
-        rec = dp.get(t, {"pk": S(big), "sk": S("s" * 1024)})
+        assert [r.item["sk"]["S"] for r in await dp.query(t, None, S(big), None, exclusive_start=esk)] == want[2:]
+        rec = await dp.get(t, {"pk": S(big), "sk": S("s" * 1024)})
         assert rec is not None and rec.item["v"] == N(0)
-        assert sum(1 for _ in dp.scan(t, None)) == 6
+        assert sum(1 for _ in await dp.scan(t, None)) == 6
         await dp.write(delete(t, {"pk": S(big), "sk": S("s" * 1024)}))
-        assert dp.get(t, {"pk": S(big), "sk": S("s" * 1024)}) is None
+        assert await dp.get(t, {"pk": S(big), "sk": S("s" * 1024)}) is None
         assert dp.table_stats(t)[0] == 5
 
     run(body)
@@ -608,9 +608,9 @@ def test_reads_never_see_part_of_a_transaction(run: Any) -> None:
 
         async def reader() -> None:
             while not done:
-                got = dp.transact_get([(t, k) for k in keys])
+                got = await dp.transact_get([(t, k) for k in keys])
                 observed.add(tuple(r.item["n"]["N"] for r in got if r is not None))
-                observed.add(tuple(r.item["n"]["N"] for r in dp.query(t, None, S("tx"), None)))
+                observed.add(tuple(r.item["n"]["N"] for r in await dp.query(t, None, S("tx"), None)))
                 await asyncio.sleep(0)
 
         await asyncio.gather(writer(), reader(), reader())

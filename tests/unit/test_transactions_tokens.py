@@ -50,8 +50,8 @@ def fail(t: TableDef, pk: str) -> WriteOp:
     return WriteOp(table=t, key={"pk": {"S": pk}}, mutate=mutate)
 
 
-def value(dp: LocalDataPlane, t: TableDef, pk: str) -> int:
-    s = dp.get(t, {"pk": {"S": pk}})
+async def value(dp: LocalDataPlane, t: TableDef, pk: str) -> int:
+    s = await dp.get(t, {"pk": {"S": pk}})
     return 0 if s is None else int(s.item["n"]["N"])
 
 
@@ -70,20 +70,20 @@ def test_replay_mismatch_and_cancelled_first_attempt(engine_kind: str, tmp_path:
         again = await dp.transact_write([incr(t, "a"), incr(t, "b", 5)], token="tok", fingerprint=b"F")
         assert all(r.replayed for r in again)
         assert [r.new_size for r in again] == [r.new_size for r in first]
-        assert value(dp, t, "a") == 1 and value(dp, t, "b") == 5
+        assert await value(dp, t, "a") == 1 and await value(dp, t, "b") == 5
         with pytest.raises(IdempotentParameterMismatchError, match="non-identical request"):
             await dp.transact_write([incr(t, "a")], token="tok", fingerprint=b"G")
-        assert value(dp, t, "a") == 1
+        assert await value(dp, t, "a") == 1
         # Without a token, or with another one, it applies again.
         await dp.transact_write([incr(t, "a")])
         await dp.transact_write([incr(t, "a")], token="tok2", fingerprint=b"F")
-        assert value(dp, t, "a") == 3
+        assert await value(dp, t, "a") == 3
         # A cancelled transaction records nothing: its retry runs (and may succeed).
         with pytest.raises(TransactionCanceledError):
             await dp.transact_write([incr(t, "c"), fail(t, "d")], token="tok3", fingerprint=b"H")
-        assert value(dp, t, "c") == 0
+        assert await value(dp, t, "c") == 0
         res = await dp.transact_write([incr(t, "c")], token="tok3", fingerprint=b"H2")
-        assert not res[0].replayed and value(dp, t, "c") == 1
+        assert not res[0].replayed and await value(dp, t, "c") == 1
         assert token_keys(dp) == (3, 3)
 
     run(engine_kind, tmp_path, body)
@@ -97,7 +97,7 @@ def test_concurrent_duplicates_apply_once(engine_kind: str, tmp_path: Any) -> No
         )
         applied = [r for r in results if not r[0].replayed]
         assert len(applied) == 3
-        assert value(dp, t, "a") == 3
+        assert await value(dp, t, "a") == 3
 
     run(engine_kind, tmp_path, body)
 
@@ -114,7 +114,7 @@ def test_records_expire_lazily_and_are_purged(engine_kind: str, tmp_path: Any) -
         assert (await dp.transact_write([incr(t, "a")], token="old", fingerprint=b"F"))[0].replayed
         now[0] += 1  # "old" is now 600 s old: expired, so it runs again (also with new parameters)
         res = await dp.transact_write([incr(t, "a", 10)], token="old", fingerprint=b"other")
-        assert not res[0].replayed and value(dp, t, "a") == 12
+        assert not res[0].replayed and await value(dp, t, "a") == 12
         assert token_keys(dp) == (2, 2)  # the stale time-order entry was replaced, not leaked
         now[0] += 301  # "young" expired, the re-run "old" has not
         assert await dp.purge_tokens() == 1
@@ -123,7 +123,7 @@ def test_records_expire_lazily_and_are_purged(engine_kind: str, tmp_path: Any) -
         now[0] += 600
         await dp.expire_now()  # the TTL pass purges tokens too
         assert token_keys(dp) == (0, 0)
-        assert value(dp, t, "a") == 12
+        assert await value(dp, t, "a") == 12
 
     run(engine_kind, tmp_path, body, clock=lambda: now[0])
 
@@ -138,7 +138,7 @@ def test_short_window_option(tmp_path: Any) -> None:
         assert (await dp.transact_write([incr(t, "a")], token="x", fingerprint=b"F"))[0].replayed
         now[0] = 5.0
         assert not (await dp.transact_write([incr(t, "a")], token="x", fingerprint=b"F"))[0].replayed
-        assert value(dp, t, "a") == 2
+        assert await value(dp, t, "a") == 2
 
     run("memory", tmp_path, body, clock=lambda: now[0], token_window_s=5.0)
 
@@ -158,7 +158,7 @@ def test_replay_after_restart(tmp_path: Any) -> None:
         await dp.start()
         t = dp.table("t")
         res = await dp.transact_write([incr(t, "a")], token="tok", fingerprint=b"F")
-        assert res[0].replayed and value(dp, t, "a") == 1
+        assert res[0].replayed and await value(dp, t, "a") == 1
         with pytest.raises(IdempotentParameterMismatchError):
             await dp.transact_write([incr(t, "a", 2)], token="tok", fingerprint=b"G")
         await dp.close()
@@ -187,7 +187,7 @@ def test_two_data_planes_on_one_directory(tmp_path: Any) -> None:
             tb = b.table("t")
             await a.transact_write([incr(t, "x")], token="one", fingerprint=b"F")
             res = await b.transact_write([incr(tb, "x")], token="one", fingerprint=b"F")
-            assert res[0].replayed and value(b, tb, "x") == 1
+            assert res[0].replayed and await value(b, tb, "x") == 1
             with pytest.raises(IdempotentParameterMismatchError):
                 await b.transact_write([incr(tb, "y")], token="one", fingerprint=b"G")
             # Concurrent duplicates through both: each token applies exactly once.
@@ -197,7 +197,7 @@ def test_two_data_planes_on_one_directory(tmp_path: Any) -> None:
                 calls.append(dp.transact_write([incr(table, "y")], token=f"t{i % 5}", fingerprint=b"F"))
             outs: list[list[WriteResult]] = await asyncio.gather(*calls)
             assert sum(1 for r in outs if not r[0].replayed) == 5
-            assert value(a, t, "y") == 5 and value(b, tb, "y") == 5
+            assert await value(a, t, "y") == 5 and await value(b, tb, "y") == 5
         finally:
             await a.close()
             await b.close()

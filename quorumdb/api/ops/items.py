@@ -290,7 +290,7 @@ async def get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
     if projection is not None:
         check_key_paths(table, projection.paths)
     consistent = bool(req.get("ConsistentRead"))
-    stored = ctx.db.get(table, key, consistent=consistent)
+    stored = await ctx.db.get(table, key, consistent=consistent)
     mode = capacity.wants_capacity(req)
     cc = None
     if mode is not None:
@@ -359,7 +359,7 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
             if full:
                 _unprocessed_key(unprocessed, table.name, spec, key)
                 continue
-            stored = ctx.db.get(table, key, consistent=consistent)
+            stored = await ctx.db.get(table, key, consistent=consistent)
             if stored is None:
                 units += capacity.read_units(0, consistent=consistent)
                 continue
@@ -458,7 +458,7 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
                 raise ValidationError(_DUPLICATE_KEYS)
             seen.add(fp)
             new_item = data if is_put else None
-            ops.append(WriteOp(table=table, key=key, mutate=_constant(new_item)))
+            ops.append(WriteOp(table=table, key=key, mutate=_constant(new_item), constant=True))
             origins.append((table, wr))
     # 3. Write.
     results = await ctx.db.write_many(ops)

@@ -262,7 +262,7 @@ def _needs_fetch(table: TableDef, index: IndexDef | None, select: str, projectio
     return any(n not in projected for n in projection.top_level_names)
 
 
-def _page(
+async def _page(
     ctx: RequestContext,
     req: dict[str, Any],
     table: TableDef,
@@ -307,7 +307,7 @@ def _page(
             size += stored.size
             item = stored.item
             if fetch:
-                full = ctx.db.get(table, table_schema.key_of(item), consistent=consistent)
+                full = await ctx.db.get(table, table_schema.key_of(item), consistent=consistent)
                 if full is None:
                     item = {}
                 else:
@@ -443,15 +443,17 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
                     "The query can return at most one row and cannot be restarted"
                 )
 
-    it = ctx.db.query(
+    it = await ctx.db.query(
         table,
         index,
         kc.hash_value,
         kc.sort,
         forward=req.get("ScanIndexForward", True) is not False,
         exclusive_start=start,
+        consistent=consistent,
+        limit=req.get("Limit"),
     )
-    return _page(
+    return await _page(
         ctx,
         req,
         table,
@@ -507,14 +509,16 @@ async def scan(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | byt
         if total is not None and total > 1:
             _check_segment(table, index, start, segment or 0, total)
     _check_paths(table, parsed)
-    it = ctx.db.scan(
+    it = await ctx.db.scan(
         table,
         index,
         segment=segment or 0,
         total_segments=total or 1,
         exclusive_start=start,
+        consistent=consistent,
+        limit=req.get("Limit"),
     )
-    return _page(
+    return await _page(
         ctx,
         req,
         table,

@@ -250,7 +250,7 @@ async def transact_get_items(ctx: RequestContext, req: dict[str, Any]) -> dict[s
             raise ValidationError(_MULTIPLE_OPS)
         seen.add(ident)
         keys.append((table, key))
-    found = ctx.db.transact_get(keys)
+    found = await ctx.db.transact_get(keys)
     responses: list[dict[str, Any]] = []
     entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
     for (table, _), (_, _, projection), stored in zip(keys, staged, found, strict=True):
