@@ -30,6 +30,7 @@ test: $(VENV)/.installed-test lint
 
 sim: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m slow tests/sim
+	$(BIN)/python -m quorumdb.sim --catalogue --seeds 100
 	$(BIN)/python -m quorumdb.sim.bench
 
 bench: $(VENV)/.installed-test

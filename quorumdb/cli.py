@@ -14,13 +14,17 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from quorumdb.api.auth import Verifier
 
 __all__ = ["main", "serve"]
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
+STATUS_DELAY_ENV = "QUORUMDB_TABLE_STATUS_DELAY_MS"  # quorumdb.api.lifecycle reads it
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,6 +56,26 @@ def main() -> None:
     help="Worker processes sharing the port and the data directory "
     "[default: one per core; 1 with --in-memory].",
 )
+@click.option(
+    "--auth",
+    is_flag=True,
+    help="Check AWS Signature V4 on every request, as DynamoDB does, against the keys of "
+    "--credentials and $QUORUMDB_CREDENTIALS (\"AKID:SECRET,...\"). Default: any credentials.",
+)
+@click.option(
+    "--credentials",
+    "credentials_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of access keys for --auth: AKID:SECRET[:TOKEN] entries, or an AWS credentials file.",
+)
+@click.option(
+    "--table-status-delay-ms",
+    default=None,
+    type=click.IntRange(0, 3_600_000),
+    help="How long tables and indexes report CREATING / UPDATING / DELETING (as DynamoDB does "
+    "while it works) [default: 0, or $QUORUMDB_TABLE_STATUS_DELAY_MS].",
+)
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Internal: a worker of --workers.")
 @click.option("--node-id", default=None, help="Run as this node of a cluster (with --peer-port).")
 @click.option(
@@ -71,6 +95,9 @@ def serve(
     in_memory: bool,
     log_level: str,
     workers: int | None,
+    table_status_delay_ms: int | None,
+    auth: bool,
+    credentials_file: str | None,
     reuse_port: bool,
     node_id: str | None,
     peer_port: int | None,
@@ -82,10 +109,17 @@ def serve(
         _serve_cluster_node(host, port, data_dir, in_memory, log_level, workers, node_id, peer_port, join,
                             cluster_secret_file)
         return
+    from quorumdb.api import early_stop
+
+    early_stop.install()  # (again) for the ``quorumdb`` script, which skips ``__main__``
+    if table_status_delay_ms is not None:
+        # Read by the handlers; worker processes inherit it with the environment.
+        os.environ[STATUS_DELAY_ENV] = str(table_status_delay_ms)
     if workers is None:
         workers = 1 if in_memory or reuse_port else (os.cpu_count() or 1)
     if workers > 1 and in_memory:
         raise click.UsageError("--workers needs a data directory: in-memory data cannot be shared")
+    verifier = _verifier(auth, credentials_file)
     if reuse_port:
         _die_with_supervisor()
     logging.basicConfig(
@@ -97,9 +131,12 @@ def serve(
 
     try:
         if workers > 1:
-            code = run_workers(host, port, data_dir, workers, log_level.lower())
+            extra = ["--auth"] if auth else []
+            if credentials_file is not None:
+                extra += ["--credentials", os.path.abspath(credentials_file)]
+            code = run_workers(host, port, data_dir, workers, log_level.lower(), extra)
         else:
-            code = run(host, port, data_dir, in_memory, reuse_port=reuse_port)
+            code = run(host, port, data_dir, in_memory, reuse_port=reuse_port, verifier=verifier)
     except OSError as exc:  # e.g. the port is taken
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)
@@ -231,6 +268,21 @@ def _print_status(status: dict[str, Any]) -> None:
         parts.add_row(p["table"], p["group"], f"{p['hash_lo']:016x}-{p['hash_last']:016x}", ", ".join(p["replicas"]),
                       p["leader"] or "[red]none[/red]", str(p["commit"]), lag)
     console.print(parts if status.get("partitions") else "No partitions (no tables yet).")
+def _verifier(auth: bool, credentials_file: str | None) -> Verifier | None:
+    """The signature checker of ``--auth`` (None without it); bad or no keys are a usage error."""
+    if not auth:
+        if credentials_file is not None:
+            raise click.UsageError("--credentials is only used with --auth")
+        return None
+    from quorumdb.api.auth import CREDENTIALS_ENV, Verifier, load_credentials
+
+    try:
+        keys = load_credentials(credentials_file)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"cannot read the credentials: {exc}") from exc
+    if not keys:
+        raise click.UsageError(f"--auth needs access keys: --credentials FILE or ${CREDENTIALS_ENV}")
+    return Verifier(keys)
 
 
 def _die_with_supervisor() -> None:

@@ -1,8 +1,16 @@
 """The one error tree of QuorumDB.
 
 Internal code raises these typed errors; only the HTTP layer (``quorumdb.api``) turns them into
-DynamoDB's ``{"__type": "com.amazonaws.dynamodb.v20120810#<Type>", "message": ...}`` bodies.
+DynamoDB's ``{"__type": "<namespace>#<Type>", "message": ...}`` bodies (``body()``).
 Nothing below the API layer formats JSON errors or chooses HTTP status codes by itself.
+
+The namespace is the one DynamoDB sends: its own errors are in
+``com.amazonaws.dynamodb.v20120810``; the errors of the request framework in front of it come
+from ``com.amazon.coral.validate`` (ValidationException), ``com.amazon.coral.service``
+(SerializationException, UnknownOperationException, the authentication errors, ...) or
+``com.amazon.coral.availability`` (ThrottlingException). SerializationException and
+AccessDeniedException spell their text ``Message``; an empty message is not sent at all
+(e.g. UnknownOperationException).
 """
 
 from __future__ import annotations
@@ -15,11 +23,16 @@ __all__ = [
     "SerializationError",
     "UnknownOperationError",
     "MissingAuthenticationTokenError",
+    "IncompleteSignatureError",
+    "InvalidSignatureError",
     "UnrecognizedClientError",
+    "AccessDeniedError",
+    "RequestEntityTooLargeError",
     "ResourceNotFoundError",
     "ResourceInUseError",
     "LimitExceededError",
     "ConditionalCheckFailedError",
+    "DuplicateItemError",
     "ProvisionedThroughputExceededError",
     "ThrottlingError",
     "RequestLimitExceededError",
@@ -29,18 +42,31 @@ __all__ = [
     "TransactionInProgressError",
     "IdempotentParameterMismatchError",
     "InternalServerError",
+    "TableNotFoundError",
+    "TableAlreadyExistsError",
+    "TableInUseError",
+    "BackupNotFoundError",
+    "BackupInUseError",
+    "ContinuousBackupsUnavailableError",
+    "PointInTimeRecoveryUnavailableError",
+    "InvalidRestoreTimeError",
+    "ExpiredIteratorError",
+    "TrimmedDataAccessError",
     "ERROR_PREFIX",
 ]
 
-# The real service puts a few types (ValidationException, SerializationException) in the
-# com.amazon.coral namespaces; every SDK matches only the suffix after '#', so one prefix serves.
 ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+CORAL_SERVICE = "com.amazon.coral.service#"
+CORAL_VALIDATE = "com.amazon.coral.validate#"
+CORAL_AVAILABILITY = "com.amazon.coral.availability#"
 
 
 class DynamoError(Exception):
     """Base of every error a client may see. ``type_name`` is the ``__type`` suffix."""
 
     type_name: str = "InternalServerError"
+    type_prefix: str = ERROR_PREFIX
+    message_key: str = "message"
     http_status: int = 400
 
     def __init__(self, message: str = "") -> None:
@@ -49,27 +75,57 @@ class DynamoError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The JSON body DynamoDB sends for this error."""
-        return {"__type": ERROR_PREFIX + self.type_name, "message": self.message}
+        if not self.message:
+            return {"__type": self.type_prefix + self.type_name}
+        return {"__type": self.type_prefix + self.type_name, self.message_key: self.message}
 
 
 class ValidationError(DynamoError):
     type_name = "ValidationException"
+    type_prefix = CORAL_VALIDATE
 
 
 class SerializationError(DynamoError):
     type_name = "SerializationException"
+    type_prefix = CORAL_SERVICE
+    message_key = "Message"
 
 
 class UnknownOperationError(DynamoError):
     type_name = "UnknownOperationException"
+    type_prefix = CORAL_SERVICE
 
 
 class MissingAuthenticationTokenError(DynamoError):
     type_name = "MissingAuthenticationTokenException"
+    type_prefix = CORAL_SERVICE
+
+
+class IncompleteSignatureError(DynamoError):
+    type_name = "IncompleteSignatureException"
+    type_prefix = CORAL_SERVICE
+
+
+class InvalidSignatureError(DynamoError):
+    type_name = "InvalidSignatureException"
+    type_prefix = CORAL_SERVICE
 
 
 class UnrecognizedClientError(DynamoError):
     type_name = "UnrecognizedClientException"
+    type_prefix = CORAL_SERVICE
+
+
+class AccessDeniedError(DynamoError):
+    type_name = "AccessDeniedException"
+    type_prefix = CORAL_SERVICE
+    message_key = "Message"
+
+
+class RequestEntityTooLargeError(DynamoError):
+    type_name = "RequestEntityTooLargeException"
+    type_prefix = CORAL_SERVICE
+    http_status = 413
 
 
 class ResourceNotFoundError(DynamoError):
@@ -102,12 +158,22 @@ class ConditionalCheckFailedError(DynamoError):
         return out
 
 
+class DuplicateItemError(DynamoError):
+    """A PartiQL INSERT of an item whose primary key exists."""
+
+    type_name = "DuplicateItemException"
+
+    def __init__(self, message: str = "Duplicate primary key exists in table") -> None:
+        super().__init__(message)
+
+
 class ProvisionedThroughputExceededError(DynamoError):
     type_name = "ProvisionedThroughputExceededException"
 
 
 class ThrottlingError(DynamoError):
     type_name = "ThrottlingException"
+    type_prefix = CORAL_AVAILABILITY
 
 
 class RequestLimitExceededError(DynamoError):
@@ -144,6 +210,51 @@ class TransactionInProgressError(DynamoError):
 
 class IdempotentParameterMismatchError(DynamoError):
     type_name = "IdempotentParameterMismatchException"
+
+
+# -- backups and point-in-time recovery ---------------------------------------------------------
+
+
+class TableNotFoundError(DynamoError):
+    type_name = "TableNotFoundException"
+
+
+class TableAlreadyExistsError(DynamoError):
+    type_name = "TableAlreadyExistsException"
+
+
+class TableInUseError(DynamoError):
+    type_name = "TableInUseException"
+
+
+class BackupNotFoundError(DynamoError):
+    type_name = "BackupNotFoundException"
+
+
+class BackupInUseError(DynamoError):
+    type_name = "BackupInUseException"
+
+
+class ContinuousBackupsUnavailableError(DynamoError):
+    type_name = "ContinuousBackupsUnavailableException"
+
+
+class PointInTimeRecoveryUnavailableError(DynamoError):
+    type_name = "PointInTimeRecoveryUnavailableException"
+
+
+class InvalidRestoreTimeError(DynamoError):
+    type_name = "InvalidRestoreTimeException"
+class ExpiredIteratorError(DynamoError):
+    """DynamoDB Streams: a shard iterator older than 15 minutes."""
+
+    type_name = "ExpiredIteratorException"
+
+
+class TrimmedDataAccessError(DynamoError):
+    """DynamoDB Streams: a position before the oldest record still kept in the shard."""
+
+    type_name = "TrimmedDataAccessException"
 
 
 class InternalServerError(DynamoError):

@@ -1,6 +1,7 @@
-"""Generate ``quorumdb/api/shapes.json``: the request-validation spec of every served operation.
+"""Generate ``quorumdb/api/shapes.json`` (DynamoDB) and ``quorumdb/api/streams_shapes.json``
+(DynamoDB Streams): the request-validation spec of every served operation.
 
-The spec comes from botocore's model of the DynamoDB API (types, required members, lengths,
+The spec comes from botocore's models of the DynamoDB and DynamoDB Streams APIs (types, required members, lengths,
 ranges, enums, patterns). DynamoDB's own validator differs from the published model in a few
 places and reports its errors in its own member order; the tables below (ORDER, OVERRIDES)
 record those differences as observed behaviour (the order and constraints dynalite reproduces,
@@ -22,27 +23,40 @@ import botocore
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "quorumdb" / "api" / "shapes.json"
+STREAMS_OUT = ROOT / "quorumdb" / "api" / "streams_shapes.json"
+STREAMS_OPERATIONS = ["DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"]
 
 OPERATIONS = [
+    "BatchExecuteStatement",
     "BatchGetItem",
     "BatchWriteItem",
+    "CreateBackup",
     "CreateTable",
+    "DeleteBackup",
     "DeleteItem",
     "DeleteTable",
+    "DescribeBackup",
+    "DescribeContinuousBackups",
     "DescribeEndpoints",
     "DescribeLimits",
     "DescribeTable",
     "DescribeTimeToLive",
+    "ExecuteStatement",
+    "ExecuteTransaction",
     "GetItem",
+    "ListBackups",
     "ListTables",
     "ListTagsOfResource",
     "PutItem",
     "Query",
+    "RestoreTableFromBackup",
+    "RestoreTableToPointInTime",
     "Scan",
     "TagResource",
     "TransactGetItems",
     "TransactWriteItems",
     "UntagResource",
+    "UpdateContinuousBackups",
     "UpdateItem",
     "UpdateTable",
     "UpdateTimeToLive",
@@ -192,6 +206,12 @@ ORDER_BY_PATH: dict[str, list[str]] = {
     "UpdateTable": ["TableName", "ProvisionedThroughput", "BillingMode", "GlobalSecondaryIndexUpdates"],
 }
 
+MAX_KEY_ATTRIBUTES = 4
+GSI_KEY_SCHEMAS = {
+    "CreateTable.GlobalSecondaryIndexes[].KeySchema",
+    "UpdateTable.GlobalSecondaryIndexUpdates[].Create.KeySchema",
+}
+
 TABLE_NAME_RULES = {"min": 3, "max": 255, "re": "[a-zA-Z0-9_.-]+"}
 _DROP = None  # marker: remove the constraint
 
@@ -212,10 +232,12 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "BatchGetItem.RequestItems": {
         "max": _DROP,
         "keys": [["max", 255], ["min", 3], ["re", "[a-zA-Z0-9_.-]+"]],
+        "arn": 1,  # keys may be table ARNs
     },
     "BatchWriteItem.RequestItems": {
         "max": _DROP,
         "keys": [["max", 255], ["min", 3], ["re", "[a-zA-Z0-9_.-]+"]],
+        "arn": 1,
         "values": [["max", 25], ["min", 1]],
     },
     "BatchWriteItem.RequestItems{}": {"min": _DROP, "max": _DROP},
@@ -225,6 +247,13 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "UntagResource.ResourceArn": {"nn": _DROP, "min": _DROP, "max": _DROP},
     "UntagResource.TagKeys": {"nn": _DROP},
     "ListTagsOfResource.ResourceArn": {"nn": _DROP, "min": _DROP, "max": _DROP},
+    # The backup operations take a table name or ARN here (botocore's TableArn shape).
+    "CreateBackup.TableName": {"min": 1, "max": 1024, "re": _DROP},
+    "ListBackups.TableName": {"min": 1, "max": 1024, "re": _DROP},
+    "UpdateContinuousBackups.TableName": {"min": 1, "max": 1024, "re": _DROP},
+    "DescribeContinuousBackups.TableName": {"min": 1, "max": 1024, "re": _DROP},
+    # DynamoDB Streams: GetRecords returns at most 1000 records and refuses a larger Limit.
+    "GetRecords.Limit": {"le": 1000},
 }
 
 # The order in which DynamoDB lists an enum's values in "Member must satisfy enum value set".
@@ -276,11 +305,13 @@ def build(shapes: dict[str, Any], name: str, path: str, op: str, in_collection: 
             sub = build(shapes, members[m]["shape"], f"{path}.{m}", op, False)
             if m == "TableName" and members[m]["shape"] in ("TableArn", "TableName"):
                 sub = {"k": "str", **TABLE_NAME_RULES}
+                if members[m]["shape"] == "TableArn":
+                    sub["arn"] = 1  # a table ARN is accepted in place of the name
             if m in required:
                 sub["nn"] = 1
             if path == op and m == "TableName" and op in TABLE_NAME_FIRST:
                 # Checked first, with its own messages; only the pattern stays aggregated.
-                sub = {"k": "str", "re": TABLE_NAME_RULES["re"]}
+                sub = {"k": "str", "re": TABLE_NAME_RULES["re"], "arn": 1}
             apply_overrides(sub, f"{path}.{m}", op)
             out_members.append([m, sub])
         node = {"k": "struct", "c": name, "m": out_members}
@@ -289,7 +320,9 @@ def build(shapes: dict[str, Any], name: str, path: str, op: str, in_collection: 
         apply_overrides(elem, path + "[]", op)
         node = {"k": "list", "e": elem}
         if name == "KeySchema":
-            node["max"] = 2  # our key schemas have a partition key and an optional sort key
+            # A table or local index has a partition key and an optional sort key; a global
+            # index up to four of each (multi-attribute keys), checked by the handlers.
+            node["max"] = 2 * MAX_KEY_ATTRIBUTES if path in GSI_KEY_SCHEMAS else 2
     elif t == "map":
         val = build(shapes, s["value"]["shape"], path + "{}", op, True)
         apply_overrides(val, path + "{}", op)
@@ -333,13 +366,13 @@ def apply_overrides(node: dict[str, Any], path: str, op: str) -> None:
                 node[k] = v
 
 
-def build_doc() -> dict[str, Any]:
-    """The spec document, as written to shapes.json."""
-    model_path = Path(botocore.__file__).parent / "data" / "dynamodb" / "2012-08-10" / "service-2.json.gz"
+def build_doc(service: str = "dynamodb", operations: list[str] = OPERATIONS) -> dict[str, Any]:
+    """The spec document, as written to shapes.json (or streams_shapes.json)."""
+    model_path = Path(botocore.__file__).parent / "data" / service / "2012-08-10" / "service-2.json.gz"
     model = json.loads(gzip.decompress(model_path.read_bytes()))
     shapes = model["shapes"]
     ops: dict[str, Any] = {}
-    for op in OPERATIONS:
+    for op in operations:
         input_shape = model["operations"][op].get("input", {}).get("shape")
         body = build(shapes, input_shape, op, op, False) if input_shape else {"k": "struct", "c": op, "m": []}
         entry: dict[str, Any] = {"body": body}
@@ -347,15 +380,15 @@ def build_doc() -> dict[str, Any]:
             entry["tn"] = "TableName"
         ops[op] = entry
     return {
-        "source": f"botocore {botocore.__version__} dynamodb 2012-08-10, generated by tools/gen_shapes.py",
+        "source": f"botocore {botocore.__version__} {service} 2012-08-10, generated by tools/gen_shapes.py",
         "ops": ops,
     }
 
 
 def main() -> int:
-    doc = build_doc()
-    OUT.write_text(json.dumps(doc, separators=(",", ":"), sort_keys=False) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size} bytes, {len(doc['ops'])} operations)")
+    for out, doc in ((OUT, build_doc()), (STREAMS_OUT, build_doc("dynamodbstreams", STREAMS_OPERATIONS))):
+        out.write_text(json.dumps(doc, separators=(",", ":"), sort_keys=False) + "\n")
+        print(f"wrote {out.relative_to(ROOT)} ({out.stat().st_size} bytes, {len(doc['ops'])} operations)")
     return 0
 
 

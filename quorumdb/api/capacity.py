@@ -78,7 +78,7 @@ def _index_entry(table: TableDef, ix: IndexDef, item: Item | None) -> Item | Non
     if item is None:
         return None
     ks = ix.key_schema
-    if ks.hash.name not in item or (ks.range is not None and ks.range.name not in item):
+    if any(n not in item for n in ks.names):
         return None
     if ix.projection == "ALL":
         return item

@@ -12,10 +12,14 @@ here has passed.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from quorumdb.api.lifecycle import serves_items
 from quorumdb.errors import ResourceNotFoundError, ValidationError
 from quorumdb.expr import Condition, ExpressionContext, KeyCondition, Projection, Update, legacy
 from quorumdb.expr.ast import Literal, Path
@@ -23,9 +27,9 @@ from quorumdb.model.keys import (
     HASH_KEY_SIZE_MAX,
     RANGE_KEY_SIZE_MAX,
     extract_key,
-    key_value_size,
+    key_value_allowed,
 )
-from quorumdb.model.schema import IndexDef, KeySchema, TableDef
+from quorumdb.model.schema import IndexDef, KeySchema, TableDef, table_name_of
 from quorumdb.model.types import Item, Key
 
 __all__ = [
@@ -52,12 +56,18 @@ MAX_ITEM_BYTES = 400 * 1024
 INVALID = "One or more parameter values were invalid: "
 
 
-def table_of(ctx_db: Any, name: str) -> TableDef:
-    """The table definition, or ResourceNotFoundError with DynamoDB's text."""
+def table_of(ctx_db: Any, name: str, now: float | None = None) -> TableDef:
+    """The table an item operation names (by name or table ARN), or ResourceNotFoundError with
+    DynamoDB's text; so is a table that is being created or deleted (at ``now``, the wall
+    clock by default)."""
     try:
-        table: TableDef = ctx_db.table(name)
+        table: TableDef = ctx_db.table(table_name_of(name))
     except ResourceNotFoundError:
         raise ResourceNotFoundError("Requested resource not found") from None
+    if table.status_until is not None and not serves_items(table, time.time() if now is None else now):
+        raise ResourceNotFoundError("Requested resource not found")
+    if table.restore is not None and table.restore.in_progress:
+        raise ResourceNotFoundError("Requested resource not found")  # CREATING: not readable yet
     return table
 
 
@@ -241,9 +251,8 @@ def check_index_keys(table: TableDef, item: Item) -> None:
     """Index key attributes present in ``item`` must have the declared type and not be empty."""
     for ix in table.indexes:
         ks = ix.key_schema
-        for attr in (ks.hash, ks.range):
-            if attr is None:
-                continue
+        hash_attrs = ks.hash_attrs
+        for attr in ks.attrs:
             av = item.get(attr.name)
             if av is None:
                 continue
@@ -251,10 +260,8 @@ def check_index_keys(table: TableDef, item: Item) -> None:
             if v is None or v == "":
                 raise _index_key_error(ix, attr.name, attr.type, av)
             if attr.type != "N":
-                is_hash = attr is ks.hash
-                limit = HASH_KEY_SIZE_MAX if is_hash else RANGE_KEY_SIZE_MAX
-                # A character is at most 4 UTF-8 bytes and base64 text is longer than its bytes.
-                if len(v) * (4 if attr.type == "S" else 1) > limit and key_value_size(attr.type, v) > limit:
+                is_hash = attr in hash_attrs
+                if not key_value_allowed(attr.type, v, is_hash=is_hash):
                     raise ValidationError(
                         INVALID
                         + (
@@ -316,9 +323,7 @@ def check_update_index_types(table: TableDef, update: Any) -> None:
     if not types:
         return
     for ix in table.indexes:
-        for attr in (ix.key_schema.hash, ix.key_schema.range):
-            if attr is None:
-                continue
+        for attr in ix.key_schema.attrs:
             t = types.get(attr.name)
             if t is not None and t != attr.type:
                 raise ValidationError(
@@ -340,12 +345,19 @@ def refuse_if_leaderless(table: TableDef, what: str) -> None:
 
 
 def key_fingerprint(key: Key) -> tuple[Any, ...]:
-    """A hashable identity of a validated key (numbers are canonical already)."""
+    """A hashable identity of a key (numbers are canonical already). A key not checked
+    against the schema yet may hold a set, list, map, bool or null: it gets an identity too."""
     if len(key) == 1:
         ((n, av),) = key.items()
         ((t, v),) = av.items()
-        return (n, t, v)
-    return tuple(sorted((n, t, v) for n, av in key.items() for t, v in av.items()))
+        return (n, t, v if v.__class__ is str else _hashable(v))
+    return tuple(
+        sorted((n, t, v if v.__class__ is str else _hashable(v)) for n, av in key.items() for t, v in av.items())
+    )
+
+
+def _hashable(payload: Any) -> str:
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def item_collection_metrics(

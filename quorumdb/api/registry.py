@@ -1,4 +1,4 @@
-"""The one routes table: DynamoDB operation name -> handler.
+"""The routes tables: operation name -> handler, one table per API (DynamoDB, DynamoDB Streams).
 
 A handler is ``async def handler(ctx, request) -> dict | bytes``. ``request`` is the decoded JSON
 body, already checked against the operation's declarative spec (types, required members,
@@ -15,7 +15,7 @@ from typing import Any
 
 from quorumdb.db.contract import DataPlane
 
-__all__ = ["RequestContext", "Handler", "OPERATIONS", "operation"]
+__all__ = ["RequestContext", "Handler", "OPERATIONS", "STREAMS_OPERATIONS", "operation", "streams_operation"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -28,14 +28,23 @@ class RequestContext:
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any] | bytes]]
 
 OPERATIONS: dict[str, Handler] = {}
+STREAMS_OPERATIONS: dict[str, Handler] = {}  # target prefix DynamoDBStreams_20120810.
+
+
+def _registrar(table: dict[str, Handler], name: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        assert name not in table, f"operation {name} registered twice"
+        table[name] = handler
+        return handler
+
+    return register
 
 
 def operation(name: str) -> Callable[[Handler], Handler]:
     """Register ``handler`` for the DynamoDB operation ``name`` (e.g. ``"PutItem"``)."""
+    return _registrar(OPERATIONS, name)
 
-    def register(handler: Handler) -> Handler:
-        assert name not in OPERATIONS, f"operation {name} registered twice"
-        OPERATIONS[name] = handler
-        return handler
 
-    return register
+def streams_operation(name: str) -> Callable[[Handler], Handler]:
+    """Register ``handler`` for the DynamoDB Streams operation ``name`` (e.g. ``"GetRecords"``)."""
+    return _registrar(STREAMS_OPERATIONS, name)

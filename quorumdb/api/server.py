@@ -3,16 +3,27 @@
 One ``HttpProtocol`` per connection parses requests with httptools and answers them strictly
 in arrival order (keep-alive and pipelining safe): a connection runs one request at a time,
 later pipelined requests wait in a bounded queue, and reading pauses while that queue or the
-transport's write buffer is full. Every buffer is bounded: URL and header bytes, the body
-(16 MB; a larger ``Content-Length`` is refused before any of the body is read, a larger
-chunked body as soon as it crosses the limit, and the connection is then closed), the queue.
+transport's write buffer is full. Every buffer is bounded: the request target (16 KB, else
+414), the header bytes (64 KB, else 431), the body (16 MB, else 413; a larger
+``Content-Length`` is refused before any of the body is read, a larger chunked body as soon as
+it crosses the limit, and the connection is then closed), the queue.
 
 ``POST /`` with ``X-Amz-Target: DynamoDB_20120810.<Operation>`` goes to the ``Dispatcher``;
 its coroutine is first run inline and only becomes a task if it actually waits (reads and
-cached lookups finish without one). Every response carries ``x-amzn-RequestId`` and
-``x-amz-crc32``. Credentials are not checked (as DynamoDB Local). ``GET /`` is a health check;
-a ``GET`` of a path in ``Server.routes`` (e.g. a cluster node's ``/cluster/status``) is answered
-by that route's coroutine, in turn like any other request.
+cached lookups finish without one). A ``Content-Encoding: gzip`` or ``deflate`` body is
+inflated first (at most 16 MB of it; a broken stream is a SerializationException). Every
+response carries ``x-amzn-RequestId`` (52 upper-case letters and digits, as DynamoDB's),
+``x-amz-crc32`` (of the body bytes as sent) and ``Date``; a body of 4 KB or more is gzipped
+for a client that sends ``Accept-Encoding: gzip``. ``GET /`` is DynamoDB's health check; other
+paths and methods get 404 ``<UnknownOperationException/>`` (except a ``GET`` of a path in
+``Server.routes``, e.g. a cluster node's ``/cluster/status``, answered by that route's
+coroutine in turn like any other request), as does a POST with a body whose
+Content-Type is neither ``application/x-amz-json-1.0`` nor ``application/json`` (DynamoDB's
+answers).
+
+Credentials are not checked (as DynamoDB Local) unless the dispatcher has a SigV4
+``Verifier`` (``--auth``): then connections are ``SigningHttpProtocol``s, which also collect
+what the signature covers; without it that costs nothing.
 
 ``serve()``/``run()`` start a whole single-node server process (data plane + HTTP) and stop it
 gracefully on SIGINT/SIGTERM; ``run_workers()`` supervises several such processes sharing one
@@ -22,8 +33,10 @@ port and one LMDB directory. This module never interprets request bodies itself.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gc
+import hashlib
 import itertools
 import logging
 import os
@@ -31,16 +44,25 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from email.utils import formatdate
 from typing import Any, cast
 
 import httptools
 
+from quorumdb.api import early_stop
+from quorumdb.api.auth import SignedRequest, Verifier
 from quorumdb.api.dispatch import Dispatcher, error_body
 from quorumdb.api.ops import control
-from quorumdb.errors import InternalServerError
+from quorumdb.errors import (
+    DynamoError,
+    InternalServerError,
+    RequestEntityTooLargeError,
+    SerializationError,
+)
 
 __all__ = [
     "HttpProtocol",
@@ -48,8 +70,11 @@ __all__ = [
     "serve",
     "run",
     "run_workers",
+    "SigningHttpProtocol",
+    "decode_body",
     "MAX_BODY_BYTES",
     "MAX_HEADER_BYTES",
+    "MAX_URL_BYTES",
     "MAX_PIPELINE",
 ]
 
@@ -57,7 +82,11 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers of one request
+MAX_URL_BYTES = 16 * 1024  # the request target
+GZIP_MIN_BYTES = 4 * 1024  # smaller response bodies are not worth compressing
+GZIP_LEVEL = 1
 MAX_PIPELINE = 64  # requests parsed ahead of the one being answered
+RECURSION_LIMIT = 50_000
 WRITE_BUFFER_HIGH_BYTES = 4 * 1024 * 1024
 SMALL_BODY_BYTES = 16 * 1024
 LINGER_S = 2.0  # how long a refused connection keeps discarding input before it is closed
@@ -67,6 +96,7 @@ _STATUS_LINES = {
     400: b"HTTP/1.1 400 Bad Request\r\n",
     404: b"HTTP/1.1 404 Not Found\r\n",
     413: b"HTTP/1.1 413 Request Entity Too Large\r\n",
+    414: b"HTTP/1.1 414 URI Too Long\r\n",
     431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
     500: b"HTTP/1.1 500 Internal Server Error\r\n",
     503: b"HTTP/1.1 503 Service Unavailable\r\n",
@@ -74,15 +104,19 @@ _STATUS_LINES = {
 _CT_AMZ = b"application/x-amz-json-1.0"
 _CT_JSON = b"application/json"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_HEALTH_BODY = b"healthy: quorumdb "
+# DynamoDB's answer to GET / (the trailing space is DynamoDB's).
+_HEALTH_BODY = b"healthy: dynamodb.us-east-1.amazonaws.com "
 _UNKNOWN_OP_BODY = b"<UnknownOperationException/>\n"
-_TOO_LARGE_BODY = (
-    b'{"__type":"com.amazon.coral.service#RequestEntityTooLargeException",'
-    b'"message":"Request payload exceeds the maximum of 16777216 bytes"}'
+_TOO_LARGE_BODY = error_body(
+    RequestEntityTooLargeError(f"Request payload exceeds the maximum of {MAX_BODY_BYTES} bytes")
 )
 _INTERNAL_BODY = error_body(InternalServerError("Internal server error"))
 _CORS_HEADERS = b"Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: x-amzn-RequestId,x-amz-crc32\r\n"
-_BAD_REQUEST_BODY = b'{"__type":"com.amazon.coral.service#SerializationException","message":"Malformed HTTP request"}'
+_BAD_REQUEST_BODY = error_body(SerializationError("Malformed HTTP request"))
+_URL_TOO_LONG_BODY = error_body(SerializationError(f"Request target longer than {MAX_URL_BYTES} bytes"))
+_GZIP = 1
+_DEFLATE = 2
+_UNSUPPORTED_ENCODING = 3
 
 # Request kinds queued on a connection.
 _DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT, _ROUTE = range(6)
@@ -93,7 +127,8 @@ Route = Callable[[], Coroutine[Any, Any, tuple[int, bytes]]]
 
 class _Request:
     __slots__ = (
-        "kind", "target", "body", "keep_alive", "json_ct", "origin", "cors", "status", "reply", "head_only", "route",
+        "kind", "target", "body", "keep_alive", "json_ct", "origin", "cors", "status", "reply", "head_only",
+        "gzip_ok", "signed", "route",
     )
 
     def __init__(self, kind: int, keep_alive: bool) -> None:
@@ -108,16 +143,19 @@ class _Request:
         self.reply = b""
         self.head_only = False
         self.route: Route | None = None
+        self.gzip_ok = False
+        self.signed: SignedRequest | None = None
 
 
 class _RequestIds:
-    """Unique, uuid-shaped request ids: a random per-process prefix and a counter."""
+    """Unique request ids shaped like DynamoDB's (52 upper-case letters and digits): a random
+    per-process prefix of 40 and a 12-digit hexadecimal counter."""
 
     __slots__ = ("prefix", "counter")
 
     def __init__(self) -> None:
-        h = os.urandom(10).hex()
-        self.prefix = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-".upper()
+        self.prefix = base64.b32encode(os.urandom(25)).decode()
+        assert len(self.prefix) == 40
         self.counter = itertools.count(1)
 
     def next(self) -> str:
@@ -152,6 +190,10 @@ class HttpProtocol(asyncio.Protocol):
     def _reset_message(self) -> None:
         self.header_bytes = 0
         self.url = b""
+        self.url_done = False
+        self.encoding = 0  # _GZIP, _DEFLATE, _UNSUPPORTED_ENCODING or 0 (identity)
+        self.gzip_ok = False
+        self.ct_ok = False  # Content-Type is DynamoDB's (application/x-amz-json-1.0) or application/json
         self.target: bytes | None = None
         self.json_ct = False
         self.origin = False
@@ -189,7 +231,10 @@ class HttpProtocol(asyncio.Protocol):
             # A large chunk that starts inside (or at) a request head: measure the head exactly.
             end = data.find(b"\r\n\r\n")
             if self.header_bytes + (len(data) if end < 0 else end) > MAX_HEADER_BYTES:
-                self._refuse(431, _BAD_REQUEST_BODY)
+                if self._url_too_long(data):
+                    self._refuse(414, _URL_TOO_LONG_BODY)
+                else:
+                    self._refuse(431, _BAD_REQUEST_BODY)
                 return
         try:
             self.parser.feed_data(data)
@@ -206,6 +251,14 @@ class HttpProtocol(asyncio.Protocol):
             self.header_bytes += len(data)
             if self.header_bytes > MAX_HEADER_BYTES and not self.stop_reading:
                 self._refuse(431, _BAD_REQUEST_BODY)
+
+    def _url_too_long(self, data: bytes) -> bool:
+        """Whether the request line that ``data`` starts or continues is over the URL limit."""
+        fresh = not self.in_message
+        if not fresh and self.url_done:
+            return False
+        line = data.find(b"\r\n")
+        return (0 if fresh else len(self.url)) + (len(data) if line < 0 else line) > MAX_URL_BYTES
 
     def eof_received(self) -> bool | None:
         if self.lingering or (not self.busy and not self.queue):
@@ -228,16 +281,20 @@ class HttpProtocol(asyncio.Protocol):
         self.in_headers = True
         self._reset_message()
 
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > MAX_URL_BYTES and not self.stop_reading:
+            self._refuse(414, _URL_TOO_LONG_BODY)
+            raise _Refused
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.url_done = True
         try:
             handler = _HEADER_HANDLERS[name]
         except KeyError:
             handler = _HEADER_HANDLERS.get(name.lower())
         if handler is not None:
             handler(self, value)
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url  # bounded by MAX_HEADER_BYTES like the rest of the head
 
     def _h_target(self, value: bytes) -> None:
         self.target = value.strip()
@@ -250,7 +307,21 @@ class HttpProtocol(asyncio.Protocol):
             pass  # httptools refuses a malformed Content-Length itself
 
     def _h_type(self, value: bytes) -> None:
-        self.json_ct = value.lower().startswith(_CT_JSON)
+        v = value.split(b";", 1)[0].strip().lower()
+        self.json_ct = v == _CT_JSON
+        self.ct_ok = self.json_ct or v == _CT_AMZ
+
+    def _h_encoding(self, value: bytes) -> None:
+        v = value.strip().lower()
+        if v == b"gzip" or v == b"x-gzip":
+            self.encoding = _GZIP
+        elif v == b"deflate":
+            self.encoding = _DEFLATE
+        elif v and v != b"identity":
+            self.encoding = _UNSUPPORTED_ENCODING
+
+    def _h_accept_encoding(self, value: bytes) -> None:
+        self.gzip_ok = accepts_gzip(value)
 
     def _h_expect(self, value: bytes) -> None:
         self.expect_continue = value.strip().lower() == b"100-continue"
@@ -266,6 +337,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.in_headers = False
+        self.url_done = True
         if self.too_large:
             self._refuse(413, _TOO_LARGE_BODY)
             return
@@ -292,22 +364,36 @@ class HttpProtocol(asyncio.Protocol):
             return
         method = self.parser.get_method()
         keep_alive = self.parser.should_keep_alive() and not self.closing_after_idle
-        if method == b"POST":
+        if method == b"POST" and (self.ct_ok or not self.body_bytes):
             parts = self.body_parts
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             self.body_parts = []
-            if not self.busy and not self.queue:
-                self._dispatch_now(body, keep_alive)
+            signed = self._signed_request(body)
+            refusal: DynamoError | None = None
+            if self.encoding and body:
+                try:
+                    body = decode_body(body, self.encoding)
+                except DynamoError as err:
+                    refusal = err
+            if refusal is None and not self.busy and not self.queue:
+                self._dispatch_now(body, keep_alive, signed)
                 return
-            req = _Request(_DISPATCH, keep_alive)
-            req.body = body
-            req.target = self.target
+            if refusal is None:
+                req = _Request(_DISPATCH, keep_alive)
+                req.body = body
+                req.target = self.target
+                req.signed = signed
+            else:
+                req = _Request(_REJECT, keep_alive)
+                req.status = refusal.http_status
+                req.reply = error_body(refusal)
             req.json_ct = self.json_ct
-        elif method == b"GET" and self.server.routes and self.url.partition(b"?")[0] in self.server.routes:
+            req.gzip_ok = self.gzip_ok
+        elif method == b"GET" and self.server.routes and self.url.split(b"?", 1)[0] in self.server.routes:
             req = _Request(_ROUTE, keep_alive)
-            req.route = self.server.routes[self.url.partition(b"?")[0]]
+            req.route = self.server.routes[self.url.split(b"?", 1)[0]]
             req.json_ct = True
-        elif method == b"GET" or method == b"HEAD":
+        elif (method == b"GET" or method == b"HEAD") and self.url.split(b"?", 1)[0] == b"/":
             req = _Request(_HEALTH, keep_alive)
             req.head_only = method == b"HEAD"
         elif method == b"OPTIONS" and self.origin:
@@ -350,17 +436,21 @@ class HttpProtocol(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
 
-    def _dispatch_now(self, body: bytes, keep_alive: bool) -> None:
+    def _signed_request(self, body: bytes) -> SignedRequest | None:
+        """What a signature covers (only ``SigningHttpProtocol`` collects it)."""
+        return None
+
+    def _dispatch_now(self, body: bytes, keep_alive: bool, signed: SignedRequest | None) -> None:
         """The common case: nothing queued, so answer this request right away (no queue entry)."""
         rid = f"{self.rid_prefix}{next(self.rid_counter):012X}"
-        coro = self.dispatcher.handle(self.target, body, rid)
+        coro = self.dispatcher.handle(self.target, body, rid, signed)
         try:
             waiting = coro.send(None)
         except StopIteration as done:
             status, out = done.value
             ct = _CT_JSON if self.json_ct else _CT_AMZ
             extra = _CORS_HEADERS if self.origin else b""
-            self._send(status, out, rid, keep_alive, ct, extra)
+            self._send(status, out, rid, keep_alive, ct, extra, gzip_ok=self.gzip_ok)
             if self.reading_paused or self.deferred_continue or self.closing_after_idle:
                 self._idle()
             return
@@ -371,6 +461,7 @@ class HttpProtocol(asyncio.Protocol):
         req = _Request(_DISPATCH, keep_alive)
         req.json_ct = self.json_ct
         req.origin = self.origin
+        req.gzip_ok = self.gzip_ok
         self.busy = True
         self.server.inflight += 1
         self.task = self.loop.create_task(self._finish(coro, waiting, req, rid))
@@ -384,7 +475,7 @@ class HttpProtocol(asyncio.Protocol):
                 if req.route is not None:
                     coro = req.route()
                 else:
-                    coro = self.dispatcher.handle(req.target, req.body, rid)
+                    coro = self.dispatcher.handle(req.target, req.body, rid, req.signed)
                 try:
                     waiting = coro.send(None)
                 except StopIteration as done:
@@ -472,7 +563,10 @@ class HttpProtocol(asyncio.Protocol):
                 if meth:
                     extra += b"Access-Control-Allow-Methods: " + meth + b"\r\n"
                 extra += b"Access-Control-Max-Age: 172800\r\n"
-        self._send(status, body, rid, req.keep_alive, content_type, extra, req.head_only, req.kind == _REJECT)
+        self._send(
+            status, body, rid, req.keep_alive, content_type, extra, req.head_only, req.kind == _REJECT,
+            gzip_ok=req.gzip_ok,
+        )
 
     def _send(
         self,
@@ -484,6 +578,8 @@ class HttpProtocol(asyncio.Protocol):
         extra: bytes,
         head_only: bool = False,
         refused: bool = False,
+        *,
+        gzip_ok: bool = False,
     ) -> None:
         transport = self.transport
         if transport is None or self.closed:
@@ -491,13 +587,21 @@ class HttpProtocol(asyncio.Protocol):
         if not keep_alive or (self.closing_after_idle and not self.queue):
             keep_alive = False
             extra += b"Connection: close\r\n"
-        head = b"%sContent-Type: %s\r\nContent-Length: %d\r\nx-amzn-RequestId: %s\r\nx-amz-crc32: %d\r\n%s\r\n" % (
-            _STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status,
-            content_type,
-            len(body),
-            rid.encode(),
-            zlib.crc32(body),
-            extra,
+        if gzip_ok and len(body) >= GZIP_MIN_BYTES:
+            # x-amz-crc32 is of the bytes sent (what the SDKs check), so of the gzipped body.
+            body = zlib.compress(body, GZIP_LEVEL, wbits=31)
+            extra += b"Content-Encoding: gzip\r\n"
+        head = (
+            b"%sContent-Type: %s\r\nContent-Length: %d\r\nx-amzn-RequestId: %s\r\nx-amz-crc32: %d\r\n%s%s\r\n"
+            % (
+                _STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status,
+                content_type,
+                len(body),
+                rid.encode(),
+                zlib.crc32(body),
+                self.server.date_line,
+                extra,
+            )
         )
         if head_only:
             transport.write(head)
@@ -534,6 +638,93 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
+class SigningHttpProtocol(HttpProtocol):
+    """A connection of a server that checks signatures: also keeps every header of a request."""
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.headers: list[tuple[str, str]] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def _signed_request(self, body: bytes) -> SignedRequest | None:
+        url = self.url.decode("latin-1")
+        path, _, query = url.partition("?")
+        return SignedRequest(
+            method="POST",
+            path=path,
+            query=query,
+            headers=tuple(self.headers),
+            payload_sha256=hashlib.sha256(body).hexdigest(),
+        )
+
+
+class _Refused(Exception):
+    """Raised in an httptools callback to stop parsing a request that was refused."""
+
+
+def accepts_gzip(value: bytes) -> bool:
+    """Whether an Accept-Encoding value accepts gzip (``gzip`` or ``*``, without ``q=0``)."""
+    if b"gzip" not in value and b"*" not in value:  # e.g. botocore's "identity"
+        return False
+    for item in value.lower().split(b","):
+        coding, _, params = item.partition(b";")
+        coding = coding.strip()
+        if coding == b"gzip" or coding == b"*":
+            q = params.strip()
+            if q.startswith(b"q="):
+                try:
+                    return float(q[2:]) > 0
+                except ValueError:
+                    return False
+            return True
+    return False
+
+
+def decode_body(body: bytes, encoding: int) -> bytes:
+    """Inflate a gzip (possibly several members) or deflate (zlib or raw) request body.
+
+    At most ``MAX_BODY_BYTES`` come out (else RequestEntityTooLargeError, without inflating the
+    rest); a broken or truncated stream, or an unsupported coding, is a SerializationError.
+    """
+    if encoding == _UNSUPPORTED_ENCODING:
+        raise SerializationError("Unsupported Content-Encoding (only gzip and deflate are)")
+    if encoding == _GZIP:
+        wbits = 31
+    else:  # deflate: zlib-wrapped as the RFC says, but raw deflate is common too
+        wbits = 15 if len(body) >= 2 and (body[0] & 0x0F) == 8 and (body[0] << 8 | body[1]) % 31 == 0 else -15
+    out: list[bytes] = []
+    room = MAX_BODY_BYTES + 1
+    data = body
+    while True:
+        d = zlib.decompressobj(wbits)
+        try:
+            chunk = d.decompress(data, room)
+        except zlib.error:
+            raise SerializationError("The request body could not be decompressed") from None
+        room -= len(chunk)
+        if room <= 0:
+            raise RequestEntityTooLargeError(
+                f"Request payload exceeds the maximum of {MAX_BODY_BYTES} bytes once decompressed"
+            )
+        out.append(chunk)
+        if not d.eof:
+            raise SerializationError("The request body could not be decompressed")
+        data = d.unused_data
+        if not data:
+            break
+        if encoding != _GZIP:
+            raise SerializationError("The request body could not be decompressed")
+    return out[0] if len(out) == 1 else b"".join(out)
+
+
+def date_line(now: float) -> bytes:
+    """The ``Date`` header line (RFC 7231) for the wall-clock time ``now``."""
+    return b"Date: %s\r\n" % formatdate(int(now), usegmt=True).encode()
+
+
 # Headers the server looks at, keyed by lower-case name and by the spellings clients send, so
 # the usual header costs one dict lookup; None marks headers seen often and ignored.
 _HEADER_HANDLERS: dict[bytes, Callable[[HttpProtocol, bytes], None] | None] = {}
@@ -542,6 +733,8 @@ for _name, _fn in (
     (b"content-length", HttpProtocol._h_length),
     (b"content-type", HttpProtocol._h_type),
     (b"expect", HttpProtocol._h_expect),
+    (b"content-encoding", HttpProtocol._h_encoding),
+    (b"accept-encoding", HttpProtocol._h_accept_encoding),
     (b"origin", HttpProtocol._h_origin),
     (b"access-control-request-headers", HttpProtocol._h_cors_headers),
     (b"access-control-request-method", HttpProtocol._h_cors_method),
@@ -553,7 +746,6 @@ for _name, _fn in (
     (b"x-amz-content-sha256", None),
     (b"amz-sdk-invocation-id", None),
     (b"amz-sdk-request", None),
-    (b"accept-encoding", None),
     (b"accept", None),
     (b"connection", None),
 ):
@@ -575,15 +767,26 @@ class Server:
         self.connections: set[HttpProtocol] = set()
         self.inflight = 0
         self.ids = _RequestIds()
+        # The Date header of every response, renewed by the event loop at each new second
+        # (so answering a request does not read the clock).
+        self.date_line = date_line(time.time())
+        self._date_timer: asyncio.TimerHandle | None = None
         self._server: asyncio.AbstractServer | None = None
         self._drained: asyncio.Event | None = None
         self.host = ""
         self.port = 0
         self.routes: dict[bytes, Route] = {}  # GET path -> handler (none on a single node)
 
+    def _renew_date(self) -> None:
+        now = time.time()
+        self.date_line = date_line(now)
+        self._date_timer = self.loop.call_later(1.0 - now % 1.0 + 0.001, self._renew_date)
+
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        protocol = HttpProtocol if self.dispatcher.verifier is None else SigningHttpProtocol
+        self._renew_date()
         self._server = await self.loop.create_server(
-            lambda: HttpProtocol(self),
+            lambda: protocol(self),
             host=host,
             port=port,
             reuse_port=reuse_port or None,
@@ -605,6 +808,8 @@ class Server:
         """Stop accepting, let in-flight requests finish (up to ``timeout_s``), close connections."""
         if self._server is not None:
             self._server.close()
+        if self._date_timer is not None:
+            self._date_timer.cancel()
         self._drained = asyncio.Event()
         for conn in list(self.connections):
             conn.shutdown()
@@ -632,15 +837,21 @@ async def serve(
     *,
     announce: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    verifier: Verifier | None = None,
 ) -> None:
     """Run one server process until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly.
 
     Several processes may call this with ``reuse_port=True`` on the same port and data
-    directory (they then share the port and the LMDB environment).
+    directory (they then share the port and the LMDB environment). With a ``verifier`` every
+    request must be signed with one of its keys.
     """
     from quorumdb.db import open_local  # the storage layer; imported here so the API stays light
 
     path = None if in_memory else os.path.abspath(data_dir or "quorumdb-data")
+    # Requests may nest up to orjson's 1024 levels, and expressions up to 4 KB of parentheses;
+    # the recursive walks over them need more than Python's default 1000 frames (Python-to-
+    # Python calls do not grow the C stack, so this is safe).
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     options: dict[str, Any] = {}
     ttl_interval = os.environ.get("QUORUMDB_TTL_INTERVAL_SECONDS")
     if ttl_interval:  # how often the TTL expirer looks for expired items (default 5 s)
@@ -648,7 +859,7 @@ async def serve(
     db = open_local(path, **options)
     await db.start()
     try:
-        server = Server(Dispatcher(db))
+        server = Server(Dispatcher(db, verifier=verifier))
         await server.start(host, port, reuse_port=reuse_port)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -657,12 +868,17 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        if early_stop.requested():  # stopped while starting: shut down cleanly at once
+            stop.set()
         # Everything loaded so far (modules, specs, the catalog) lives for the whole process:
         # keep it out of the garbage collector's full passes.
         gc.collect()
         gc.freeze()
         where = "in memory" if path is None else f"data: {path}, LMDB"
-        (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
+        if verifier is not None:
+            where += f", SigV4 auth with {len(verifier.keys)} keys"
+        if not stop.is_set():
+            (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
         await stop.wait()
         log.info("shutting down")
         # One more SIGTERM (e.g. the whole process group signalled, then a supervisor
@@ -685,24 +901,33 @@ def run(
     data_dir: str | None,
     in_memory: bool,
     reuse_port: bool = False,
+    verifier: Verifier | None = None,
 ) -> int:
     """Blocking entry point: ``serve`` on uvloop (plain asyncio where uvloop is unavailable)."""
+    main = serve(host, port, data_dir, in_memory, reuse_port, verifier=verifier)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-        asyncio.run(serve(host, port, data_dir, in_memory, reuse_port))
+        asyncio.run(main)
     else:
-        uvloop.run(serve(host, port, data_dir, in_memory, reuse_port))
+        uvloop.run(main)
     return 0
 
 
-def run_workers(host: str, port: int, data_dir: str, workers: int, log_level: str = "warning") -> int:
+def run_workers(
+    host: str,
+    port: int,
+    data_dir: str,
+    workers: int,
+    log_level: str = "warning",
+    extra_args: Sequence[str] = (),
+) -> int:
     """Serve with ``workers`` processes sharing one port (SO_REUSEPORT) and one LMDB directory.
 
     This process only supervises: it starts the workers (``quorumdb serve --reuse-port``),
     prints one line once all of them listen, forwards SIGINT/SIGTERM to them, and exits 0 when
     they all stopped cleanly. If a worker dies on its own, the others are stopped and the exit
-    status is 1.
+    status is 1. ``extra_args`` are passed on to every worker (e.g. ``--auth``).
     """
     assert workers >= 1
     path = os.path.abspath(data_dir)
@@ -716,7 +941,7 @@ def run_workers(host: str, port: int, data_dir: str, workers: int, log_level: st
         port = reserve.getsockname()[1]
     cmd = [
         sys.executable, "-m", "quorumdb", "serve", "--host", host, "--port", str(port),
-        "--data-dir", path, "--log-level", log_level, "--reuse-port",
+        "--data-dir", path, "--log-level", log_level, "--reuse-port", *extra_args,
     ]
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
@@ -729,21 +954,29 @@ def run_workers(host: str, port: int, data_dir: str, workers: int, log_level: st
                 with contextlib.suppress(ProcessLookupError):
                     p.send_signal(signal.SIGTERM)
 
-    old_handlers = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_handlers = {sig: signal.signal(sig, stop_all) for sig in early_stop.STOP_SIGNALS}
+    if early_stop.requested():
+        stopping = True
+    clean = True
     try:
         for _ in range(workers):
+            if stopping:
+                break
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE))
+        if stopping:  # also reaches a worker started while the signal was handled
+            stop_all()
         for p in procs:
             assert p.stdout is not None
-            if not p.stdout.readline():  # the worker failed before listening
+            if not p.stdout.readline():  # the worker ended before listening
+                clean = stopping  # asked to stop meanwhile: not a failure
                 stop_all()
                 break
         else:
-            where = f"data: {path}, LMDB, {workers} worker processes"
-            _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
+            if not stopping:
+                where = f"data: {path}, LMDB, {workers} worker processes"
+                _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
         if reserve is not None:
             reserve.close()
-        clean = not stopping
         remaining = list(procs)
         while remaining:
             for p in list(remaining):

@@ -14,7 +14,11 @@ walk over the request body, in DynamoDB's member order:
 Like DynamoDB, JSON nulls count as absent (they are removed from the body), unknown members
 are ignored, and a few scalars are coerced (``"true"`` for a boolean, 1.5 for an integer).
 Attribute values are checked only for being JSON objects here; their contents belong to
-``quorumdb.model.values``. This module never looks at tables or does I/O.
+``quorumdb.model.values``. But DynamoDB deserializes the whole request before it checks any
+rule, so a JSON type error inside an attribute value (``{"S": 5}``) beats every
+ValidationException: before one is reported, ``check_types`` walks the request again, this
+time into the attribute values (only on that error path, so valid requests walk them once, in
+the handler). This module never looks at tables or does I/O.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from typing import Any
 import orjson
 
 from quorumdb.errors import SerializationError, ValidationError
+from quorumdb.model.schema import TABLE_ARN_MAX, TABLE_ARN_RE
+from quorumdb.model.values import check_value_types
 
-__all__ = ["OperationSpec", "SPECS", "spec_for", "validate", "compile_spec", "value_str"]
+__all__ = ["OperationSpec", "SPECS", "STREAMS_SPECS", "spec_for", "validate", "compile_spec", "value_str", "is_table_arn"]
 
 MAX_ERRORS = 10
 JAVA_PKG = "com.amazonaws.dynamodb.v20120810."
@@ -94,8 +100,13 @@ class Node:
         raise NotImplementedError
 
 
+def is_table_arn(v: str) -> bool:
+    """A table ARN, which DynamoDB takes wherever it takes a TableName."""
+    return v.startswith("arn:") and len(v) <= TABLE_ARN_MAX and TABLE_ARN_RE.fullmatch(v) is not None
+
+
 class StrNode(Node):
-    __slots__ = ("enum", "enum_set", "pattern", "regex", "min", "max")
+    __slots__ = ("enum", "enum_set", "pattern", "regex", "min", "max", "arn")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.enum: list[str] | None = spec.get("enum")
@@ -104,6 +115,7 @@ class StrNode(Node):
         self.regex = re.compile(self.pattern) if self.pattern else None
         self.min: int | None = spec.get("min")
         self.max: int | None = spec.get("max")
+        self.arn = bool(spec.get("arn"))  # a TableName: a table ARN is accepted too
 
     def check(self, v: Any, loc: Loc, errors: list[str]) -> Any:
         if v.__class__ is not str:
@@ -116,6 +128,8 @@ class StrNode(Node):
             if isinstance(v, dict):
                 raise SerializationError(_START_OF_STRUCT)
             raise SerializationError("Unexpected token received from parser")
+        if self.arn and is_table_arn(v):
+            return v
         if self.enum_set is not None and v not in self.enum_set:
             _add(errors, v, loc, f"Member must satisfy enum value set: [{', '.join(self.enum or ())}]")
         if self.regex is not None and self.regex.fullmatch(v) is None:
@@ -202,6 +216,8 @@ class AttributeValueNode(Node):
 
     def check(self, v: Any, loc: Loc, errors: list[str]) -> Any:
         if v.__class__ is dict:
+            if errors.__class__ is _TypesOnly:
+                check_value_types(v, field=not self.in_collection)
             return v
         if isinstance(v, list):
             raise SerializationError(f"Unrecognized collection type class {JAVA_PKG}AttributeValue")
@@ -266,7 +282,7 @@ def _length_rules(rules: list[list[Any]]) -> list[tuple[Callable[[Any], bool], s
 
 
 class MapNode(Node):
-    __slots__ = ("value", "java_value", "min", "max", "keys", "values", "parameterized")
+    __slots__ = ("value", "java_value", "min", "max", "keys", "arn_keys", "values", "parameterized")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.value = _compile(spec["v"], True)
@@ -274,6 +290,7 @@ class MapNode(Node):
         self.min: int | None = spec.get("min")
         self.max: int | None = spec.get("max")
         self.keys = _length_rules(spec["keys"]) if "keys" in spec else None
+        self.arn_keys = bool(spec.get("arn"))  # keys are table names or table ARNs
         self.values = _length_rules(spec["values"]) if "values" in spec else None
         self.parameterized = bool(spec.get("p"))
 
@@ -290,6 +307,8 @@ class MapNode(Node):
             _add(errors, v, loc, f"Member must have length less than or equal to {self.max}")
         if self.keys is not None:
             for k in v:
+                if self.arn_keys and is_table_arn(k):
+                    continue
                 if not all(ok(k) for ok, _ in self.keys):
                     msgs = ", ".join(m for _, m in self.keys)
                     _add(errors, v, loc, f"Map keys must satisfy constraint: [{msgs}]")
@@ -383,6 +402,10 @@ class _Slow(Exception):
     """Internal: leave StructNode's fast path."""
 
 
+class _TypesOnly(list[str]):
+    """The error list of a ``check_types`` walk: attribute values are walked into too."""
+
+
 def _compile(spec: dict[str, Any], in_collection: bool) -> Node:
     kind = spec["k"]
     if kind == "str":
@@ -423,10 +446,13 @@ class OperationSpec:
         if tn is not None:
             name = body.get(tn)
             if name is None:
+                self.check_types(body)
                 raise ValidationError(f"The parameter '{tn}' is required but was not present in the request")
-            if len(name) < 3 or len(name) > 255:
+            if (len(name) < 3 or len(name) > 255) and not is_table_arn(name):
+                self.check_types(body)
                 raise ValidationError(f"{tn} must be at least 3 characters long and at most 255 characters long")
         if errors:
+            self.check_types(body)
             n = len(errors)
             raise ValidationError(
                 f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(errors)
@@ -434,16 +460,24 @@ class OperationSpec:
         return body
 
 
+    def check_types(self, body: Any) -> None:
+        """Raise the first JSON type error of ``body``, attribute values included (DynamoDB's
+        deserialization errors), if there is one."""
+        if body.__class__ is dict:
+            self.body.check(body, None, _TypesOnly())
+
+
 def compile_spec(doc: dict[str, Any]) -> dict[str, OperationSpec]:
     return {name: OperationSpec(name, entry) for name, entry in doc["ops"].items()}
 
 
-def _load() -> dict[str, OperationSpec]:
-    raw = resources.files("quorumdb.api").joinpath("shapes.json").read_bytes()
+def _load(name: str = "shapes.json") -> dict[str, OperationSpec]:
+    raw = resources.files("quorumdb.api").joinpath(name).read_bytes()
     return compile_spec(orjson.loads(raw))
 
 
 SPECS: dict[str, OperationSpec] = _load()
+STREAMS_SPECS: dict[str, OperationSpec] = _load("streams_shapes.json")  # the DynamoDB Streams API
 
 
 def spec_for(operation: str) -> OperationSpec | None:

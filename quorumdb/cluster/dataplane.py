@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from quorumdb.db.contract import Forward, StoredItem, WriteOp, WriteResult
 from quorumdb.db.partition import HASH_SPACE, Partition, segment_range
 from quorumdb.db.records import Record, counter_key, unpack_counter
-from quorumdb.db.replicated import APPLIED_KEY, PartitionStore
+from quorumdb.db.replicated import PartitionStore, snapshot_index
 from quorumdb.db.writer import WriteBatch
 from quorumdb.errors import (
     DynamoError,
@@ -67,6 +67,8 @@ _CROSS_PARTITION = (
     "yet: keep the items of one transaction under one partition key, or use a single node"
 )
 _NO_GSI = "Global secondary indexes are not supported by this QuorumDB cluster yet"
+_NO_STREAMS = "DynamoDB Streams are not supported by this QuorumDB cluster yet"
+_NO_BACKUPS = "Backups and point-in-time recovery are not supported by this QuorumDB cluster yet"
 _MAX_SKIPS = 8  # a batch evaluated on a state that did not commit is evaluated again
 _LEADER_WAIT_S = 10.0  # how long a request waits for a partition to elect a leader
 
@@ -193,11 +195,18 @@ class PartitionReplica:
         self._scheduled = False
         self._inflight = 0
         self._max_inflight = max_inflight
+        self._applying = (0, 0)  # (log index, position of the next command in that entry)
 
     # -- the state machine the node drives -------------------------------------------------------
 
     def apply(self, index: int, command: bytes) -> bool:
-        return self.store.apply(index, command)
+        """The node hands over each command of a committed entry in order, all with the
+        entry's index: count their positions (a replay after a restart starts an entry from
+        its first command again, so positions come out the same)."""
+        last, pos = self._applying
+        pos = pos if index == last else 0
+        self._applying = (index, pos + 1)
+        return self.store.apply(index, command, pos)
 
     def snapshot(self) -> bytes:
         return self.store.snapshot()
@@ -205,8 +214,7 @@ class PartitionReplica:
     def restore(self, data: bytes) -> None:
         if not data:
             return
-        index = _snapshot_index(data)
-        self.store.restore(data, index)
+        self.store.restore(data, snapshot_index(data))
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -294,17 +302,6 @@ def _fail(fut: asyncio.Future[Any], err: BaseException) -> None:
         fut.set_exception(err)
 
 
-def _snapshot_index(blob: bytes) -> int:
-    import msgpack
-
-    from quorumdb.db.records import unpack_u64
-
-    for k, v in msgpack.unpackb(blob)["kv"]:
-        if k == APPLIED_KEY:
-            return unpack_u64(v)
-    return 0
-
-
 # -- the data plane --------------------------------------------------------------------------------
 
 
@@ -353,9 +350,14 @@ class ClusterDataPlane:
     def table_names(self) -> list[str]:
         return sorted(self.host.table_names())
 
-    async def create_table(self, table: TableDef) -> TableDef:
+    def _refuse_unsupported(self, table: TableDef) -> None:
         if any(not ix.local for ix in table.indexes):
             raise ValidationError(_NO_GSI)
+        if table.stream_spec:
+            raise ValidationError(_NO_STREAMS)
+
+    async def create_table(self, table: TableDef) -> TableDef:
+        self._refuse_unsupported(table)
         res = await self.host.meta_propose(
             {"op": "create_table", "table": table.to_record(), "partitions": self.partitions_per_table}
         )
@@ -366,8 +368,7 @@ class ClusterDataPlane:
         return TableDef.from_record(res["table"])
 
     async def update_table(self, table: TableDef) -> TableDef:
-        if any(not ix.local for ix in table.indexes):
-            raise ValidationError(_NO_GSI)
+        self._refuse_unsupported(table)
         rec = replace(table, version=table.version + 1).to_record()
         res = await self.host.meta_propose({"op": "update_table", "table": rec})
         if not res.get("ok"):
@@ -546,7 +547,7 @@ class ClusterDataPlane:
         self,
         table: TableDef,
         index: IndexDef | None,
-        hash_value: AttributeValue,
+        hash_value: AttributeValue | tuple[AttributeValue, ...],
         sort: SortKeyRange | None,
         *,
         forward: bool = True,
@@ -556,6 +557,7 @@ class ClusterDataPlane:
     ) -> Iterator[StoredItem]:
         if index is not None and not index.local:
             raise ValidationError(_NO_GSI)
+        assert isinstance(hash_value, dict)  # tables and local indexes: one partition-key attribute
         p = self._partition(table, hash_value)
         args = {"ix": None if index is None else index.name, "h": hash_value,
                 "s": None if sort is None else [sort.op, list(sort.values)], "f": forward,
@@ -625,6 +627,36 @@ class ClusterDataPlane:
                     continue
             await asyncio.sleep(0.02)
         raise InternalServerError("Internal server error (no replica answered)")
+
+    # -- what the cluster does not do yet ------------------------------------------------------
+
+    def backups(self) -> list[Any]:
+        return []  # none can be made here
+
+    def backup(self, backup_arn: str) -> Any:
+        return None
+
+    async def create_backup(self, table: TableDef, name: str) -> Any:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def delete_backup(self, backup_arn: str) -> Any:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def restore_backup(self, backup_arn: str, target: TableDef) -> TableDef:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def restore_to_time(self, source: TableDef, at: float, target: TableDef) -> TableDef:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def set_point_in_time_recovery(self, table: TableDef, enabled: bool, days: int | None = None) -> TableDef:
+        raise ValidationError(_NO_BACKUPS)
+
+    async def streams(self, arn: str | None = None) -> list[Any]:
+        return []  # no table of the cluster can have a stream
+
+    async def stream_records(self, stream: Any, shard: Any, after_seq: int, *, limit: int,
+                             size_max_bytes: int) -> list[Any]:
+        raise ValidationError(_NO_STREAMS)
 
     # -- the RPCs other nodes send this one -----------------------------------------------------
 

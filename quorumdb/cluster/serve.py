@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import orjson
 
+from quorumdb.api import early_stop
 from quorumdb.api.dispatch import Dispatcher
 from quorumdb.api.server import Server
 from quorumdb.cluster.node import ClusterConfig, ClusterNode
@@ -66,6 +67,8 @@ async def serve_node(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        if early_stop.requested():  # stopped while starting
+            stop.set()
         peer = node.peer_address
         line = (f"QuorumDB node {config.node_id} listening on {server.url} "
                 f"(peer {peer[0]}:{peer[1]}, data: {config.data_dir})")

@@ -71,6 +71,18 @@ class KVStateMachine:
             return False
         raise ValueError(f"unknown kv op {op!r}")
 
+    def prepare(self, command: bytes, ballot: Any) -> bytes:
+        """What the leader proposes for a client's command: the command itself (replicas
+        execute it); the simulator's table state machine proposes evaluated effects instead."""
+        return command
+
+    def apply_command(self, index: int, position: int, data: bytes) -> Any:
+        """Execute one command of the entry at ``index`` (the caller advances applied_index)."""
+        try:
+            return self.execute(decode_command(data))
+        except (ValueError, msgpack.UnpackException):
+            return None
+
     def read(self, key: str) -> Any:
         return self.data.get(key)
 

@@ -17,6 +17,13 @@ Rules every implementation keeps:
 - Index entries (LSI/GSI) change atomically with their item on a single node.
 - Reads come from a consistent snapshot; no read observes part of a ``transact_write``.
 - Items are in wire shape (``quorumdb.model.types``) and already validated.
+- ``update_table`` is a compare-and-swap on the definition's ``version`` (across processes
+  too): a change computed from a definition that another change replaced meanwhile is refused
+  with ``TableChangedError``, never applied over it; the caller re-reads and recomputes.
+- ``table``/``table_names`` see every catalog change acknowledged before they are called.
+- A table with an enabled stream gets one change record per write that changes an item, in
+  the same atomic commit as the item, numbered in commit order (``ChangeRecord``); a write
+  that leaves the item as it was records nothing.
 """
 
 from __future__ import annotations
@@ -25,20 +32,34 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from quorumdb.model.schema import IndexDef, TableDef
+from quorumdb.errors import ResourceInUseError
+from quorumdb.model.backups import BackupDef
+from quorumdb.model.schema import IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 
 __all__ = [
     "Mutator",
+    "TableChangedError",
     "WriteOp",
     "WriteResult",
     "StoredItem",
     "SortKeyRange",
     "DataPlane",
+    "ShardInfo",
+    "StreamInfo",
+    "ChangeRecord",
     "Forward",
 ]
 
 Mutator = Callable[[Item | None], Item | None]
+
+
+class TableChangedError(ResourceInUseError):
+    """``update_table`` got a definition older than the stored one: re-read and recompute.
+    (Should it ever reach a client, it is DynamoDB's "resource in use".)"""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Attempt to change a resource which is still in use: Table {name} is being updated")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +69,7 @@ class WriteOp:
     table: TableDef
     key: Key
     mutate: Mutator
+    ttl_expiry: bool = False  # a deletion by the TTL expirer (its stream record says so)
     # True when ``mutate`` ignores the old item (BatchWriteItem's puts and deletes): its value
     # ``mutate(None)`` can then be computed by the router and shipped to a remote partition.
     constant: bool = False
@@ -70,6 +92,53 @@ class WriteResult:
     replayed: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardInfo:
+    """One shard of a stream: the changes of one partition of the table during one generation
+    (a shard closes when it rolls over or the partition splits; its children continue it)."""
+
+    shard_id: str
+    partition: int
+    generation: int
+    parent_shard_id: str | None
+    start_seq: int
+    end_seq: int | None  # None while the shard is open
+    last_seq: int  # the highest sequence number given out in this shard so far (start - 1 if none)
+    trimmed_seq: int  # every record up to this sequence number was trimmed (0: none)
+    opened_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamInfo:
+    stream_id: int
+    arn: str
+    label: str
+    table_name: str
+    view_type: str  # KEYS_ONLY | NEW_IMAGE | OLD_IMAGE | NEW_AND_OLD_IMAGES
+    created_at: float
+    disabled_at: float | None  # None while the stream is enabled
+    key_schema: KeySchema
+    shards: tuple[ShardInfo, ...]  # parents before their children
+
+    def shard(self, shard_id: str) -> ShardInfo | None:
+        for s in self.shards:
+            if s.shard_id == shard_id:
+                return s
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeRecord:
+    """One stream record. ``new``/``old`` are present as the stream's view type asks."""
+
+    seq: int
+    event: str  # INSERT | MODIFY | REMOVE
+    created_at: float
+    keys: Item
+    new: Item | None
+    old: Item | None
+    size: int  # bytes of keys and images
+    ttl_expiry: bool
 class Forward(Exception):
     """Raised by a data plane when this request must be served by another node (the leader of
     the partition it writes), before anything was written. The API layer passes the whole
@@ -110,7 +179,8 @@ class DataPlane(Protocol):
         ...
 
     async def update_table(self, table: TableDef) -> TableDef:
-        """Replace a definition (bumps ``version``); starts GSI backfills for new CREATING indexes."""
+        """Replace a definition (bumps ``version``); starts GSI backfills for new CREATING
+        indexes. TableChangedError if the stored version is no longer ``table.version``."""
         ...
 
     async def delete_table(self, name: str) -> TableDef:
@@ -161,7 +231,7 @@ class DataPlane(Protocol):
         self,
         table: TableDef,
         index: IndexDef | None,
-        hash_value: AttributeValue,
+        hash_value: AttributeValue | tuple[AttributeValue, ...],
         sort: SortKeyRange | None,
         *,
         forward: bool = True,
@@ -169,7 +239,8 @@ class DataPlane(Protocol):
         consistent: bool = False,
         limit: int | None = None,
     ) -> Iterator[StoredItem]:
-        """Items of one partition-key value in sort-key order (reverse if not forward), after
+        """Items of one partition-key value (a tuple of values, one per attribute, for a
+        multi-attribute index key) in sort-key order (reverse if not forward), after
         ``exclusive_start`` (a table key, plus the index key when ``index`` is given). For an
         index, the stored item is the projected index entry.
 
@@ -193,6 +264,50 @@ class DataPlane(Protocol):
     ) -> Iterator[StoredItem]:
         """Items of the table (or index) in storage order — partition-key hash order, so a
         segment is a contiguous range of the hash space. Paging as in ``query``."""
+        ...
+
+    # -- backups and point-in-time recovery -------------------------------------------------
+    def backups(self) -> list[BackupDef]:
+        """Every on-demand backup, oldest first (also those of deleted tables)."""
+        ...
+
+    def backup(self, backup_arn: str) -> BackupDef | None: ...
+
+    async def create_backup(self, table: TableDef, name: str) -> BackupDef:
+        """Copy the table's items as of one instant (one snapshot); returns the AVAILABLE backup."""
+        ...
+
+    async def delete_backup(self, backup_arn: str) -> BackupDef:
+        """BackupNotFoundError / BackupInUseError (being created, or read by a restore)."""
+        ...
+
+    async def restore_backup(self, backup_arn: str, target: TableDef) -> TableDef:
+        """Create ``target`` (its ``restore`` set) holding the backup's items and index entries;
+        ResourceInUseError if the name exists. Returns it ACTIVE."""
+        ...
+
+    async def restore_to_time(self, source: TableDef, at: float, target: TableDef) -> TableDef:
+        """Create ``target`` holding exactly the items ``source`` had at time ``at`` (within its
+        point-in-time recovery window), whatever writes go on meanwhile."""
+        ...
+
+    async def set_point_in_time_recovery(
+        self, table: TableDef, enabled: bool, days: int | None = None
+    ) -> TableDef:
+        """Enable (recording every change from now on) or disable point-in-time recovery."""
+        ...
+
+    # -- streams ---------------------------------------------------------------------------
+    async def streams(self, arn: str | None = None) -> list[StreamInfo]:
+        """Every stream still readable (enabled, or disabled less than 24 hours ago), oldest
+        first; only the one with ``arn`` (if any) when given."""
+        ...
+
+    async def stream_records(
+        self, stream: StreamInfo, shard: ShardInfo, after_seq: int, *, limit: int, size_max_bytes: int
+    ) -> list[ChangeRecord]:
+        """The records of ``shard`` with a sequence number above ``after_seq``, in order: at
+        most ``limit``, and stopping after the record that reaches ``size_max_bytes``."""
         ...
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from quorumdb.db.contract import SortKeyRange
 from quorumdb.db.records import Record, index_prefix, item_prefix
-from quorumdb.model.keys import encode_prefix, encode_primary_key, encode_scalar, partition_hash
+from quorumdb.model.keys import encode_partition, encode_prefix, encode_primary_key, encode_scalar
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import AttributeValue, Key
 from quorumdb.storage.engine import Engine, ReadTxn, prefix_successor
@@ -36,11 +36,9 @@ def segment_range(segment: int, total_segments: int) -> tuple[int, int]:
 def index_entry_key(table: TableDef, ix: IndexDef, key: Key) -> bytes:
     """The entry key an ExclusiveStartKey (index key + table key attributes) names."""
     ks = ix.key_schema
-    hv = key[ks.hash.name]
-    out = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + encode_scalar(ks.hash.type, hv[ks.hash.type])
-    if ks.range is not None:
-        rv = key[ks.range.name]
-        out += encode_scalar(ks.range.type, rv[ks.range.type])
+    out = index_prefix(table.table_id, ix.index_id) + encode_partition(ks.hash_attrs, [key[a.name] for a in ks.hash_attrs])
+    for a in ks.range_attrs:
+        out += encode_scalar(a.type, key[a.name][a.type])
     tks = table.key_schema
     out += encode_scalar(tks.hash.type, key[tks.hash.name][tks.hash.type])
     if tks.range is not None:
@@ -111,7 +109,7 @@ class Partition:
         self,
         table: TableDef,
         index: IndexDef | None,
-        hash_value: AttributeValue,
+        hash_value: AttributeValue | tuple[AttributeValue, ...],
         sort: SortKeyRange | None,
         *,
         forward: bool = True,
@@ -119,13 +117,18 @@ class Partition:
     ) -> Iterator[Record]:
         ks = table.key_schema if index is None else index.key_schema
         prefix = item_prefix(table.table_id) if index is None else index_prefix(table.table_id, index.index_id)
-        h = ks.hash
-        base = prefix + partition_hash(hash_value) + encode_scalar(h.type, hash_value[h.type])
+        hash_values = (hash_value,) if isinstance(hash_value, dict) else hash_value
+        base = prefix + encode_partition(ks.hash_attrs, hash_values)
         lo: _Bound = (base, True)
         hi: _Bound = (prefix_successor(base), False)
         if sort is not None:
-            assert ks.range is not None
-            rt = ks.range.type
+            ranges = ks.range_attrs
+            assert len(sort.prefix) < len(ranges)
+            for a, v in zip(ranges, sort.prefix, strict=False):
+                base += encode_scalar(a.type, v[a.type])
+            if sort.prefix:
+                lo, hi = (base, True), (prefix_successor(base), False)
+            rt = ranges[len(sort.prefix)].type
             op = sort.op
             v0 = sort.values[0]
             if op == "BEGINS_WITH":
@@ -201,7 +204,7 @@ class Router:
             p = self._parts[table_id] = Partition(table_id=table_id, hash_lo=0, hash_hi=HASH_SPACE, engine=self._engine)
         return p
 
-    def partition_for(self, table: TableDef, hash_value: AttributeValue) -> Partition:
+    def partition_for(self, table: TableDef, hash_value: AttributeValue | tuple[AttributeValue, ...]) -> Partition:
         p = self._parts.get(table.table_id)
         return p if p is not None else self._whole(table.table_id)
 

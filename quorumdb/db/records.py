@@ -15,10 +15,30 @@ Key spaces (first byte):
   order, so expired ones are found without reading the others),
   ``bflease/<tid u32><index_id u16>`` (JSON {owner, at}: which data plane runs an index
   backfill; another may take over once ``at`` is older than the lease time),
-  ``ttl/last_pass`` (JSON {owner, at}: the last periodic TTL pass claimed by any process).
+  ``ttl/last_pass`` (JSON {owner, at}: the last periodic TTL pass claimed by any process),
+  ``backup/<backup id>`` (a BackupDef record, JSON; ids start with the creation time, so the
+  backups are listed in creation order),
+  ``pitr/clock`` (two u64: the last undo timestamp in microseconds and the last undo sequence
+  number; undo keys are strictly increasing across batches and processes),
+  ``streams/<stream_id u32>`` (JSON: one DynamoDB stream: ARN, label, table, view type,
+  creation and disabling time), ``streams-next-id`` (u64),
+  ``streams-shard/<stream_id u32><partition u32><generation u32>`` (JSON: one shard: id,
+  parent, sequence number range, open/close time, highest trimmed sequence number),
+  ``streams-head/<tid u32><partition u32>`` (JSON: the change-capture state of one partition
+  of a table: the last sequence number given out, kept for the table's life, and the open
+  shard of its enabled stream, if any).
 - ``0x01`` data: ``0x01 <tid u32> 0x00`` + ``partition_hash(pk) + enc(pk) [+ enc(sk)]`` = item;
   ``0x01 <tid u32> 0x01 <index_id u16>`` + ``partition_hash(ipk) + enc(ipk) [+ enc(isk)] +
   enc(pk) [+ enc(sk)]`` = index entry (the projected item).
+- ``0x02`` stream records: ``0x02 <stream_id u32> <partition u32> <generation u32> <seq u64>``
+  = one change record (JSON, see ``db.streams``), in sequence order per shard. Outside the
+  table's data prefix: a stream stays readable for 24 hours after its table is deleted.
+- ``0x03`` undo log of point-in-time recovery: ``0x03 <tid u32> <ts_us u64> <seq u64>`` = one
+  change of an item of a table with PITR enabled, written in the same batch as the change: the
+  format byte ``0x01``, the item's storage key length (u32 big-endian), that key, then the item's
+  record before the change (nothing if it was absent).
+- ``0x04`` backup data: ``0x04 <backup id> 0x2f`` + the item's storage key after its table
+  prefix = the item's record as of the backup's snapshot.
 
 Item and index-entry values are records: ``0x01`` (format), the DynamoDB item size as u32
 little-endian, then the item as DynamoDB JSON, so ``raw`` can be spliced into a response as is.
@@ -61,6 +81,22 @@ __all__ = [
     "token_at_key",
     "pack_i64",
     "unpack_i64",
+    "BACKUP_PREFIX",
+    "backup_key",
+    "backup_data_prefix",
+    "UNDO_CLOCK",
+    "undo_prefix",
+    "undo_key",
+    "pack_undo",
+    "unpack_undo",
+    "STREAM_PREFIX",
+    "STREAM_NEXT_ID",
+    "stream_key",
+    "shard_key",
+    "shard_prefix",
+    "stream_head_key",
+    "stream_record_key",
+    "stream_records_prefix",
 ]
 
 FORMAT_V1 = 0x01
@@ -81,7 +117,17 @@ TOKEN_PREFIX = b"\x00txtoken/"
 TOKEN_AT_PREFIX = b"\x00txtoken-at/"
 _BACKFILL_LEASE_PREFIX = b"\x00bflease/"
 TTL_LAST_PASS = b"\x00ttl/last_pass"
+BACKUP_PREFIX = b"\x00backup/"
+UNDO_CLOCK = b"\x00pitr/clock"
+_UNDO = b"\x03"
+_BACKUP_DATA = b"\x04"
+_UNDO_HEAD = struct.Struct(">BI")
 _I64 = struct.Struct(">q")
+STREAM_PREFIX = b"\x00streams/"
+STREAM_NEXT_ID = b"\x00streams-next-id"
+_SHARD_PREFIX = b"\x00streams-shard/"
+_STREAM_HEAD_PREFIX = b"\x00streams-head/"
+_STREAM_RECORDS = b"\x02"
 
 _DATA = b"\x01"
 _ITEMS = b"\x00"
@@ -120,6 +166,58 @@ def backfill_lease_key(table_id: int, index_id: int) -> bytes:
 
 def token_at_key(at: float, token: str) -> bytes:
     return TOKEN_AT_PREFIX + _U64.pack(max(0, int(at * 1000))) + token.encode("utf-8")
+
+
+def backup_key(backup_id: str) -> bytes:
+    return BACKUP_PREFIX + backup_id.encode("ascii")
+
+
+def backup_data_prefix(backup_id: str) -> bytes:
+    return _BACKUP_DATA + backup_id.encode("ascii") + b"/"
+
+
+def undo_prefix(table_id: int) -> bytes:
+    return _UNDO + table_id.to_bytes(4, "big")
+
+
+def undo_key(table_id: int, ts_us: int, seq: int) -> bytes:
+    return _UNDO + table_id.to_bytes(4, "big") + _U64.pack(ts_us) + _U64.pack(seq)
+
+
+def pack_undo(item_key: bytes, old_rec: bytes | None) -> bytes:
+    return _UNDO_HEAD.pack(FORMAT_V1, len(item_key)) + item_key + (old_rec or b"")
+
+
+def unpack_undo(value: bytes) -> tuple[bytes, bytes | None]:
+    """(item storage key, record before the change or None) of an undo record."""
+    n = int(_UNDO_HEAD.unpack_from(value)[1])
+    start = _UNDO_HEAD.size
+    old = value[start + n :]
+    return value[start : start + n], (old or None)
+def stream_key(stream_id: int) -> bytes:
+    return STREAM_PREFIX + stream_id.to_bytes(4, "big")
+
+
+def shard_prefix(stream_id: int) -> bytes:
+    """Every shard descriptor of one stream, in (partition, generation) order."""
+    return _SHARD_PREFIX + stream_id.to_bytes(4, "big")
+
+
+def shard_key(stream_id: int, partition: int, generation: int) -> bytes:
+    return shard_prefix(stream_id) + partition.to_bytes(4, "big") + generation.to_bytes(4, "big")
+
+
+def stream_head_key(table_id: int, partition: int) -> bytes:
+    return _STREAM_HEAD_PREFIX + table_id.to_bytes(4, "big") + partition.to_bytes(4, "big")
+
+
+def stream_records_prefix(stream_id: int, partition: int, generation: int) -> bytes:
+    """Every record of one shard (append the sequence number as u64 for one record)."""
+    return _STREAM_RECORDS + stream_id.to_bytes(4, "big") + partition.to_bytes(4, "big") + generation.to_bytes(4, "big")
+
+
+def stream_record_key(stream_id: int, partition: int, generation: int, seq: int) -> bytes:
+    return stream_records_prefix(stream_id, partition, generation) + _U64.pack(seq)
 
 
 def pack_i64(n: int) -> bytes:

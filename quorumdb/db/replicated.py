@@ -21,6 +21,7 @@ replication core: the cluster runtime feeds it committed entries and proposes it
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,14 +36,26 @@ from quorumdb.storage.prefixed import OverlayTxn
 from .records import CATALOG_VERSION, dumps, pack_u64, table_def_key, unpack_u64
 from .writer import WriteBatch, WriterState
 
-__all__ = ["Command", "PartitionStore", "Outcome", "decode_command", "APPLIED_KEY", "LAST_KEY"]
+__all__ = ["Command", "PartitionStore", "Outcome", "decode_command", "snapshot_index", "APPLIED_KEY", "LAST_KEY"]
 
-APPLIED_KEY = b"\x00replica/applied"  # u64: the last log index applied
+APPLIED_KEY = b"\x00replica/applied"  # u64 log index + u32 position in the entry, last applied
+_WHOLE_ENTRY = 0xFFFFFFFF
 LAST_KEY = b"\x00replica/last"  # the id of the last command whose effects were applied
 _SNAPSHOT_VERSION = 1
 
 Job = Callable[[WriteBatch], Any]
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
+
+_APPLIED = struct.Struct(">QI")
+
+
+def _unpack_applied(b: bytes | None) -> tuple[int, int]:
+    if not b:
+        return 0, _WHOLE_ENTRY
+    if len(b) == 8:
+        return unpack_u64(b), _WHOLE_ENTRY
+    index, position = _APPLIED.unpack(b)
+    return int(index), int(position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +89,7 @@ class PartitionStore:
 
     @property
     def applied_index(self) -> int:
-        return unpack_u64(self.engine.get(APPLIED_KEY))
+        return _unpack_applied(self.engine.get(APPLIED_KEY))[0]
 
     @property
     def last_id(self) -> bytes:
@@ -129,18 +142,20 @@ class PartitionStore:
 
     # -- every replica -------------------------------------------------------------------------
 
-    def apply(self, index: int, raw: bytes) -> bool:
-        """Apply the committed command at log ``index``. True if its effects were applied,
+    def apply(self, index: int, raw: bytes, position: int = 0) -> bool:
+        """Apply the committed command at log ``index`` (the ``position``-th command of that
+        entry: the log batches several commands per slot). True if its effects were applied,
         False if it was skipped (evaluated on a state that is not the current one) or was
         applied before a restart."""
         cmd = decode_command(raw)
         while True:
             txn = self.engine.begin_write()
             try:
-                if index <= unpack_u64(txn.get(APPLIED_KEY)):
+                done = _unpack_applied(txn.get(APPLIED_KEY))
+                if (index, position) <= done or (index == done[0] and done[1] == _WHOLE_ENTRY):
                     txn.abort()
                     return False
-                ok = cmd.base == (txn.get(LAST_KEY) or b"")
+                ok = self._fits(cmd, txn.get(LAST_KEY) or b"")
                 if ok:
                     for k, v in cmd.writes:
                         if v is None:
@@ -149,7 +164,7 @@ class PartitionStore:
                             txn.put(k, v)
                     if cmd.writes:
                         txn.put(LAST_KEY, cmd.id)
-                txn.put(APPLIED_KEY, pack_u64(index))
+                txn.put(APPLIED_KEY, _APPLIED.pack(index, position))
                 txn.commit()
                 break
             except StorageFullError:
@@ -158,10 +173,15 @@ class PartitionStore:
         self._settle(cmd.id, ok and bool(cmd.writes))
         return ok
 
+    @staticmethod
+    def _fits(cmd: Command, last: bytes) -> bool:
+        """Was ``cmd`` evaluated on the state it meets (the last applied command is its base)?"""
+        return cmd.base == last
+
     def skip(self, index: int) -> None:
         """A log entry that is not a command (a no-op, a membership change): remember it."""
         if index > self.applied_index:
-            self.engine.write_batch([(APPLIED_KEY, pack_u64(index))])
+            self.engine.write_batch([(APPLIED_KEY, _APPLIED.pack(index, _WHOLE_ENTRY))])
 
     def _settle(self, cmd_id: bytes, changed_state: bool) -> None:
         p = self._pending
@@ -189,7 +209,7 @@ class PartitionStore:
                 txn.delete(k)
             for k, v in d["kv"]:
                 txn.put(k, v)
-            txn.put(APPLIED_KEY, pack_u64(index))
+            txn.put(APPLIED_KEY, _APPLIED.pack(index, _WHOLE_ENTRY))
             txn.commit()
         except BaseException:
             txn.abort()
@@ -199,6 +219,14 @@ class PartitionStore:
     def keys(self) -> Iterator[bytes]:
         with self.engine.snapshot() as snap:
             yield from (k for k, _v in snap.iterate())
+
+
+def snapshot_index(blob: bytes) -> int:
+    """The log index a ``PartitionStore.snapshot()`` blob was taken at."""
+    for k, v in msgpack.unpackb(blob)["kv"]:
+        if k == APPLIED_KEY:
+            return _unpack_applied(v)[0]
+    return 0
 
 
 def _define(txn: OverlayTxn, table: TableDef) -> None:

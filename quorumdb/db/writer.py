@@ -17,6 +17,14 @@ past ``WriterState.collection_limit`` raises ItemCollectionSizeLimitExceededErro
 ClientRequestToken records are read and written here, inside the transaction that applies the
 TransactWriteItems, so the check-and-record is atomic across every process sharing the store.
 
+Stream records (tables with an enabled stream, ``db.streams``) are staged by ``apply_write``
+with the item, so an item and its change record commit together or not at all; the DDL jobs
+open and close streams in the transaction that changes the StreamSpecification.
+
+Point-in-time recovery (tables with ``pitr_since`` set, ``db.undo``): ``apply_write`` also
+stages the item's undo record (its state before the change) with the change; the batch's undo
+timestamp and sequence counter are saved in ``before_commit``.
+
 Never call into asyncio from here and never commit: the committer owns the transaction.
 """
 
@@ -28,7 +36,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from quorumdb.db.contract import WriteOp, WriteResult
+from quorumdb.db import streams
+from quorumdb.db.contract import TableChangedError, WriteOp, WriteResult
 from quorumdb.db.records import (
     CATALOG_VERSION,
     HEADER_SIZE,
@@ -55,12 +64,15 @@ from quorumdb.db.records import (
     table_def_key,
     token_at_key,
     token_key,
+    undo_prefix,
     unpack_counter,
     unpack_i64,
     unpack_u64,
 )
+from quorumdb.db.undo import UndoClock, record_undo
 from quorumdb.errors import (
     ConditionalCheckFailedError,
+    DuplicateItemError,
     IdempotentParameterMismatchError,
     InternalServerError,
     ItemCollectionSizeLimitExceededError,
@@ -69,7 +81,13 @@ from quorumdb.errors import (
     TransactionCanceledError,
     ValidationError,
 )
-from quorumdb.model.keys import encode_primary_key, encode_scalar, partition_hash
+from quorumdb.model.keys import (
+    encode_partition,
+    encode_primary_key,
+    encode_scalar,
+    key_value_allowed,
+    partition_hash,
+)
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import Item, Key
 from quorumdb.storage.engine import ReadTxn, StorageFullError, WriteTxn, prefix_successor
@@ -87,6 +105,7 @@ __all__ = [
     "LSI_ENTRY_OVERHEAD",
     "BACKFILL_LEASE_S",
     "purge_tokens",
+    "purge_streams",
     "claim_ttl_pass",
 ]
 
@@ -133,11 +152,13 @@ class WriterState:
         collection_limit: int = COLLECTION_LIMIT_BYTES,
         clock: Callable[[], float] | None = None,
         token_window_s: float = TOKEN_WINDOW_S,
+        stream_settings: streams.StreamSettings | None = None,
     ) -> None:
         self.catalog: CatalogView | None = None
         self.collection_limit = collection_limit
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.token_window_s = token_window_s
+        self.streams = stream_settings if stream_settings is not None else streams.StreamSettings()
 
     def begin(self, txn: WriteTxn) -> WriteBatch:
         return WriteBatch(self, txn)
@@ -199,6 +220,7 @@ class WriteBatch:
         self.state = state
         self.txn = txn
         self.counters: dict[bytes, list[int]] = {}
+        self.undo: UndoClock | None = None  # set by the first PITR undo record of the batch
         cat = state.catalog
         version = unpack_u64(txn.get(CATALOG_VERSION))
         if cat is None or cat.version != version:
@@ -209,6 +231,8 @@ class WriteBatch:
 
     def before_commit(self) -> None:
         txn = self.txn
+        if self.undo is not None:
+            self.undo.save(txn)
         by_id = self.catalog.by_id
         for k, (n, s) in self.counters.items():
             if not (n or s):
@@ -287,6 +311,9 @@ class WriteBatch:
             except ValidationError as e:
                 failed = True
                 reasons.append({"Code": "ValidationError", "Message": e.message})
+            except DuplicateItemError as e:  # a PartiQL INSERT in ExecuteTransaction
+                failed = True
+                reasons.append({"Code": "DuplicateItem", "Message": e.message})
             except ItemCollectionSizeLimitExceededError as e:
                 failed = True
                 reasons.append({"Code": "ItemCollectionSizeLimitExceeded", "Message": e.message})
@@ -357,6 +384,12 @@ def purge_tokens(batch: WriteBatch, limit: int = TOKEN_PURGE_CHUNK) -> int:
     return len(stale)
 
 
+def purge_streams(batch: WriteBatch, limit: int = streams.PURGE_CHUNK) -> int:
+    """Trim up to ``limit`` stream records older than the retention; returns how many."""
+    state = batch.state
+    return streams.purge(batch.txn, state.clock(), state.streams.retention_s, limit)
+
+
 def claim_ttl_pass(batch: WriteBatch, owner: str, interval_s: float) -> bool:
     """Whether this data plane should run the periodic TTL pass now: True (and recorded) unless
     another process started one less than ``interval_s`` ago, so that processes sharing a store
@@ -393,31 +426,56 @@ def _project(table: TableDef, ix: IndexDef, item: Item) -> Item:
     return {n: item[n] for n in names if n in item}
 
 
+def _multi_attribute_entry_key(table: TableDef, ix: IndexDef, item: Item) -> bytes | None:
+    """The start of ``item``'s entry key in a multi-attribute index (before the table key);
+    None unless the item has every key attribute of the index, each a valid key value of its
+    declared type."""
+    ks = ix.key_schema
+    hashes = ks.hash_attrs
+    for a in ks.attrs:
+        av = item.get(a.name)
+        raw = None if av is None else av.get(a.type)
+        if raw is None or not key_value_allowed(a.type, raw, is_hash=a in hashes):
+            return None
+    key = index_prefix(table.table_id, ix.index_id) + encode_partition(ks.hash_attrs, [item[a.name] for a in ks.hash_attrs])
+    for a in ks.range_attrs:
+        key += encode_scalar(a.type, item[a.name][a.type])
+    return key
+
+
 def index_entry(
     table: TableDef, ix: IndexDef, item: Item | None, item_rec: bytes | None
 ) -> tuple[bytes, bytes, int] | None:
-    """(entry key, entry record, entry size) of ``item`` in ``ix``; None if not indexed (sparse)."""
+    """(entry key, entry record, entry size) of ``item`` in ``ix``; None if not indexed: a key
+    attribute is missing (sparse), or has a value that cannot be a key (another type, an empty
+    string or binary, over the key size limit). The API refuses writes of such values, but an
+    index added later finds them in older items, and DynamoDB's backfill skips those items."""
     if item is None:
         return None
     ks = ix.key_schema
-    h = ks.hash
-    hv = item.get(h.name)
-    if hv is None:
-        return None
-    raw = hv.get(h.type)
-    if raw is None:
-        return None  # a different type: not indexable (the API layer rejects such writes)
-    enc = encode_scalar(h.type, raw)
-    key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
-    r = ks.range
-    if r is not None:
-        rv = item.get(r.name)
-        if rv is None:
+    if ks.multi_attribute:
+        key = _multi_attribute_entry_key(table, ix, item)
+        if key is None:
             return None
-        rraw = rv.get(r.type)
-        if rraw is None:
+    else:
+        h = ks.hash
+        hv = item.get(h.name)
+        if hv is None:
             return None
-        key += encode_scalar(r.type, rraw)
+        raw = hv.get(h.type)
+        if raw is None or not key_value_allowed(h.type, raw, is_hash=True):
+            return None
+        enc = encode_scalar(h.type, raw)
+        key = index_prefix(table.table_id, ix.index_id) + partition_hash(hv) + enc
+        r = ks.range
+        if r is not None:
+            rv = item.get(r.name)
+            if rv is None:
+                return None
+            rraw = rv.get(r.type)
+            if rraw is None or not key_value_allowed(r.type, rraw, is_hash=False):
+                return None
+            key += encode_scalar(r.type, rraw)
     tks = table.key_schema
     key += encode_scalar(tks.hash.type, item[tks.hash.name][tks.hash.type])
     if tks.range is not None:
@@ -480,6 +538,13 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
                 st.put(ckey, pack_i64(collection))
             else:
                 st.delete(ckey)
+    if t.pitr_since is not None:
+        record_undo(batch, st, t.table_id, kb, old_rec)
+    if t.stream_spec is not None:
+        state = batch.state
+        streams.capture(
+            st, t, op.key, old, new, state.clock(), state.streams, op.ttl_expiry, (old_size, new_size)
+        )
     if new_rec is None:
         st.delete(kb)
     else:
@@ -676,17 +741,24 @@ def create_table(batch: WriteBatch, table: TableDef) -> TableDef:
         dataclasses.replace(ix, index_id=i, backfilling=False) for i, ix in enumerate(table.indexes)
     )
     txn.put(next_index_key(tid), pack_u64(len(indexes)))
-    new = dataclasses.replace(table, table_id=tid, indexes=indexes)
+    new = dataclasses.replace(table, table_id=tid, indexes=indexes, stream_label=None)
+    if new.stream_spec is not None:
+        label = streams.enable(txn, new, new.stream_spec["StreamViewType"], batch.state.clock())
+        new = dataclasses.replace(new, stream_label=label)
     # Leftovers of an earlier process that crashed mid-create cannot exist: ids are never reused.
     _put_table(batch, new)
     return new
 
 
 def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[bytes]]:
-    """Store ``table`` in place of the current definition; returns it and data prefixes to drop."""
+    """Store ``table`` in place of the current definition, if that is still the version
+    ``table`` was made from (compare-and-swap: a stale copy must not undo a change made
+    meanwhile, e.g. by another process); returns it and data prefixes to drop."""
     cur = batch.catalog.by_name.get(table.name)
-    if cur is None:
+    if cur is None or cur.table_id != table.table_id:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
+    if cur.version != table.version:
+        raise TableChangedError(table.name)
     txn = batch.txn
     old_ix = {ix.name: ix for ix in cur.indexes}
     next_id = max(unpack_u64(txn.get(next_index_key(cur.table_id))), 1 + max((ix.index_id for ix in cur.indexes), default=-1))
@@ -715,7 +787,14 @@ def update_table(batch: WriteBatch, table: TableDef) -> tuple[TableDef, list[byt
             txn.delete(counter_key(cur.table_id, ix.index_id))
             txn.delete(backfill_lease_key(cur.table_id, ix.index_id))
     txn.put(next_index_key(cur.table_id), pack_u64(next_id))
-    new = dataclasses.replace(table, table_id=cur.table_id, indexes=tuple(indexes), version=cur.version + 1)
+    label = cur.stream_label  # the data plane owns the stream state; a caller's copy may be older
+    if cur.stream_spec is not None and table.stream_spec is None:
+        streams.disable(txn, cur.table_id, batch.state.clock())
+    elif cur.stream_spec is None and table.stream_spec is not None:
+        label = streams.enable(txn, cur, table.stream_spec["StreamViewType"], batch.state.clock())
+    new = dataclasses.replace(
+        table, table_id=cur.table_id, indexes=tuple(indexes), stream_label=label, version=cur.version + 1
+    )
     _put_table(batch, new)
     return new, dropped
 
@@ -726,7 +805,7 @@ def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, list[bytes]]:
     if cur is None:
         raise ResourceNotFoundError(RESOURCE_NOT_FOUND)
     txn = batch.txn
-    prefixes = [table_data_prefix(cur.table_id)]
+    prefixes = [table_data_prefix(cur.table_id), undo_prefix(cur.table_id)]
     if _has_lsi(cur):
         prefixes.append(collection_prefix(cur.table_id))
     for prefix in prefixes:
@@ -736,6 +815,7 @@ def delete_table(batch: WriteBatch, name: str) -> tuple[TableDef, list[bytes]]:
         txn.delete(counter_key(cur.table_id, ix.index_id))
         txn.delete(backfill_lease_key(cur.table_id, ix.index_id))
     txn.delete(next_index_key(cur.table_id))
+    streams.disable(txn, cur.table_id, batch.state.clock(), table_deleted=True)
     _put_table(batch, cur, delete=True)
     return dataclasses.replace(cur, status="DELETING"), prefixes
 

@@ -264,7 +264,7 @@ class ExpressionContext:
         except ValidationError as e:
             if self._deferred is None:
                 self._deferred = e
-            return KeyCondition(hash_name=schema.hash.name, hash_value={"NULL": True})
+            return KeyCondition(hash_names=(schema.hash.name,), hash_values=({"NULL": True},))
 
     def check_unused(self) -> None:
         """Raise if a supplied name or value was used by no expression of the request."""

@@ -24,6 +24,7 @@ __all__ = [
     "key_condition_from_conditions",
     "check_key_paths",
     "index_key_attributes",
+    "CONDITIONS_LENGTH",
 ]
 
 _FLIP = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -46,17 +47,30 @@ OPERATOR_RULES: dict[str, tuple[int | None, tuple[str, ...] | None]] = {
     "BETWEEN": (2, ("S", "N", "B")),
 }
 
+CONDITIONS_LENGTH = "Conditions can be of length 1 or 2 only"
 BETWEEN_BOUNDS = "The BETWEEN condition was provided a range where the lower bound is greater than the upper bound"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyCondition:
-    """A validated key condition: one partition-key value, an optional sort-key range."""
+    """A validated key condition: the partition-key value(s), an optional sort-key range.
 
-    hash_name: str
-    hash_value: AttributeValue
+    ``hash_names``/``hash_values`` hold one entry per partition-key attribute (several for a
+    multi-attribute index key); ``sort_name`` is the sort attribute ``sort.op`` applies to.
+    """
+
+    hash_names: tuple[str, ...]
+    hash_values: tuple[AttributeValue, ...]
     sort: SortKeyRange | None = None
     sort_name: str | None = None
+
+    @property
+    def hash_name(self) -> str:
+        return self.hash_names[0]
+
+    @property
+    def hash_value(self) -> AttributeValue:
+        return self.hash_values[0]
 
 
 def conditions_from_expression(tree: CondNode) -> dict[str, tuple[str, list[AttributeValue]]]:
@@ -130,9 +144,13 @@ def _walk(node: Any, conds: dict[str, tuple[str, list[AttributeValue]]]) -> None
         conds[name] = ("BEGINS_WITH", values)
 
 
-def validate_conditions(conds: dict[str, tuple[str, list[AttributeValue]]]) -> None:
-    """Argument counts and value types per ComparisonOperator (QueryFilter, ScanFilter,
-    KeyConditions and converted key condition expressions)."""
+# In filters and Expected, EQ and NE compare values of every type (lists, maps, BOOL, NULL).
+_ANY_TYPE_OUTSIDE_KEYS = frozenset({"EQ", "NE"})
+
+
+def validate_conditions(conds: dict[str, tuple[str, list[AttributeValue]]], *, keys: bool = True) -> None:
+    """Argument counts and value types per ComparisonOperator (KeyConditions and converted key
+    condition expressions; with ``keys=False``: QueryFilter, ScanFilter and Expected)."""
     for op, values in conds.values():
         rule = OPERATOR_RULES.get(op)
         if rule is None:
@@ -150,7 +168,7 @@ def validate_conditions(conds: dict[str, tuple[str, list[AttributeValue]]]) -> N
                     "One or more parameter values were invalid: AttributeValues inside "
                     "AttributeValueList must be of same type"
                 )
-        if types is not None:
+        if types is not None and (keys or op not in _ANY_TYPE_OUTSIDE_KEYS):
             for v in values:
                 if type_of(v) not in types:
                     raise ValidationError(
@@ -166,8 +184,10 @@ def key_condition_from_conditions(
 ) -> KeyCondition:
     """Check converted key conditions against the key schema (DynamoDB's Query rules)."""
     validate_conditions(conds)
+    if schema.multi_attribute:
+        return _multi_attribute_key_condition(conds, schema)
     if len(conds) not in (1, 2):
-        raise ValidationError("Conditions can be of length 1 or 2 only")
+        raise ValidationError(CONDITIONS_LENGTH)
     attrs = [(schema.hash, True)]
     if schema.range is not None:
         attrs.append((schema.range, False))
@@ -196,7 +216,68 @@ def key_condition_from_conditions(
         sort = SortKeyRange(op=op, values=tuple(values))
         sort_name = schema.range.name
     return KeyCondition(
-        hash_name=schema.hash.name, hash_value=hash_value, sort=sort, sort_name=sort_name
+        hash_names=(schema.hash.name,), hash_values=(hash_value,), sort=sort, sort_name=sort_name
+    )
+
+
+_NOT_INDEXABLE = ("NULL", "NOT_NULL", "NE", "CONTAINS", "NOT_CONTAINS", "IN")
+
+
+def _multi_attribute_key_condition(
+    conds: dict[str, tuple[str, list[AttributeValue]]], schema: KeySchema
+) -> KeyCondition:
+    """A multi-attribute index key: every partition-key attribute by equality, then sort-key
+    attributes left to right by equality, the last one given with any key condition."""
+    attrs = schema.attrs
+    if len(conds) > len(attrs):
+        raise ValidationError(f"Conditions can be of length 1 to {len(attrs)} only for this key schema")
+    for op, _values in conds.values():
+        if op in _NOT_INDEXABLE:
+            raise ValidationError("Attempted conditional constraint is not an indexable operation")
+    missing = [a.name for a in attrs if a.name not in conds]
+    for a in schema.hash_attrs:
+        if a.name not in conds:
+            raise ValidationError(f"Query condition missed key schema element: {a.name}")
+    names = {a.name for a in attrs}
+    stray = [n for n in conds if n not in names]
+    if stray:
+        raise ValidationError(f"Query condition missed key schema element: {missing[0]}")
+    given = [a for a in schema.range_attrs if a.name in conds]
+    ranges = schema.range_attrs
+    if given and given != list(ranges[: len(given)]):
+        gap = next(a.name for a in ranges if a.name not in conds)
+        raise ValidationError(
+            f"Query condition missed key schema element: {gap}: sort key attributes must be "
+            "specified in order, without skipping one"
+        )
+    for a in schema.hash_attrs + tuple(given):
+        op, values = conds[a.name]
+        if any(type_of(v) != a.type for v in values):
+            raise ValidationError(
+                "One or more parameter values were invalid: Condition parameter type does not "
+                "match schema type"
+            )
+    for a in schema.hash_attrs:
+        if conds[a.name][0] != "EQ":
+            raise ValidationError("Query key condition not supported")
+    for a in given[:-1]:
+        if conds[a.name][0] != "EQ":
+            raise ValidationError(
+                f"Query key condition not supported: only the last sort key attribute given may "
+                f"have a range condition; sort key attribute {a.name} must use the = operator"
+            )
+    sort = None
+    sort_name = None
+    if given:
+        op, values = conds[given[-1].name]
+        prefix = tuple(conds[a.name][1][0] for a in given[:-1])
+        sort = SortKeyRange(op=op, values=tuple(values), prefix=prefix)
+        sort_name = given[-1].name
+    return KeyCondition(
+        hash_names=tuple(a.name for a in schema.hash_attrs),
+        hash_values=tuple(conds[a.name][1][0] for a in schema.hash_attrs),
+        sort=sort,
+        sort_name=sort_name,
     )
 
 
@@ -205,12 +286,9 @@ def index_key_attributes(table: TableDef) -> list[tuple[str, str, str]]:
     global indexes (partition and sort key), then local indexes (sort key)."""
     out: list[tuple[str, str, str]] = []
     for ix in table.global_indexes:
-        out.append((ix.key_schema.hash.name, ix.key_schema.hash.type, ix.name))
-        if ix.key_schema.range is not None:
-            out.append((ix.key_schema.range.name, ix.key_schema.range.type, ix.name))
+        out.extend((a.name, a.type, ix.name) for a in ix.key_schema.attrs)
     for ix in table.local_indexes:
-        if ix.key_schema.range is not None:
-            out.append((ix.key_schema.range.name, ix.key_schema.range.type, ix.name))
+        out.extend((a.name, a.type, ix.name) for a in ix.key_schema.range_attrs)
     return out
 
 

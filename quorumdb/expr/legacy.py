@@ -31,14 +31,13 @@ from quorumdb.expr.ast import (
 )
 from quorumdb.expr.condition import Condition
 from quorumdb.expr.keycond import (
-    BETWEEN_BOUNDS,
     KeyCondition,
     key_condition_from_conditions,
     validate_conditions,
 )
 from quorumdb.expr.projection import Projection
 from quorumdb.expr.update import Update
-from quorumdb.model.compare import compare, type_of
+from quorumdb.model.compare import type_of
 from quorumdb.model.schema import KeySchema
 from quorumdb.model.types import AttributeValue
 from quorumdb.model.values import validate_value
@@ -132,14 +131,8 @@ def expected_condition(expected: dict[str, Any], conditional_operator: str | Non
                 raise ValidationError(
                     f"{_INVALID}Invalid number of argument(s) for the {op} ComparisonOperator"
                 )
-            if values:
-                first = type_of(values[0])
-                if any(type_of(v) != first for v in values):
-                    raise ValidationError(
-                        f"{_INVALID}AttributeValues inside AttributeValueList must be of same type"
-                    )
-                if op == "BETWEEN" and (compare(values[0], values[1]) or 0) > 0:
-                    raise ValidationError(BETWEEN_BOUNDS)
+            # Same type, types the operator takes, BETWEEN's bounds.
+            validate_conditions({name: (op, values)}, keys=False)
             nodes.append(_node(name, op, values))
         elif "AttributeValueList" in cond:
             raise ValidationError(
@@ -165,23 +158,23 @@ def expected_condition(expected: dict[str, Any], conditional_operator: str | Non
     return _combine(nodes, conditional_operator)
 
 
-def _conditions(conditions: dict[str, Any]) -> dict[str, tuple[str, list[AttributeValue]]]:
+def _conditions(conditions: dict[str, Any], *, keys: bool) -> dict[str, tuple[str, list[AttributeValue]]]:
     out: dict[str, tuple[str, list[AttributeValue]]] = {}
     for name, cond in conditions.items():
         out[name] = (cond.get("ComparisonOperator", ""), _value_list(cond))
-    validate_conditions(out)
+    validate_conditions(out, keys=keys)
     return out
 
 
 def filter_condition(conditions: dict[str, Any], conditional_operator: str | None) -> Condition:
     """``QueryFilter`` or ``ScanFilter`` (with ``ConditionalOperator``)."""
-    conds = _conditions(conditions)
+    conds = _conditions(conditions, keys=False)
     return _combine([_node(name, op, values) for name, (op, values) in conds.items()], conditional_operator)
 
 
 def key_conditions(conditions: dict[str, Any], schema: KeySchema) -> KeyCondition:
     """``KeyConditions`` of a Query, checked against the table's or index's key schema."""
-    return key_condition_from_conditions(_conditions(conditions), schema)
+    return key_condition_from_conditions(_conditions(conditions, keys=True), schema)
 
 
 def attribute_updates(updates: dict[str, Any]) -> Update:

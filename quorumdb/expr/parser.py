@@ -72,11 +72,17 @@ __all__ = [
     "CONDITION_FUNCTIONS",
     "UPDATE_FUNCTIONS",
     "MAX_IN_OPERANDS",
+    "MAX_NESTING_DEPTH",
     "CACHE_SIZE",
 ]
 
 CACHE_SIZE = 4096
 MAX_IN_OPERANDS = 100
+# Parentheses, NOTs and function calls nested in one another, at most. The parser, resolver
+# and evaluator recurse once per level; this keeps every expression that fits in 4 KB far
+# from Python's recursion limit.
+MAX_NESTING_DEPTH = 100
+TOO_DEEP = f"The expression is nested too deeply; maximum nesting depth: {MAX_NESTING_DEPTH}"
 
 # Function name -> number of operands.
 CONDITION_FUNCTIONS = {
@@ -122,6 +128,10 @@ class _Fail(Exception):
     """A grammar alternative did not match (the furthest position is kept by the parser)."""
 
 
+class _TooDeep(Exception):
+    """Nesting beyond ``MAX_NESTING_DEPTH``: the whole expression is refused."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Group:
     """A parenthesized node, kept only while parsing to spot redundant parentheses."""
@@ -143,6 +153,7 @@ class _Parser:
         self.furthest = 0
         self.keywords = keywords
         self.errors: dict[str, str] = {}
+        self.depth = 0  # nesting levels open at ``pos`` (restored where the parser backtracks)
 
     # -- token helpers -------------------------------------------------------------------
     def peek(self, k: int = 0) -> Token:
@@ -169,6 +180,12 @@ class _Parser:
 
     def at_end(self) -> bool:
         return self.peek().kind is Kind.EOF
+
+    def nest(self) -> None:
+        """Enter one nesting level (leave it with ``self.depth -= 1``)."""
+        self.depth += 1
+        if self.depth > MAX_NESTING_DEPTH:
+            raise _TooDeep
 
     def note(self, category: str, message: str) -> None:
         self.errors.setdefault(category, message)
@@ -249,19 +266,24 @@ class _Parser:
     def not_expr(self) -> object:
         if self.is_kw("not"):
             self.pos += 1
-            return Not(self.cond(self.not_expr()))
+            self.nest()
+            node = Not(self.cond(self.not_expr()))
+            self.depth -= 1
+            return node
         return self.primary()
 
     def primary(self) -> object:
         if self.is_op("("):
-            save, saved_errors = self.pos, dict(self.errors)
+            save, saved_errors, depth = self.pos, dict(self.errors), self.depth
             try:
                 self.pos += 1
+                self.nest()
                 inner = self.or_expr()
                 self.expect_op(")")
             except _Fail:
-                self.pos, self.errors = save, saved_errors
+                self.pos, self.errors, self.depth = save, saved_errors, depth
             else:
+                self.depth -= 1
                 if isinstance(inner, _Group):
                     self.note("parens", REDUNDANT_PARENS)
                 return _Group(inner)
@@ -311,8 +333,10 @@ class _Parser:
         t = self.peek()
         if t.kind is Kind.OP and t.text == "(":
             self.pos += 1
+            self.nest()
             inner = self.operand()
             self.expect_op(")")
+            self.depth -= 1
             if isinstance(inner, _Group):
                 self.note("parens", REDUNDANT_PARENS)
             return _Group(inner)
@@ -328,11 +352,13 @@ class _Parser:
     def call(self, functions: dict[str, int], parse_operand: Callable[[], object], *, condition: bool) -> Call:
         name = self.peek().text
         self.pos += 2
+        self.nest()
         raw = [parse_operand()]
         while self.is_op(","):
             self.pos += 1
             raw.append(parse_operand())
         self.expect_op(")")
+        self.depth -= 1
         if condition:
             args = tuple(self.arg(a) for a in raw)
         else:
@@ -382,14 +408,16 @@ class _Parser:
 
     def set_value(self) -> Operand:
         if self.is_op("("):
-            save, saved_errors = self.pos, dict(self.errors)
+            save, saved_errors, depth = self.pos, dict(self.errors), self.depth
             try:
                 self.pos += 1
+                self.nest()
                 value = self.arith()
                 self.expect_op(")")
+                self.depth -= 1
                 return value
             except _Fail:
-                self.pos, self.errors = save, saved_errors
+                self.pos, self.errors, self.depth = save, saved_errors, depth
         return self.arith()
 
     def arith(self) -> Operand:
@@ -405,8 +433,10 @@ class _Parser:
         t = self.peek()
         if t.kind is Kind.OP and t.text == "(":
             self.pos += 1
+            self.nest()
             inner = self.uoperand()
             self.expect_op(")")
+            self.depth -= 1
             return inner
         if self.is_call():
             return self.call(UPDATE_FUNCTIONS, self.uoperand, condition=False)
@@ -440,6 +470,8 @@ def parse_condition(text: str) -> ParsedCondition:
         tree = p.condition()
     except _Fail:
         return ParsedCondition(None, p.syntax_error())
+    except _TooDeep:
+        return ParsedCondition(None, TOO_DEEP)
     return ParsedCondition(tree, p.first_error(_CONDITION_ORDER))
 
 
@@ -450,6 +482,8 @@ def parse_update(text: str) -> ParsedUpdate:
         actions = p.update()
     except _Fail:
         return ParsedUpdate((), p.syntax_error())
+    except _TooDeep:
+        return ParsedUpdate((), TOO_DEEP)
     return ParsedUpdate(actions, p.first_error(_UPDATE_ORDER))
 
 

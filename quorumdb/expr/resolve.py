@@ -163,9 +163,12 @@ class _ConditionResolver(_Resolver):
         if isinstance(node, Compare):
             left, right = self.operand(node.left), self.operand(node.right)
             self.check_distinct(node.op, (left, right))
+            if node.op not in ("=", "<>"):
+                self.check_ordered(node.op, (left, right))
             return Compare(node.op, left, right)
         if isinstance(node, Between):
             subject, low, high = (self.operand(x) for x in (node.subject, node.low, node.high))
+            self.check_ordered("BETWEEN", (subject, low, high))
             self.check_between(low, high)
             return Between(subject, low, high)
         if isinstance(node, In):
@@ -199,6 +202,16 @@ class _ConditionResolver(_Resolver):
                 "The first operand must be distinct from the remaining operands for this operator "
                 f"or function; operator: {name}, first operand: {path_str(a.elements)}",
             )
+
+    def check_ordered(self, name: str, args: tuple[Operand, ...]) -> None:
+        """Operands of <, <=, >, >= and BETWEEN must be able to be ordered: S, N or B."""
+        if "function" in self.errors:
+            return
+        for a in args:
+            t = _static_type(a)
+            if t is not None and t not in ("S", "N", "B"):
+                self.note("function", _operand_type_error(name, t))
+                return
 
     def check_between(self, low: Operand, high: Operand) -> None:
         if "function" in self.errors:

@@ -182,8 +182,19 @@ def _check_parent(item: Item, path: tuple[Any, ...]) -> None:
         raise ValidationError(INVALID_PATH)
 
 
-def _remove_order(path: tuple[Any, ...]) -> tuple[Any, ...]:
-    # Later list elements first, so removing a[1] does not shift a[2] before it is removed.
+def _past_end(item: Item, path: tuple[Any, ...]) -> bool:
+    """Whether ``path`` names an element past the end of a list ``item`` has."""
+    last = path[-1]
+    if len(path) == 1 or not isinstance(last, int):
+        return False
+    parent = get_path(item, path[:-1])
+    items = None if parent is None else parent.get("L")
+    return items is not None and last >= len(items)
+
+
+def _path_order(path: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Paths ordered by parent, then list index: appends go in ascending index order, and
+    # removes run in reverse, so removing a[1] does not shift a[2] before it is removed.
     return tuple((1, e) if isinstance(e, int) else (0, e) for e in path)
 
 
@@ -297,23 +308,38 @@ class Update:
         check_key_paths(self.nested_heads, table)
 
     def apply(self, item: Item) -> Item:
-        """The item after the update; ``item`` itself is left untouched."""
+        """The item after the update; ``item`` itself is left untouched.
+
+        List indexes refer to the item as it was: elements set past a list's end are appended
+        after the other actions, in ascending index order (as DynamoDB does), and a REMOVE past
+        the original end removes nothing (not an element appended by this update)."""
         new: Item = dict(item)
         removes: list[tuple[Any, ...]] = []
+        appends: list[Action] = []
         for action in self.actions:
             path = action.path.resolved
-            if isinstance(action, SetAction):
-                _put(new, path, _value(action.value, item))
-            elif isinstance(action, RemoveAction):
-                removes.append(path)
-            elif isinstance(action, AddAction):
-                self._add(new, path, _value(action.value, item), action.legacy)
+            if isinstance(action, RemoveAction):
+                if not _past_end(item, path):
+                    removes.append(path)
+            elif _past_end(item, path):
+                appends.append(action)
             else:
-                assert isinstance(action, DeleteAction)
-                self._delete(new, path, _value(action.value, item), action)
-        for path in sorted(removes, key=_remove_order, reverse=True):
+                self._apply_one(new, action, item)
+        for action in sorted(appends, key=lambda a: _path_order(a.path.resolved)):
+            self._apply_one(new, action, item)
+        for path in sorted(removes, key=_path_order, reverse=True):
             _drop(new, path)
         return new
+
+    def _apply_one(self, new: Item, action: Action, old: Item) -> None:
+        path = action.path.resolved
+        if isinstance(action, SetAction):
+            _put(new, path, _value(action.value, old))
+        elif isinstance(action, AddAction):
+            self._add(new, path, _value(action.value, old), action.legacy)
+        else:
+            assert isinstance(action, DeleteAction)
+            self._delete(new, path, _value(action.value, old), action)
 
     @staticmethod
     def _add(new: Item, path: tuple[Any, ...], value: AttributeValue, legacy: bool) -> None:

@@ -43,6 +43,14 @@ The first 8 bytes of ``md5(type_tag + encode_value(value))``, with the type tag 
 (``b"S"``, ``b"N"``, ``b"B"``). It places partitions and orders Scan, as DynamoDB's hash does.
 Equal values (``1`` and ``1.0``) hash equally because the encoding is of the value.
 
+Multi-attribute partition keys (``encode_partition``)
+=====================================================
+A global secondary index may have a partition key of up to four attributes ``a1..an``. Its
+hash is the first 8 bytes of ``md5(tag1 + encode_value(a1) + ... + tagn + encode_value(an))``,
+followed by ``encode_value(a1) + ... + encode_value(an)``. With one attribute this is exactly
+the single-attribute layout above. Sort-key attributes follow in order, each self-delimiting,
+so index entries sort by the sort attributes in sequence.
+
 Primary keys (``encode_primary_key``)
 =====================================
 ``partition_hash(hash value) + encode_value(hash value) [+ encode_value(range value)]``. The
@@ -57,6 +65,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Sequence
 
 from quorumdb.errors import ValidationError
 from quorumdb.model.numbers import MAX_ADJUSTED_EXP, MIN_ADJUSTED_EXP, canonical
@@ -70,9 +79,11 @@ __all__ = [
     "decode_value",
     "partition_hash",
     "encode_primary_key",
+    "encode_partition",
     "decode_primary_key",
     "extract_key",
     "key_value_size",
+    "key_value_allowed",
     "HASH_KEY_SIZE_MAX",
     "RANGE_KEY_SIZE_MAX",
     "PARTITION_HASH_SIZE",
@@ -301,6 +312,19 @@ def _hash_part(type_tag: str, raw: str) -> bytes:
     return out
 
 
+def encode_partition(attrs: Sequence[KeyAttr], values: Sequence[AttributeValue]) -> bytes:
+    """``partition hash + encodings`` of a partition key of one or more attributes (``values``
+    in the order of ``attrs``, each of its attribute's type)."""
+    assert len(attrs) == len(values) and attrs
+    if len(attrs) == 1:
+        t = attrs[0].type
+        return _hash_part(t, values[0][t])
+    encoded = [encode_scalar(a.type, v[a.type]) for a, v in zip(attrs, values, strict=True)]
+    tagged = b"".join([_TAG_BYTES[a.type] + e for a, e in zip(attrs, encoded, strict=True)])
+    digest = hashlib.md5(tagged, usedforsecurity=False).digest()[:PARTITION_HASH_SIZE]
+    return digest + b"".join(encoded)
+
+
 def encode_primary_key(schema: KeySchema, key: Key) -> bytes:
     """``partition_hash(hash) + encode(hash) [+ encode(range)]`` for a key (or an item)."""
     h = schema.hash
@@ -335,6 +359,18 @@ def key_value_size(type_tag: str, raw: str) -> int:
     return 0  # numbers are never too big for a key
 
 
+def key_value_allowed(type_tag: str, raw: str, *, is_hash: bool) -> bool:
+    """Whether a payload of the key's type may be a key value: not an empty string or binary,
+    not over the size limit (2048 bytes for a partition key, 1024 for a sort key)."""
+    if type_tag == "N":
+        return True
+    if raw == "":
+        return False
+    limit = HASH_KEY_SIZE_MAX if is_hash else RANGE_KEY_SIZE_MAX
+    # A character is at most 4 UTF-8 bytes and base64 text is longer than its bytes.
+    return len(raw) * (4 if type_tag == "S" else 1) <= limit or key_value_size(type_tag, raw) <= limit
+
+
 def _key_part(item: Item, attr: KeyAttr, is_hash: bool, exact: bool) -> AttributeValue:
     name, type_tag = attr.name, attr.type
     av = item.get(name)
@@ -351,9 +387,7 @@ def _key_part(item: Item, attr: KeyAttr, is_hash: bool, exact: bool) -> Attribut
         return av if text == raw else {"N": text}
     if raw == "":
         raise ValidationError(_EMPTY_KEY.format(kind="string" if type_tag == "S" else "binary", name=name))
-    limit = HASH_KEY_SIZE_MAX if is_hash else RANGE_KEY_SIZE_MAX
-    # A character is at most 4 UTF-8 bytes and base64 text is longer than its bytes.
-    if len(raw) * (4 if type_tag == "S" else 1) > limit and key_value_size(type_tag, raw) > limit:
+    if not key_value_allowed(type_tag, raw, is_hash=is_hash):
         raise ValidationError(_HASH_TOO_BIG if is_hash else _RANGE_TOO_BIG)
     return av
 
@@ -367,6 +401,12 @@ def extract_key(schema: KeySchema, item: Item, *, exact: bool) -> Key:
     (PutItem): other attributes are allowed and missing / mistyped keys have their own messages.
     The values are expected to have passed ``values.validate_value``; numbers come back canonical.
     """
+    if schema.multi_attribute:
+        attrs = schema.attrs
+        if exact and len(item) != len(attrs):
+            raise ValidationError(KEY_SCHEMA_MISMATCH)
+        n_hash = len(schema.hash_attrs)
+        return {a.name: _key_part(item, a, i < n_hash, exact) for i, a in enumerate(attrs)}
     r = schema.range
     if exact and len(item) != (1 if r is None else 2):
         raise ValidationError(KEY_SCHEMA_MISMATCH)

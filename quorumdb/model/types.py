@@ -37,7 +37,11 @@ class SortKeyRange:
 
     ``op`` is one of ``EQ LT LE GT GE BETWEEN BEGINS_WITH``; ``values`` has one value
     (two for BETWEEN). ``None`` in place of a range means "every sort key".
+
+    On a multi-attribute sort key, ``prefix`` holds the values the leading sort attributes
+    equal (in order); ``op`` applies to the sort attribute right after them.
     """
 
     op: str
     values: tuple[AttributeValue, ...]
+    prefix: tuple[AttributeValue, ...] = ()

@@ -8,6 +8,13 @@ separate port: length-prefixed msgpack frames ``{"id", "op": put|get|cas|delete|
 "leader"}`` where error ``"dropped"`` means the outcome is unknown (it may still commit) and
 any other error means it certainly did not happen.
 
+Identity: the node runs as the node id its log storage records. With an empty storage it
+bootstraps the founding group (``peers``) only when ``bootstrap`` is set; a node restarted with
+``bootstrap=False`` on an empty (e.g. wiped) disk comes up as a new incarnation
+(``name@<random>``) that no membership contains, so it never votes with promises it forgot.
+(Re-adding it takes a membership change; this toy client protocol has no operation for that.)
+Peers are addressed by name, whatever the incarnation.
+
 This module holds no consensus logic; it only moves bytes and time in and out of the core.
 """
 
@@ -33,7 +40,9 @@ from quorumdb.core.paxos import (
     Replica,
     ReplyReason,
     from_wire,
+    node_name,
     persist_ready,
+    start_identity,
     to_wire,
 )
 from quorumdb.runtime.clock import monotonic_ms
@@ -57,6 +66,10 @@ class NodeConfig:
     tick_ms: int = 10
     paxos: PaxosConfig = PaxosConfig()
     compact_every_entries: int = 5000
+    cluster_id: str = GROUP
+    # Whether an empty storage may bootstrap the founding group. Set it only when the cluster is
+    # first formed: a founder whose disk was wiped must restart with bootstrap=False.
+    bootstrap: bool = True
 
 
 class PaxosKVNode:
@@ -69,9 +82,14 @@ class PaxosKVNode:
             self.kv.restore(stored.snapshot.data)
         self.kv.applied_index = stored.snapshot.index if stored.snapshot is not None else 0
         self._compacted = self.kv.applied_index
+        rng = random.Random(os.urandom(16))
+        node_id, initial_voters = start_identity(
+            stored, name=config.node_id, founders=tuple(config.peers) if config.bootstrap else None,
+            fresh_incarnation=lambda: rng.randrange(2, 1 << 62),
+        )
         self.replica = Replica(
-            GROUP, config.node_id, config.paxos, self.storage, random.Random(os.urandom(16)),
-            initial_voters=tuple(sorted(config.peers)),
+            GROUP, node_id, config.paxos, self.storage, rng,
+            initial_voters=initial_voters, cluster_id=config.cluster_id,
         )
         others = {k: v for k, v in config.peers.items() if k != config.node_id}
         self.transport = Transport(
@@ -115,8 +133,8 @@ class PaxosKVNode:
         except ValueError:
             log.warning("%s: malformed message from %s", self.config.node_id, src)
             return
-        if msg.src != src or msg.dst != self.config.node_id:
-            return
+        if node_name(msg.src) != src or msg.dst != self.replica.node_id:
+            return  # forged, or for another incarnation of this node
         self.replica.step(msg, monotonic_ms())
         self._drain()
 
@@ -127,7 +145,7 @@ class PaxosKVNode:
                 return
             persist_ready(self.storage, ready)  # durable (fsync) before anything is sent
             for m in ready.messages:
-                self.transport.send(m.dst, to_wire(m))
+                self.transport.send(node_name(m.dst), to_wire(m))
             if ready.apply_snapshot is not None:
                 snap = ready.apply_snapshot
                 self.kv = KVStateMachine()

@@ -3,7 +3,8 @@
 Writes are buffered in memory and written in one LMDB write transaction by ``sync`` (LMDB
 commits are durable: the environment is opened with ``sync=True``), so one Ready costs one
 fsync, and a crash before ``sync`` loses exactly what the core was told might be lost. Keys:
-``b"hs"``, ``b"snap"``, ``b"e" + index (8 bytes big-endian)``; values are msgpack of the
+``b"id"`` (cluster id and node id with its incarnation), ``b"hs"``, ``b"snap"``,
+``b"e" + index (8 bytes big-endian)``; values are msgpack of the
 values' wire form. Those encodings never change meaning once written. Several groups can share
 one environment (``LMDBLogEnv``, one per cluster node): each group's keys then start with
 ``b"g" + len(group id) (1 byte) + group id``.
@@ -19,10 +20,11 @@ import struct
 import lmdb
 import msgpack
 
-from quorumdb.core.paxos import ZERO_BALLOT, Entry, HardState, Snapshot, StoredState
+from quorumdb.core.paxos import ZERO_BALLOT, Entry, HardState, Identity, Snapshot, StoredState
 
 __all__ = ["LMDBLogStorage", "LMDBLogEnv"]
 
+_ID = b"id"
 _HS = b"hs"
 _SNAP = b"snap"
 _E = b"e"
@@ -121,6 +123,8 @@ class LMDBLogStorage:
     def load(self) -> StoredState:
         p = self._p
         with self.env.begin() as txn:
+            id_raw = txn.get(p + _ID)
+            identity = Identity.from_wire(_unpack(id_raw)) if id_raw else None
             hs_raw = txn.get(p + _HS)
             hs = HardState.from_wire(_unpack(hs_raw)) if hs_raw else HardState(promised=ZERO_BALLOT, commit_index=0)
             snap_raw = txn.get(p + _SNAP)
@@ -133,7 +137,10 @@ class LMDBLogStorage:
                     if not k.startswith(p + _E):
                         break
                     entries.append(Entry.from_wire(_unpack(v)))
-        return StoredState(hard_state=hs, snapshot=snap, entries=tuple(entries))
+        return StoredState(hard_state=hs, snapshot=snap, entries=tuple(entries), identity=identity)
+
+    def save_identity(self, identity: Identity) -> None:
+        self._pending.append(("id", identity))
 
     def save_hard_state(self, hard_state: HardState) -> None:
         self._pending.append(("hs", hard_state))
@@ -154,7 +161,10 @@ class LMDBLogStorage:
             snap_raw = txn.get(p + _SNAP)
             floor = _unpack(snap_raw)[0] if snap_raw else 0  # type: ignore[index]
             for kind, value in pending:
-                if kind == "hs":
+                if kind == "id":
+                    assert isinstance(value, Identity)
+                    txn.put(p + _ID, _pack(value.to_wire()))
+                elif kind == "hs":
                     assert isinstance(value, HardState)
                     txn.put(p + _HS, _pack(value.to_wire()))
                 elif kind == "entries":

@@ -4,6 +4,10 @@ Prints the seed and every setting first, then a summary (operations, commits, fa
 checker verdicts, trace hash). The same seed and settings reproduce the same run exactly. With
 ``--seeds M`` it sweeps seeds N..N+M-1 and prints one line per seed plus totals; any failing
 seed is printed so it can be rerun alone. Exit status 1 when any run fails a checker.
+
+``--mutant NAME`` runs a deliberately broken core (``quorumdb.sim.mutants``);
+``--catalogue [--seeds M]`` prints, for every mutant, the first seed of its sweep (0..M-1) that
+a checker catches (exit status 1 if one is never caught).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 import time
 import traceback
 
+from quorumdb.sim.mutants import MUTANTS, first_catch, mutant
 from quorumdb.sim.world import SimConfig, run
 
 
@@ -26,16 +31,40 @@ def _parser() -> argparse.ArgumentParser:
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         else:
-            p.add_argument(flag, type=type(default), default=default, required=f.name == "seed")
+            p.add_argument(flag, type=type(default), default=default)
     p.add_argument("--seeds", type=int, default=1, help="sweep this many consecutive seeds")
     p.add_argument("--quiet", action="store_true", help="one line per seed")
+    p.add_argument("--catalogue", action="store_true",
+                   help="first catching seed of every mutant (or of --mutant) within --seeds")
     return p
+
+
+def catalogue(name: str, seeds: int) -> int:
+    """One line per mutant: its first catching seed within ``seeds`` (an equivalent mutant must
+    instead survive them all while being exercised). Exit status 1 on any other outcome."""
+    chosen = [m for m in MUTANTS if not name or m.name == name]
+    print(f"{'mutant':<30} {'first catching seed':>19}  {'checkers':<30} wall", flush=True)
+    wrong = 0
+    for m in chosen:
+        t0 = time.perf_counter()
+        seed, report = first_catch(m, range(seeds))
+        wall = time.perf_counter() - t0
+        if seed is None:
+            caught, checkers = "not caught", "equivalent" if m.equivalent else "-"
+        else:
+            caught, checkers = str(seed), report.failed_checkers() if report is not None else "-"
+        wrong += (seed is None) != bool(m.equivalent)
+        print(f"{m.name:<30} {caught:>19}  {checkers:<30} {wall:.1f}s", flush=True)
+    return 1 if wrong else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     seeds = args.pop("seeds")
     quiet = args.pop("quiet")
+    if args.pop("catalogue"):
+        return catalogue(args["mutant"], seeds)
+    mutant(args["mutant"])  # an unknown name fails here, before any run
     base = SimConfig(**args)
     print("settings: " + " ".join(f"{k}={v}" for k, v in base.settings().items()), flush=True)
     failed: list[int] = []

@@ -72,18 +72,27 @@ class SimNetwork:
         self.delivered += 1
         return True
 
-    def partition(self, side_a: Iterable[str], side_b: Iterable[str]) -> None:
+    def partition(self, side_a: Iterable[str], side_b: Iterable[str]) -> frozenset[tuple[str, str]]:
+        """Cut every link between the two sides; returns the links this cut added."""
         a, b = list(side_a), list(side_b)
+        added = set()
         for x in a:
             for y in b:
-                self.blocked.add((x, y))
-                self.blocked.add((y, x))
+                for link in ((x, y), (y, x)):
+                    if link not in self.blocked:
+                        self.blocked.add(link)
+                        added.add(link)
+        return frozenset(added)
 
-    def isolate(self, node: str, others: Iterable[str]) -> None:
-        self.partition([node], [o for o in others if o != node])
+    def isolate(self, node: str, others: Iterable[str]) -> frozenset[tuple[str, str]]:
+        return self.partition([node], [o for o in others if o != node])
 
-    def heal(self) -> None:
-        self.blocked.clear()
+    def heal(self, links: Iterable[tuple[str, str]] | None = None) -> None:
+        """Restore ``links`` (one earlier cut), or every link."""
+        if links is None:
+            self.blocked.clear()
+        else:
+            self.blocked.difference_update(links)
 
     def connected(self, a: str, b: str) -> bool:
         return (a, b) not in self.blocked and (b, a) not in self.blocked

@@ -10,11 +10,12 @@ This module never decides when to sync or crash: the world does.
 
 from __future__ import annotations
 
-from quorumdb.core.paxos import ZERO_BALLOT, Entry, HardState, Snapshot, StoredState
+from quorumdb.core.paxos import ZERO_BALLOT, Entry, HardState, Identity, Snapshot, StoredState
 from quorumdb.sim.disk import SimDisk
 
 __all__ = ["SimLogStorage"]
 
+_ID = ("id",)
 _HS = ("hs",)
 _SNAP = ("snap",)
 
@@ -31,7 +32,12 @@ class SimLogStorage:
         floor = snap.index if snap is not None else 0
         idx = sorted(k[1] for k in self.disk.keys() if isinstance(k, tuple) and k[0] == "e" and k[1] > floor)
         entries = tuple(Entry.from_wire(self.disk.get(("e", i))) for i in idx)
-        return StoredState(hard_state=hs, snapshot=snap, entries=entries)
+        id_raw = self.disk.get(_ID)
+        identity = Identity.from_wire(id_raw) if id_raw is not None else None
+        return StoredState(hard_state=hs, snapshot=snap, entries=entries, identity=identity)
+
+    def save_identity(self, identity: Identity) -> None:
+        self.disk.put(_ID, identity.to_wire())
 
     def save_hard_state(self, hard_state: HardState) -> None:
         self.disk.put(_HS, hard_state.to_wire())

@@ -1,7 +1,9 @@
 """Client workloads for the simulator, in FoundationDB's setup / run / check shape.
 
 ``KVWorkload`` runs closed-loop clients that put, get and compare-and-swap a few keys through
-whichever node they believe leads, recording every invocation and outcome in the world's
+whichever node they believe leads, and readers that only read, continuously, from whichever
+node they believe leads (a node that answered last time stays their guess, so a deposed leader
+that still answers reads keeps being asked). Every invocation and outcome goes to the world's
 ``History`` for the linearizability checker. Written values are unique per operation so a read
 pins down which write it saw. A request whose node crashes, or whose answer does not come back
 within the timeout, ends with an UNKNOWN outcome (it may still take effect).
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from quorumdb.core.kv import encode_command
+from quorumdb.core.paxos import node_name
 from quorumdb.sim.checkers import OpKind
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ __all__ = ["WorkloadConfig", "KVWorkload"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadConfig:
     clients: int = 4
+    readers: int = 2
     keys: int = 3
     timeout_ms: float = 4000.0
     think_ms_max: float = 30.0
@@ -34,12 +38,17 @@ class WorkloadConfig:
     get_weight: float = 0.4
     put_weight: float = 0.35
     cas_weight: float = 0.25
+    reader_think_ms_max: float = 10.0
 
 
 @dataclass(slots=True)
 class _Client:
     cid: int
-    leader_guess: str | None = None
+    reader: bool = False
+    leader_guess: str | None = None  # a node name
+    node: str = ""  # where the operation in flight was sent
+    avoid: str = ""  # a node that just failed this client without naming a leader ...
+    avoid_until: float = 0.0  # ... until then (one client timeout)
     op_id: int | None = None
     kind: OpKind | None = None
     key: str = ""
@@ -52,7 +61,8 @@ class KVWorkload:
     def __init__(self, world: World, config: WorkloadConfig) -> None:
         self.world = world
         self.config = config
-        self.clients = [_Client(cid=i) for i in range(config.clients)]
+        self.clients = [_Client(cid=i, reader=i >= config.clients)
+                        for i in range(config.clients + config.readers)]
         self._owner: dict[int, _Client] = {}
         self.keys = [f"k{i}" for i in range(config.keys)]
 
@@ -89,7 +99,11 @@ class KVWorkload:
         w = self.world
         rng = w.rng
         cfg = self.config
-        kind = rng.choices([OpKind.GET, OpKind.PUT, OpKind.CAS], [cfg.get_weight, cfg.put_weight, cfg.cas_weight])[0]
+        if c.reader:
+            kind = OpKind.GET
+        else:
+            kind = rng.choices([OpKind.GET, OpKind.PUT, OpKind.CAS],
+                               [cfg.get_weight, cfg.put_weight, cfg.cas_weight])[0]
         key = rng.choice(self.keys)
         c.counter += 1
         value: Any = None
@@ -105,7 +119,13 @@ class KVWorkload:
         op_id = w.history.invoke(c.cid, kind, key, value, time=w.clock.now_ms)
         c.op_id, c.kind, c.key, c.value = op_id, kind, key, value
         self._owner[op_id] = c
-        nid = c.leader_guess if c.leader_guess is not None else rng.choice(w.node_ids)
+        if w.clock.now_ms >= c.avoid_until:
+            c.avoid = ""
+        if c.leader_guess is not None:
+            nid = c.leader_guess
+        else:
+            nid = rng.choice([n for n in w.node_ids if n != c.avoid] or w.node_ids)
+        c.node = nid
         w.schedule(rng.uniform(0.1, cfg.link_ms_max), "client", ("arrive", op_id, nid, kind, key, command))
         w.schedule(cfg.timeout_ms, "client", ("timeout", op_id))
 
@@ -123,15 +143,29 @@ class KVWorkload:
         now = self.world.clock.now_ms
         if outcome == "ok":
             h.ok(op_id, result, time=now)
+            c.leader_guess = c.node
             if c.kind is OpKind.GET:
                 c.seen[c.key] = result
             elif c.kind is OpKind.CAS and result:
                 c.seen[c.key] = c.value[1]
         elif outcome == "fail":
             h.fail(op_id, time=now)
-            c.leader_guess = hint
+            # A hint naming a node that just timed out on this client is not followed (for one
+            # timeout): it is often a deposed leader its followers have not given up on yet.
+            avoiding = c.avoid and now < c.avoid_until
+            c.leader_guess = node_name(hint) if hint is not None else None
+            if c.leader_guess is None or (avoiding and c.leader_guess == c.avoid):
+                c.leader_guess = None
+                if not avoiding:
+                    self._avoid(c, now)
         else:
             h.unknown(op_id)
             c.leader_guess = None
+            self._avoid(c, now)
         c.op_id = None
-        self.world.schedule(self.world.rng.uniform(0, self.config.think_ms_max), "client", ("next", c.cid, op_id))
+        think = self.config.reader_think_ms_max if c.reader else self.config.think_ms_max
+        self.world.schedule(self.world.rng.uniform(0, think), "client", ("next", c.cid, op_id))
+
+    def _avoid(self, c: _Client, now: float) -> None:
+        c.avoid = c.node
+        c.avoid_until = now + self.config.timeout_ms

@@ -23,7 +23,9 @@ def test_single_node_histories_are_linearizable_and_a_stale_read_is_caught(tmp_p
                             BillingMode="PAY_PER_REQUEST")
         clients = RegisterClients([endpoint], "reg", ["a", "b"], processes=4)
         clients.start()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30
+        while clients.done < 400 and time.monotonic() < deadline:  # enough, even on a busy machine
+            time.sleep(0.2)
         history = clients.stop()
     finally:
         server.stop()

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +17,7 @@ from tests.integration.helpers import (
     CREDENTIALS,
     REGION,
     TableFactory,
+    aws_cli,
     expect_error,
     unique_name,
     wait_gone,
@@ -84,23 +82,7 @@ def test_resource_api_python_types(ddb_resource: Any, make_table: TableFactory) 
 
 
 def aws(endpoint: str, tmp_path: Path, *args: str) -> Any:
-    env = dict(os.environ)
-    env.update(
-        AWS_ACCESS_KEY_ID=CREDENTIALS["aws_access_key_id"],
-        AWS_SECRET_ACCESS_KEY=CREDENTIALS["aws_secret_access_key"],
-        AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-credentials"),
-        AWS_PAGER="",
-        AWS_MAX_ATTEMPTS="1",
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "awscli", "dynamodb", *args, "--endpoint-url", endpoint, "--output", "json"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
-    return json.loads(proc.stdout) if proc.stdout.strip() else None
+    return aws_cli(endpoint, tmp_path, "dynamodb", *args)
 
 
 def test_aws_cli(endpoint: str, ddb: Any, tmp_path: Path) -> None:

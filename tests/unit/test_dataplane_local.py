@@ -15,7 +15,7 @@ from test_dataplane_support import PK, put, table_def
 from test_dataplane_support import run as run_on
 
 from quorumdb.db import LocalDataPlane, open_local
-from quorumdb.db.contract import SortKeyRange, WriteOp
+from quorumdb.db.contract import SortKeyRange, TableChangedError, WriteOp
 from quorumdb.errors import (
     ConditionalCheckFailedError,
     ResourceInUseError,
@@ -529,6 +529,27 @@ def test_other_process_ddl_and_stale_definitions(tmp_path: Any) -> None:
         await a.close()
 
     asyncio.run(main())
+
+
+def test_update_table_is_a_compare_and_swap_on_the_version(run: Any) -> None:
+    async def body(dp: LocalDataPlane) -> None:
+        t = await dp.create_table(table_def())
+        tagged = await dp.update_table(dataclasses.replace(t, tags={"a": "1"}))
+        assert tagged.version == t.version + 1
+        # A copy made from the older definition would undo the tag: it is refused.
+        with pytest.raises(TableChangedError):
+            await dp.update_table(dataclasses.replace(t, ttl_enabled=True, ttl_attribute="exp"))
+        assert dp.table("t").tags == {"a": "1"} and not dp.table("t").ttl_enabled
+        # Made from the current one, it applies; a deleted and recreated table is another table.
+        await dp.update_table(dataclasses.replace(dp.table("t"), ttl_enabled=True, ttl_attribute="exp"))
+        assert dp.table("t").tags == {"a": "1"} and dp.table("t").ttl_enabled
+        old = dp.table("t")
+        await dp.delete_table("t")
+        await dp.create_table(table_def())
+        with pytest.raises(ResourceNotFoundError):
+            await dp.update_table(dataclasses.replace(old, tags={}))
+
+    run(body)
 
 
 def test_maximum_size_keys(run: Any) -> None:

@@ -91,7 +91,6 @@ CASES = [
     ("n < :hello", False),
     ("n > :hello", False),
     ("ss > :a", False),
-    ("t < :true", False),
     # BETWEEN, IN
     ("n BETWEEN :n9 AND :n11", True),
     ("n BETWEEN :n10 AND :n10", True),

@@ -20,6 +20,8 @@ ITEM: dict[str, Any] = {
     "n": {"N": "10"},
     "ss": {"SS": ["a", "b"]},
     "l": {"L": [{"S": "a"}]},
+    "b": {"BOOL": True},
+    "m": {"M": {"k": {"N": "1"}}},
 }
 
 
@@ -52,6 +54,13 @@ FILTERS = [
     ({"n": cond("BETWEEN", {"N": "1"}, {"N": "10"})}, True),
     ({"s": cond("EQ", {"S": "hello"}), "n": cond("EQ", {"N": "1"})}, False),
     ({}, True),
+    # EQ and NE compare values of every type outside key conditions.
+    ({"l": cond("EQ", {"L": [{"S": "a"}]})}, True),
+    ({"l": cond("NE", {"L": [{"S": "a"}]})}, False),
+    ({"b": cond("EQ", {"BOOL": True})}, True),
+    ({"b": cond("NE", {"BOOL": False})}, True),
+    ({"m": cond("EQ", {"M": {"k": {"N": "1"}}})}, True),
+    ({"s": cond("EQ", {"NULL": True})}, False),
 ]
 
 
@@ -129,7 +138,20 @@ EXPECTED_ERRORS = [
     ({"a": {"Exists": True}}, P + "Value must be provided when Exists is true for Attribute: a"),
     ({"a": {"Exists": False, "Value": {"S": "x"}}}, P + "Value cannot be used when Exists is false for Attribute: a"),
     ({"a": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "3"}, {"N": "1"}]}}, "The BETWEEN condition was provided a range where the lower bound is greater than the upper bound"),
+    # Values of types the operator does not take, as in QueryFilter / ScanFilter.
+    ({"a": {"ComparisonOperator": "LT", "AttributeValueList": [{"L": []}]}}, P + "ComparisonOperator LT is not valid for L AttributeValue type"),
+    ({"a": {"ComparisonOperator": "GE", "Value": {"BOOL": True}}}, P + "ComparisonOperator GE is not valid for BOOL AttributeValue type"),
+    ({"a": {"ComparisonOperator": "BEGINS_WITH", "Value": {"N": "1"}}}, P + "ComparisonOperator BEGINS_WITH is not valid for N AttributeValue type"),
+    ({"a": {"ComparisonOperator": "IN", "AttributeValueList": [{"M": {}}]}}, P + "ComparisonOperator IN is not valid for M AttributeValue type"),
+    ({"a": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"SS": ["a"]}, {"SS": ["b"]}]}}, P + "ComparisonOperator BETWEEN is not valid for SS AttributeValue type"),
+    ({"a": {"ComparisonOperator": "EQ", "AttributeValueList": [{"N": "1"}, {"N": "2"}]}}, P + "Invalid number of argument(s) for the EQ ComparisonOperator"),
+    ({"a": {"ComparisonOperator": "IN", "AttributeValueList": [{"N": "1"}, {"S": "2"}]}}, P + "AttributeValues inside AttributeValueList must be of same type"),
 ]
+
+
+def test_expected_eq_and_ne_take_every_type() -> None:
+    assert expected_condition({"l": {"ComparisonOperator": "EQ", "Value": {"L": [{"S": "a"}]}}}, None).evaluate(ITEM)
+    assert expected_condition({"b": {"ComparisonOperator": "NE", "AttributeValueList": [{"BOOL": False}]}}, None).evaluate(ITEM)
 
 
 @pytest.mark.parametrize(("exp", "message"), EXPECTED_ERRORS)

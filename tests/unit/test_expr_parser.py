@@ -215,6 +215,14 @@ CASES: list[tuple[str, str, dict | None, dict | None, str]] = [
     ("cond", "size(:v) = :w", None, {":v": {"BOOL": True}, ":w": N1}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: size, operand type: BOOL"),
     ("cond", "a BETWEEN :a AND :b", None, {":a": N2, ":b": N1}, "Invalid ConditionExpression: The BETWEEN operator requires upper bound to be greater than or equal to lower bound; lower bound operand: AttributeValue: {N:2}, upper bound operand: AttributeValue: {N:1}"),
     ("cond", "a BETWEEN :a AND :b", None, {":a": N1, ":b": S}, "Invalid ConditionExpression: The BETWEEN operator requires same data type for lower and upper bounds; lower bound operand: AttributeValue: {N:1}, upper bound operand: AttributeValue: {S:x}"),
+    # <, <=, >, >= and BETWEEN order S, N and B only: other literal types are refused.
+    ("cond", "a < :v", None, {":v": {"L": [N1]}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: <, operand type: L"),
+    ("cond", ":v >= a", None, {":v": {"M": {}}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: >=, operand type: M"),
+    ("cond", "a <= :v", None, {":v": {"SS": ["x"]}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: <=, operand type: SS"),
+    ("cond", "size(a) > :v", None, {":v": {"BOOL": True}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: >, operand type: BOOL"),
+    ("cond", "a > :v", None, {":v": {"NULL": True}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: >, operand type: NULL"),
+    ("cond", "a BETWEEN :v AND :v", None, {":v": {"L": []}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: BETWEEN, operand type: L"),
+    ("cond", "a BETWEEN :a AND :v", None, {":a": N1, ":v": {"NS": ["1"]}}, "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: BETWEEN, operand type: NS"),
     ("cond", "a = :v AND b = b", None, None, "Invalid ConditionExpression: An expression attribute value used in expression is not defined; attribute value: :v"),
     ("cond", "a = a AND b = :v", None, None, "Invalid ConditionExpression: The first operand must be distinct from the remaining operands for this operator or function; operator: =, first operand: [a]"),
     # update checks
@@ -362,3 +370,34 @@ def test_random_text_only_raises_validation_errors(parts: list[str], kind: str) 
             ctx.projection(text).apply({"a": {"N": "1"}})
     except ValidationError as e:
         assert e.message
+
+
+# -- nesting depth -----------------------------------------------------------------------------
+
+
+DEEP = 1000  # fits in 4 KB, far past Python's recursion limit if parsed naively
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "param"),
+    [
+        ("cond", "NOT " * DEEP + "a = :v", "ConditionExpression"),
+        ("cond", "(" * DEEP + "a = :v" + ")" * DEEP, "ConditionExpression"),
+        ("filter", "(" * DEEP + "a" + ")" * DEEP + " = :v", "FilterExpression"),
+        ("cond", "a = :v AND (" * 300 + "a = :v" + ")" * 300, "ConditionExpression"),
+        ("cond", "size(" * 600 + "a" + ")" * 600 + " = :v", "ConditionExpression"),
+        ("update", "SET a = " + "list_append(" * 200 + ":v" + ",:v)" * 200, "UpdateExpression"),
+        ("update", "SET a = " + "(" * DEEP + ":v" + ")" * DEEP, "UpdateExpression"),
+    ],
+)
+def test_deep_nesting_is_a_validation_error_naming_the_parameter(kind: str, text: str, param: str) -> None:
+    assert error_of(kind, text, values={":v": {"L": []}}) == (
+        f"Invalid {param}: The expression is nested too deeply; maximum nesting depth: 100"
+    )
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    run("cond", "NOT " * 100 + "a = :v", values={":v": S})
+    run("cond", "a = :v AND (" * 99 + "a = :v" + ")" * 99, values={":v": S})
+    # A long flat chain is no nesting at all.
+    run("cond", " OR ".join(["a<:v"] * 500), values={":v": S})

@@ -139,6 +139,27 @@ def test_multiple_appends_past_end() -> None:
     assert out == {"l": {"L": [{"S": "x"}, {"N": "1"}, {"N": "2"}]}}
 
 
+def test_appends_past_end_go_in_index_order_not_action_order() -> None:
+    # Indexes refer to the list as it was: c[4] and c[2] are both past the end of [1, 3].
+    item = {"c": {"L": [{"N": "1"}, {"N": "3"}]}}
+    out = apply("SET c[4] = :s, c[2] = :two", item=copy.deepcopy(item))
+    assert out == {"c": {"L": [{"N": "1"}, {"N": "3"}, {"N": "2"}, {"S": "x"}]}}
+    out = apply("SET c[4] = :s, c[2] = :two ADD c[6] :one", item=copy.deepcopy(item))
+    assert out == {"c": {"L": [{"N": "1"}, {"N": "3"}, {"N": "2"}, {"S": "x"}, {"N": "1"}]}}
+    # An element replaced in place and appends mixed; nested lists are ordered on their own.
+    out = apply("SET c[9] = :s, c[0] = :two, c[5] = :one", item=copy.deepcopy(item))
+    assert out == {"c": {"L": [{"N": "2"}, {"N": "3"}, {"N": "1"}, {"S": "x"}]}}
+    nested = {"m": {"M": {"l": {"L": []}}}}
+    out = apply("SET m.l[3] = :s, m.l[1] = :one", item=nested)
+    assert out == {"m": {"M": {"l": {"L": [{"N": "1"}, {"S": "x"}]}}}}
+
+
+def test_remove_past_the_original_end_does_not_remove_an_appended_element() -> None:
+    item = {"c": {"L": [{"N": "1"}]}}
+    assert apply("SET c[5] = :s REMOVE c[1]", item=item) == {"c": {"L": [{"N": "1"}, {"S": "x"}]}}
+    assert apply("SET c[5] = :s REMOVE c[0]", item=item) == {"c": {"L": [{"S": "x"}]}}
+
+
 def test_apply_to_empty_item() -> None:
     assert apply("SET a = :one ADD c :ss REMOVE x", item={}) == {"a": {"N": "1"}, "c": VALUES[":ss"]}
 

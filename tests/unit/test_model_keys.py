@@ -19,6 +19,7 @@ from quorumdb.model.keys import (
     encode_primary_key,
     encode_value,
     extract_key,
+    key_value_allowed,
     partition_hash,
 )
 from quorumdb.model.numbers import canonical
@@ -356,3 +357,13 @@ def test_binary_key_size_boundary(n: int) -> None:
     else:
         with pytest.raises(ValidationError):
             extract_key(SCHEMA_HR, key, exact=True)
+
+
+def test_key_value_allowed() -> None:
+    assert key_value_allowed("S", "x", is_hash=True) and key_value_allowed("N", "0", is_hash=False)
+    assert not key_value_allowed("S", "", is_hash=True)
+    assert not key_value_allowed("B", "", is_hash=False)
+    assert key_value_allowed("S", "h" * 2048, is_hash=True) and not key_value_allowed("S", "h" * 2049, is_hash=True)
+    assert key_value_allowed("S", "é" * 512, is_hash=False) and not key_value_allowed("S", "é" * 513, is_hash=False)
+    assert key_value_allowed("B", base64.b64encode(b"b" * 1024).decode(), is_hash=False)
+    assert not key_value_allowed("B", base64.b64encode(b"b" * 1025).decode(), is_hash=False)

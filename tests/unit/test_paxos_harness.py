@@ -52,7 +52,9 @@ class Cluster:
         config: PaxosConfig = FAST,
         seed: int = 0,
         joiners: Iterable[str] = (),
+        replica_class: type[Replica] = Replica,
     ) -> None:
+        self.replica_class = replica_class
         self.config = config
         self.seed = seed
         self.now = 0
@@ -72,6 +74,7 @@ class Cluster:
         self.chaos: random.Random | None = None
         self.max_acked = 0  # highest index whose commit was acknowledged to a client
         self.drop_rate = 0.0
+        self.drop: Callable[[Message], bool] | None = None  # drops the messages it accepts
         self.dup_rate = 0.0
         for n in self.voters:
             self._start(n, initial_voters=self.voters)
@@ -83,7 +86,7 @@ class Cluster:
     def _start(self, node: str, *, initial_voters: tuple[str, ...] | None) -> None:
         storage = self.storages.setdefault(node, MemoryLogStorage())
         rng = random.Random(f"{self.seed}/{node}/{len(self.applied.get(node, []))}/{self.now}")
-        self.replicas[node] = Replica(GROUP, node, self.config, storage, rng,
+        self.replicas[node] = self.replica_class(GROUP, node, self.config, storage, rng,
                                       initial_voters=initial_voters)
         self.applied[node] = []
         self.replies.setdefault(node, [])
@@ -165,6 +168,8 @@ class Cluster:
             chaos = self.chaos
             m = self.inflight.pop(chaos.randrange(len(self.inflight)) if chaos else 0)
             if m.dst in self.down or frozenset((m.src, m.dst)) in self.cut:
+                continue
+            if self.drop is not None and self.drop(m):
                 continue
             if chaos is not None:
                 if chaos.random() < self.drop_rate:

@@ -168,3 +168,26 @@ def test_uncommitted_change_survives_a_leader_crash_consistently() -> None:
     c.run(200)
     assert "after" in c.committed_ids(new)
     assert c.violations == []
+
+
+def test_a_joiner_whose_bootstrap_snapshot_was_lost_is_sent_it_again() -> None:
+    """A joining replica holds entries but commits nothing before it knows the membership; it
+    reports no progress until then, so the leader resends the (index 0) snapshot."""
+    c = Cluster(["n1", "n2", "n3"], joiners=["n4"], seed=3)
+    leader = c.elect()
+    lost: list[InstallSnapshot] = []
+
+    def drop_first_snapshot(m: object) -> bool:
+        if isinstance(m, InstallSnapshot) and m.dst == "n4" and not lost:
+            lost.append(m)
+            return True
+        return False
+
+    c.drop = drop_first_snapshot
+    change(c, leader, "add4", add="n4")
+    c.propose(leader, b"after", "after")
+    c.run(1000)
+    assert lost, "the first snapshot to n4 was never sent"
+    assert c.replicas["n4"].membership == Membership.of(["n1", "n2", "n3", "n4"])
+    assert b"after" in c.data("n4")
+    assert c.violations == []

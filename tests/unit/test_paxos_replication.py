@@ -22,6 +22,7 @@ from quorumdb.core.paxos import (
     SaveSnapshot,
     persist_ready,
 )
+from quorumdb.sim.mutants import CommitWithoutMajority
 
 
 @pytest.mark.parametrize(
@@ -99,9 +100,8 @@ def test_commit_needs_a_majority_of_accepts(size: int, reachable: int, commits: 
     assert c.violations == []
 
 
-def test_unsafe_flag_commits_without_a_majority_and_the_harness_sees_divergence() -> None:
-    unsafe = dataclasses.replace(FAST, unsafe_commit_without_majority=True)
-    c = Cluster(config=unsafe, seed=5)
+def test_commit_without_majority_mutant_diverges_and_the_harness_sees_it() -> None:
+    c = Cluster(seed=5, replica_class=CommitWithoutMajority)
     old = c.elect()
     c.isolate(old)
     c.propose(old, b"only-on-old", "u1")

@@ -166,3 +166,17 @@ def test_prefixed_engines_do_not_see_each_other() -> None:
     w.delete(b"k")
     w.commit()
     assert a.get(b"k") is None and b.get(b"k") == b"3"
+
+
+def test_commands_batched_in_one_entry_each_apply_once(base: Engine) -> None:
+    """The log batches several commands into one slot: they share the entry's index."""
+    s, f = store(base, b"a"), store(base, b"b")
+    _, c1 = s.evaluate([job(incr("x", 1))], T)
+    _, c2 = s.evaluate([job(incr("x", 1))], T)
+    _, c3 = s.evaluate([job(incr("y", 1))], T)
+    for r in (s, f):
+        assert [r.apply(4, c.encode(), pos) for pos, c in enumerate((c1, c2))] == [True, True]
+        assert r.apply(5, c3.encode(), 0)
+        # A replay after a restart (from the same entries) changes nothing.
+        assert not r.apply(4, c1.encode(), 0) and not r.apply(4, c2.encode(), 1) and not r.apply(5, c3.encode(), 0)
+        assert items(r) == {"x/1": 2, "y/1": 1}

@@ -62,7 +62,7 @@ def test_create_and_describe(dp: CatalogDataPlane) -> None:
         TableClass="STANDARD_INFREQUENT_ACCESS",
     )
     out = call(dp, "CreateTable", req)["TableDescription"]
-    assert out["TableStatus"] == "ACTIVE"
+    assert out["TableStatus"] == "CREATING"  # CreateTable answers CREATING, as DynamoDB does
     assert out["TableArn"] == "arn:aws:dynamodb:us-east-1:000000000000:table/tbl"
     assert out["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert out["ProvisionedThroughput"] == {"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
@@ -76,10 +76,13 @@ def test_create_and_describe(dp: CatalogDataPlane) -> None:
     assert lsi_out["IndexArn"].endswith("/index/byL")
     assert "IndexStatus" not in lsi_out
     (gsi_out,) = out["GlobalSecondaryIndexes"]
-    assert gsi_out["IndexStatus"] == "ACTIVE"
+    assert gsi_out["IndexStatus"] == "CREATING" and "Backfilling" not in gsi_out  # not added to a table
     assert gsi_out["ItemCount"] == 0 and gsi_out["IndexSizeBytes"] == 0
     described = call(dp, "DescribeTable", {"TableName": "tbl"})["Table"]
     assert described["TableId"] == out["TableId"]
+    # With no status delay (the default) the table and its indexes are ACTIVE at once.
+    assert described["TableStatus"] == "ACTIVE"
+    assert described["GlobalSecondaryIndexes"][0]["IndexStatus"] == "ACTIVE"
     assert dp.tables["tbl"].tags == {"team": "db"}
 
 

@@ -14,8 +14,10 @@ from typing import Any
 import orjson
 import uvloop
 
+from quorumdb.api.auth import Verifier
 from quorumdb.api.dispatch import Dispatcher
 from quorumdb.api.server import Server
+from quorumdb.db.contract import TableChangedError
 from quorumdb.errors import ResourceInUseError, ResourceNotFoundError
 from quorumdb.model.schema import IndexDef, TableDef
 
@@ -55,8 +57,10 @@ class CatalogDataPlane:
         return table
 
     async def update_table(self, table: TableDef) -> TableDef:
-        self.table(table.name)
-        table = dataclasses.replace(table, version=table.version + 1)
+        cur = self.table(table.name)
+        if cur.version != table.version:
+            raise TableChangedError(table.name)
+        table = dataclasses.replace(table, version=cur.version + 1)
         self.tables[table.name] = table
         return table
 
@@ -91,7 +95,7 @@ def call(dp: CatalogDataPlane, op: str, req: dict[str, Any], *, raw: bool = Fals
     out: dict[str, Any] = orjson.loads(body)
     if status != 200:
         typ = out["__type"].rsplit("#", 1)[1]
-        return {"__error": (typ, out.get("message", "")), "__status": status}
+        return {"__error": (typ, out.get("message", out.get("Message", ""))), "__status": status}
     return out
 
 
@@ -105,8 +109,9 @@ def error_of(dp: CatalogDataPlane, op: str, req: dict[str, Any]) -> tuple[str, s
 class ThreadedServer:
     """A real Server on 127.0.0.1:<random port>, its event loop in a background thread."""
 
-    def __init__(self, *, use_uvloop: bool = True) -> None:
+    def __init__(self, *, use_uvloop: bool = True, verifier: Verifier | None = None) -> None:
         self.db = CatalogDataPlane()
+        self.verifier = verifier
         self.loop = uvloop.new_event_loop() if use_uvloop else asyncio.new_event_loop()
         self.ready = threading.Event()
         self.server: Server | None = None
@@ -116,7 +121,7 @@ class ThreadedServer:
         asyncio.set_event_loop(self.loop)
 
         async def start() -> None:
-            self.server = Server(Dispatcher(self.db))
+            self.server = Server(Dispatcher(self.db, verifier=self.verifier))
             await self.server.start("127.0.0.1", 0)
             self.ready.set()
 

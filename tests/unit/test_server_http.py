@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import zlib
+from email.utils import parsedate_to_datetime
 from collections.abc import Iterator
 
 import orjson
@@ -93,7 +95,9 @@ def create_body(name: str) -> bytes:
 def check_headers(r: Response) -> None:
     assert r.headers["content-type"] == "application/x-amz-json-1.0"
     rid = r.headers["x-amzn-requestid"]
-    assert len(rid) == 36 and rid.count("-") == 4
+    assert re.fullmatch("[A-Z0-9]{52}", rid), rid  # DynamoDB's form
+    assert parsedate_to_datetime(r.headers["date"]).tzinfo is not None  # RFC 7231, in GMT
+    assert r.headers["date"].endswith(" GMT")
     assert int(r.headers["x-amz-crc32"]) == zlib.crc32(r.body)
     assert int(r.headers["content-length"]) == len(r.body)
 
@@ -105,7 +109,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(srv: ThreadedServe
         r = rd.read()
         assert r.status == 200, r.body
         check_headers(r)
-        assert r.json()["TableDescription"]["TableStatus"] == "ACTIVE"  # type: ignore[index]
+        assert r.json()["TableDescription"]["TableStatus"] == "CREATING"  # type: ignore[index]
         ids = {r.headers["x-amzn-requestid"]}
         for _ in range(3):
             sock.sendall(request("DescribeTable", b'{"TableName":"keepalive"}'))
@@ -182,7 +186,7 @@ def test_validation_error_comes_back_as_json(srv: ThreadedServer) -> None:
         r = Reader(sock).read()
         assert r.status == 400
         assert r.json() == {
-            "__type": "com.amazonaws.dynamodb.v20120810#ValidationException",
+            "__type": "com.amazon.coral.validate#ValidationException",
             "message": "1 validation error detected: Value '1000' at 'limit' failed to satisfy constraint: "
             "Member must have value less than or equal to 100",
         }

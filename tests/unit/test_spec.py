@@ -337,7 +337,8 @@ def _raw_body(op: str) -> dict[str, Any]:
     return body
 
 
-def test_committed_shapes_match_the_generator() -> None:
+@pytest.mark.parametrize("service,filename", [("dynamodb", "shapes.json"), ("dynamodbstreams", "streams_shapes.json")])
+def test_committed_shapes_match_the_generator(service: str, filename: str) -> None:
     import importlib.util
     from importlib import resources
     from pathlib import Path
@@ -350,6 +351,69 @@ def test_committed_shapes_match_the_generator() -> None:
     assert mod_spec is not None and mod_spec.loader is not None
     gen = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(gen)
-    committed = orjson.loads(resources.files("quorumdb.api").joinpath("shapes.json").read_bytes())
-    fresh = gen.build_doc()
-    assert fresh["ops"] == committed["ops"], "run tools/gen_shapes.py and commit quorumdb/api/shapes.json"
+    committed = orjson.loads(resources.files("quorumdb.api").joinpath(filename).read_bytes())
+    fresh = gen.build_doc() if service == "dynamodb" else gen.build_doc(service, gen.STREAMS_OPERATIONS)
+    assert fresh["ops"] == committed["ops"], f"run tools/gen_shapes.py and commit quorumdb/api/{filename}"
+
+
+# -- JSON type errors inside attribute values come before every ValidationException ------------
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        {"TableName": "ab", "Item": {"a": {"S": 5}}},
+        {"Item": {"a": {"S": "x"}, "b": {"L": [{"N": True}]}}},
+        {"TableName": "abc", "Item": {"a": {"S": 5}}, "ReturnValues": "NOPE"},
+        {"TableName": "abc", "Item": {"a": {"S": "x"}}, "Expected": {"a": {"Value": {"S": 3}}}, "ReturnValues": "NOPE"},
+        # the handler's rule (values without an expression) is checked before the item's values
+        {"TableName": "abc", "Item": {"a": {"S": "x"}}, "ExpressionAttributeValues": {":a": {"S": 1}}},
+    ],
+)
+def test_attribute_value_type_errors_beat_validation_errors(req: dict[str, object]) -> None:
+    from test_server_fakes import CatalogDataPlane, error_of
+
+    typ, message = error_of(CatalogDataPlane(), "PutItem", req)
+    assert typ == "SerializationException"
+    assert message in ("NUMBER_VALUE cannot be converted to String", "TRUE_VALUE cannot be converted to String")
+
+
+def test_valid_attribute_values_still_report_the_validation_error() -> None:
+    from test_server_fakes import CatalogDataPlane, error_of
+
+    typ, message = error_of(CatalogDataPlane(), "PutItem", {"TableName": "abc", "Item": {"a": {"S": "x"}},
+                                                            "ReturnValues": "NOPE"})
+    assert typ == "ValidationException" and "at 'returnValues' failed to satisfy constraint" in message
+
+
+def test_check_types_walks_into_attribute_values_only_when_asked() -> None:
+    spec = SPECS["PutItem"]
+    spec.check_types({"TableName": "abc", "Item": {"a": {"S": "x"}}})
+    with pytest.raises(SerializationError, match="NUMBER_VALUE cannot be converted to String"):
+        spec.check_types({"TableName": "abc", "Item": {"a": {"M": {"b": {"S": 1}}}}})
+    # validate() alone leaves the values to the handler when nothing else is wrong.
+    assert spec.validate({"TableName": "abc", "Item": {"a": {"S": 1}}})
+
+
+def test_a_request_nested_past_the_recursion_limit_is_a_400() -> None:
+    import asyncio
+    import sys
+
+    import orjson
+    from test_server_fakes import CatalogDataPlane
+
+    from quorumdb.api.dispatch import Dispatcher
+
+    # 505 levels of M (1012 of JSON, under orjson's 1024) need more frames than Python's
+    # default limit of 1000; a server raises the limit, an in-process dispatcher may not.
+    assert sys.getrecursionlimit() < 1500
+    value = '{"S": "x"}'
+    for _ in range(505):
+        value = '{"M": {"a": ' + value + "}}"
+    body = ('{"TableName": "ab", "Item": {"a": ' + value + "}}").encode()
+    status, out = asyncio.run(Dispatcher(CatalogDataPlane()).handle(b"DynamoDB_20120810.PutItem", body, "rid"))
+    assert status == 400
+    assert orjson.loads(out) == {
+        "__type": "com.amazon.coral.validate#ValidationException",
+        "message": "Nesting Levels have exceeded supported limits",
+    }

@@ -3,29 +3,48 @@
 Each handler finishes DynamoDB's semantic validation (after the declarative spec in
 ``quorumdb.api.spec`` has checked types and constraints), then changes the catalog through the
 data plane (``create_table``/``update_table``/``delete_table``) and describes the result in
-DynamoDB's shapes. Tables are usable as soon as CreateTable returns, so they are reported
-ACTIVE; a global secondary index added by UpdateTable stays CREATING (Backfilling) until the
-data plane has backfilled it.
+DynamoDB's shapes. Changes apply at once; the CREATING / UPDATING / DELETING statuses DynamoDB
+shows meanwhile are reported until a stored deadline (``quorumdb.api.lifecycle``), and a global
+secondary index added by UpdateTable stays CREATING (Backfilling) until the data plane has
+backfilled it. A table ARN is accepted wherever a TableName is.
 
 Handlers here never touch items or storage engines, and never format HTTP errors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
+import logging
 import re
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
-from quorumdb.api.registry import RequestContext, operation
+from quorumdb.api.lifecycle import in_use_error, status_deadline
+from quorumdb.api.registry import Handler, RequestContext, operation
+from quorumdb.db.contract import TableChangedError
 from quorumdb.errors import (
-    DynamoError,
+    AccessDeniedError,
     LimitExceededError,
     ResourceInUseError,
     ResourceNotFoundError,
     ValidationError,
 )
-from quorumdb.model.schema import ACCOUNT, IndexDef, KeyAttr, KeySchema, TableDef, Throughput
+from quorumdb.model.schema import (
+    ACCOUNT,
+    GONE,
+    MAX_KEY_ATTRIBUTES,
+    REGION,
+    IndexDef,
+    KeyAttr,
+    KeySchema,
+    RestoreInfo,
+    TableDef,
+    Throughput,
+    table_name_of,
+)
 from quorumdb.model.types import ScalarType
 
 __all__ = [
@@ -51,6 +70,8 @@ _TABLE_ARN = re.compile(r"arn:aws:dynamodb:.+:\d+:table/([^/]{2}[^/]+)")
 
 _endpoint_address = "localhost:8000"
 
+log = logging.getLogger(__name__)
+
 
 def set_endpoint_address(address: str) -> None:
     """The ``host:port`` DescribeEndpoints reports (set by the server once it listens)."""
@@ -58,8 +79,27 @@ def set_endpoint_address(address: str) -> None:
     _endpoint_address = address
 
 
-class AccessDeniedError(DynamoError):
-    type_name = "AccessDeniedException"
+# -- changing a definition ------------------------------------------------------------------
+
+_CHANGE_ATTEMPTS_MAX = 64
+
+
+def _on_current_definition(handler: Handler) -> Handler:
+    """Run a handler that reads a table definition and stores a changed copy again whenever
+    another change replaced the definition first (``update_table`` is a compare-and-swap), so
+    it recomputes from the current one and concurrent changes never undo each other. Handlers
+    so wrapped must have no effect before their ``update_table``."""
+
+    @functools.wraps(handler)
+    async def run(ctx: RequestContext, req: dict[str, Any]) -> Any:
+        for _ in range(_CHANGE_ATTEMPTS_MAX - 1):
+            try:
+                return await handler(ctx, req)
+            except TableChangedError:
+                continue
+        return await handler(ctx, req)
+
+    return run
 
 
 # -- describing ---------------------------------------------------------------------------
@@ -72,16 +112,20 @@ def _projection(ix: IndexDef) -> dict[str, Any]:
     return out
 
 
-def _describe_index(ctx: RequestContext, table: TableDef, ix: IndexDef) -> dict[str, Any]:
-    items, size = ctx.db.index_stats(table, ix)
+def _describe_index(
+    ctx: RequestContext, table: TableDef, ix: IndexDef, now: float, table_status: str
+) -> dict[str, Any]:
+    items, size = (0, 0) if ix.status == "DELETING" else ctx.db.index_stats(table, ix)
     out: dict[str, Any] = {
         "IndexName": ix.name,
         "KeySchema": ix.key_schema.to_wire(),
         "Projection": _projection(ix),
     }
     if not ix.local:
-        out["IndexStatus"] = ix.status
-        if ix.status == "CREATING":
+        # The indexes of a table being created are being created too.
+        status = "CREATING" if table_status == "CREATING" else ix.status_at(now)
+        out["IndexStatus"] = status
+        if status == "CREATING" and table_status != "CREATING":  # an index added by UpdateTable
             out["Backfilling"] = ix.backfilling
         out["ProvisionedThroughput"] = ix.throughput.to_wire()
     out["IndexSizeBytes"] = size
@@ -91,7 +135,9 @@ def _describe_index(ctx: RequestContext, table: TableDef, ix: IndexDef) -> dict[
 
 
 def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None = None) -> dict[str, Any]:
-    """The TableDescription DynamoDB returns for ``table``."""
+    """The TableDescription DynamoDB returns for ``table`` (in ``status``, else its status now)."""
+    now = ctx.now()
+    table_status = status or table.status_at(now)
     items, size = ctx.db.table_stats(table)
     out: dict[str, Any] = {
         "AttributeDefinitions": [
@@ -99,7 +145,7 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
         ],
         "TableName": table.name,
         "KeySchema": table.key_schema.to_wire(),
-        "TableStatus": status or table.status,
+        "TableStatus": table_status,
         "CreationDateTime": table.created_at,
         "ProvisionedThroughput": table.throughput.to_wire(),
         "TableSizeBytes": size,
@@ -110,24 +156,132 @@ def describe_table(ctx: RequestContext, table: TableDef, *, status: str | None =
     }
     if table.billing_mode == PAY_PER_REQUEST:
         out["BillingModeSummary"]["LastUpdateToPayPerRequestDateTime"] = table.created_at
-    lsis = [_describe_index(ctx, table, ix) for ix in table.local_indexes]
+    lsis = [_describe_index(ctx, table, ix, now, table_status) for ix in table.local_indexes]
     if lsis:
         out["LocalSecondaryIndexes"] = lsis
-    gsis = [_describe_index(ctx, table, ix) for ix in table.global_indexes]
+    gsis = [_describe_index(ctx, table, ix, now, table_status) for ix in table.global_indexes]
+    gsis += [_describe_index(ctx, table, ix, now, table_status) for ix in _deleting_indexes(table, now)]
     if gsis:
         out["GlobalSecondaryIndexes"] = gsis
     if table.stream_spec:
         out["StreamSpecification"] = dict(table.stream_spec)
+    if table.stream_label is not None:
+        out["LatestStreamLabel"] = table.stream_label
+        out["LatestStreamArn"] = table.stream_arn
     out["TableClassSummary"] = {"TableClass": table.table_class}
     out["DeletionProtectionEnabled"] = table.deletion_protection
+    if table.sse is not None:
+        out["SSEDescription"] = dict(table.sse)
+    if table.restore is not None:
+        out["RestoreSummary"] = _restore_summary(table.restore)
     return out
 
 
+def _restore_summary(r: RestoreInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.source_backup_arn is not None:
+        out["SourceBackupArn"] = r.source_backup_arn
+    out["SourceTableArn"] = r.source_table_arn
+    out["RestoreDateTime"] = r.restore_time
+    out["RestoreInProgress"] = r.in_progress
+    return out
+
+
+def _deleting_indexes(table: TableDef, now: float) -> tuple[IndexDef, ...]:
+    """Deleted global indexes still reported as DELETING at ``now``."""
+    return tuple(ix for ix in table.deleting_indexes if ix.status_until is not None and now < ix.status_until)
+
+
+def _deleted_description(ctx: RequestContext, table: TableDef) -> dict[str, Any]:
+    """DeleteTable's TableDescription: DynamoDB's short form (no key schema, attribute
+    definitions, creation time nor indexes), in TableStatus DELETING."""
+    full = describe_table(ctx, table, status="DELETING")
+    return {k: full[k] for k in _DELETED_FIELDS if k in full}
+
+
+_DELETED_FIELDS = (
+    "TableName",
+    "TableStatus",
+    "ProvisionedThroughput",
+    "TableSizeBytes",
+    "ItemCount",
+    "TableArn",
+    "TableId",
+    "BillingModeSummary",
+    "StreamSpecification",
+    "LatestStreamLabel",
+    "LatestStreamArn",
+    "SSEDescription",
+    "TableClassSummary",
+    "DeletionProtectionEnabled",
+)
+
+
+def _not_found(name: str) -> ResourceNotFoundError:
+    return ResourceNotFoundError(f"Requested resource not found: Table: {name} not found")
+
+
+def _stream_spec(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The StreamSpecification a table keeps: None unless it enables a stream."""
+    if not spec or not spec.get("StreamEnabled"):
+        return None
+    view = spec.get("StreamViewType")
+    if view is None:
+        raise ValidationError(INVALID + "StreamViewType must be specified when StreamEnabled is true")
+    return {"StreamEnabled": True, "StreamViewType": view}
+
+
 def _table(ctx: RequestContext, name: str) -> TableDef:
+    """The table a control-plane request names (by name or table ARN); ResourceNotFoundError
+    names it as given. A DELETING table past its deadline is gone."""
     try:
-        return ctx.db.table(name)
+        table = ctx.db.table(table_name_of(name))
     except ResourceNotFoundError:
-        raise ResourceNotFoundError(f"Requested resource not found: Table: {name} not found") from None
+        raise _not_found(name) from None
+    if _gone(table, ctx.now()):
+        _spawn(_drop_deleted(ctx.db, table))
+        raise _not_found(name)
+    return table
+
+
+def _gone(table: TableDef, now: float) -> bool:
+    """A deleted table whose DELETING status is over: its definition only waits to be dropped."""
+    return table.status_until is not None and table.status_at(now) == GONE
+
+
+def _changeable(ctx: RequestContext, name: str) -> TableDef:
+    """``_table`` for a change (UpdateTable, DeleteTable): ResourceInUseError unless ACTIVE
+    (a table being restored is CREATING until its items are in)."""
+    table = _table(ctx, name)
+    status = table.status_at(ctx.now())
+    if status != "ACTIVE":
+        raise in_use_error(table.name, status)
+    return table
+
+
+# Background drops of deleted tables whose DELETING status is over (referenced until done).
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+async def _drop_deleted(db: Any, table: TableDef, delay_s: float = 0.0) -> None:
+    """Remove a DELETING table's definition and data once its status delay is over (unless
+    another process did, or the name now belongs to a new table)."""
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
+    try:
+        current = db.table(table.name)
+        if current.uuid == table.uuid and current.status == "DELETING":
+            await db.delete_table(table.name)
+    except ResourceNotFoundError:
+        pass
+    except Exception:  # noqa: BLE001 - a later lookup or CreateTable drops it again
+        log.warning("dropping deleted table %s failed", table.name, exc_info=True)
 
 
 # -- CreateTable ----------------------------------------------------------------------------
@@ -177,12 +331,45 @@ def _check_bounds(pt: dict[str, Any]) -> None:
 
 
 def _key_schema(ks: list[dict[str, Any]], types: dict[str, ScalarType]) -> KeySchema:
-    h = ks[0]["AttributeName"]
-    r = ks[1]["AttributeName"] if len(ks) > 1 else None
+    hashes = [KeyAttr(name=e["AttributeName"], type=types[e["AttributeName"]]) for e in ks if e["KeyType"] == "HASH"]
+    ranges = [KeyAttr(name=e["AttributeName"], type=types[e["AttributeName"]]) for e in ks if e["KeyType"] == "RANGE"]
     return KeySchema(
-        hash=KeyAttr(name=h, type=types[h]),
-        range=None if r is None else KeyAttr(name=r, type=types[r]),
+        hash=hashes[0],
+        range=ranges[0] if ranges else None,
+        extra_hash=tuple(hashes[1:]),
+        extra_range=tuple(ranges[1:]),
     )
+
+
+def _check_gsi_key_elements(ks: list[dict[str, Any]]) -> None:
+    """A global secondary index's KeySchema: one to four partition-key (HASH) attributes, then
+    up to four sort-key (RANGE) attributes, each named once (multi-attribute keys)."""
+    if len(ks) == 1 or (len(ks) == 2 and ks[1]["KeyType"] != "HASH"):
+        _check_key_elements(ks)
+        return
+    if ks[0]["KeyType"] != "HASH":
+        raise ValidationError("Invalid KeySchema: The first KeySchemaElement is not a HASH key type")
+    seen: set[str] = set()
+    in_range = False
+    for e in ks:
+        kind = e["KeyType"]
+        if kind not in ("HASH", "RANGE"):
+            raise ValidationError(f"Invalid KeySchema: Invalid KeyType {kind} for key attribute {e['AttributeName']}")
+        if kind == "HASH" and in_range:
+            raise ValidationError(
+                "Invalid KeySchema: All HASH key type KeySchemaElements must come before the RANGE key type ones"
+            )
+        in_range = kind == "RANGE"
+        if e["AttributeName"] in seen:
+            raise ValidationError(f"Invalid KeySchema: Duplicate key attribute name in the KeySchema: {e['AttributeName']}")
+        seen.add(e["AttributeName"])
+    for kind, label in (("HASH", "partition"), ("RANGE", "sort")):
+        count = sum(1 for e in ks if e["KeyType"] == kind)
+        if count > MAX_KEY_ATTRIBUTES:
+            raise ValidationError(
+                f"Invalid KeySchema: The number of {kind} key type KeySchemaElements ({count}) exceeds the limit of "
+                f"{MAX_KEY_ATTRIBUTES} {label} key attributes"
+            )
 
 
 def _index_def(
@@ -208,7 +395,7 @@ def _check_gsi(spec: dict[str, Any], defined: list[str], billing: str) -> None:
     CreateTable and in UpdateTable's Create (``billing`` is the mode the table will have)."""
     ix_name = spec["IndexName"]
     _check_defined(_names(spec["KeySchema"]), defined)
-    _check_key_elements(spec["KeySchema"])
+    _check_gsi_key_elements(spec["KeySchema"])
     _check_projection(ix_name, spec["Projection"])
     pt = spec.get("ProvisionedThroughput")
     if billing == PAY_PER_REQUEST and pt is not None:
@@ -225,6 +412,28 @@ def _projected_count(specs: list[dict[str, Any]]) -> int:
     return sum(len(s["Projection"].get("NonKeyAttributes") or ()) for s in specs)
 
 
+def _sse_description(spec: dict[str, Any] | None) -> dict[str, str] | None:
+    """The SSEDescription an SSESpecification gives: encryption with a KMS key (the AWS
+    managed key unless KMSMasterKeyId names one) when Enabled, else None (the default: an
+    AWS owned key, which DescribeTable does not describe)."""
+    if not spec or not spec.get("Enabled"):
+        return None
+    sse_type = spec.get("SSEType") or "KMS"
+    if sse_type != "KMS":
+        raise ValidationError(INVALID + f"Unsupported SSEType: {sse_type}. The only supported value is: KMS")
+    key = spec.get("KMSMasterKeyId")
+    prefix = f"arn:aws:kms:{REGION}:{ACCOUNT}:"
+    if not key:
+        arn = prefix + f"key/{uuid.uuid4()}"  # this table's stand-in for alias/aws/dynamodb
+    elif key.startswith("arn:"):
+        arn = key
+    elif key.startswith("alias/"):
+        arn = prefix + key
+    else:
+        arn = prefix + f"key/{key}"
+    return {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": arn}
+
+
 def _check_tags(tags: list[dict[str, Any]]) -> dict[str, str]:
     out = {t["Key"]: t["Value"] for t in tags}
     if len(out) > MAX_TAGS:
@@ -234,7 +443,7 @@ def _check_tags(tags: list[dict[str, Any]]) -> dict[str, str]:
 
 @operation("CreateTable")
 async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    name: str = req["TableName"]
+    name: str = table_name_of(req["TableName"])
     billing = req.get("BillingMode") or PROVISIONED
     pt = req.get("ProvisionedThroughput")
     if billing == PAY_PER_REQUEST:
@@ -330,34 +539,55 @@ async def create_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         [_index_def(ix, i + 1, local=True, types=types) for i, ix in enumerate(lsis or [])]
         + [_index_def(ix, len(lsis or []) + i + 1, local=False, types=types) for i, ix in enumerate(gsis or [])]
     )
-    stream = req.get("StreamSpecification")
+    stream = _stream_spec(req.get("StreamSpecification"))
+    now = ctx.now()
+    until = status_deadline(now)
+    if until is not None:
+        indexes = tuple(dataclasses.replace(ix, status_until=until) if not ix.local else ix for ix in indexes)
     table = TableDef(
         name=name,
         table_id=0,
         uuid=str(uuid.uuid4()),
         key_schema=_key_schema(key_schema, types),
         attribute_definitions=types,
-        created_at=ctx.now(),
+        created_at=now,
         billing_mode=billing,
         throughput=_throughput(pt) if billing == PROVISIONED else Throughput(),
         indexes=indexes,
-        status="ACTIVE",
+        status="ACTIVE" if until is None else "CREATING",
+        status_until=until,
         tags=tags,
         deletion_protection=bool(req.get("DeletionProtectionEnabled", False)),
         table_class=req.get("TableClass") or "STANDARD",
-        stream_spec=dict(stream) if stream and stream.get("StreamEnabled") else None,
+        stream_spec=stream,
+        sse=_sse_description(req.get("SSESpecification")),
     )
     if name in ctx.db.table_names():
-        raise ResourceInUseError(f"Table already exists: {name}")
+        await _drop_if_gone(ctx, name)
+        if name in ctx.db.table_names():
+            raise ResourceInUseError(f"Table already exists: {name}")
     created = await ctx.db.create_table(table)
-    out = describe_table(ctx, created)
-    sse = req.get("SSESpecification")
-    if sse and sse.get("Enabled"):
-        out["SSEDescription"] = {"Status": "ENABLED", "SSEType": sse.get("SSEType") or "KMS"}
-    return {"TableDescription": out}
+    return {"TableDescription": describe_table(ctx, created, status="CREATING")}
 
 
 # -- DescribeTable / DeleteTable / ListTables -------------------------------------------------
+
+
+def _listed(ctx: RequestContext, name: str, now: float) -> bool:
+    try:
+        return not _gone(ctx.db.table(name), now)
+    except ResourceNotFoundError:
+        return False
+
+
+async def _drop_if_gone(ctx: RequestContext, name: str) -> None:
+    """Drop the definition of a deleted table whose DELETING status is over, if any."""
+    try:
+        table = ctx.db.table(name)
+    except ResourceNotFoundError:
+        return
+    if _gone(table, ctx.now()):
+        await _drop_deleted(ctx.db, table)
 
 
 @operation("DescribeTable")
@@ -368,21 +598,36 @@ async def describe_table_op(ctx: RequestContext, req: dict[str, Any]) -> dict[st
 @operation("DeleteTable")
 async def delete_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _table(ctx, req["TableName"])
+    now = ctx.now()
+    status = table.status_at(now)
+    if status == "DELETING":  # DynamoDB: no error for a table already being deleted
+        return {"TableDescription": _deleted_description(ctx, table)}
+    if status != "ACTIVE":
+        raise in_use_error(table.name, status)
     if table.deletion_protection:
         raise ValidationError(
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
         )
-    out = describe_table(ctx, table, status="DELETING")
+    out = _deleted_description(ctx, table)
+    until = status_deadline(now)
     try:
-        await ctx.db.delete_table(table.name)
+        if until is not None:
+            # Reported DELETING until the deadline (item requests find no table meanwhile),
+            # then dropped; a lookup after the deadline drops it too if this process cannot.
+            deleting = dataclasses.replace(table, status="DELETING", status_until=until)
+            await ctx.db.update_table(deleting)
+            _spawn(_drop_deleted(ctx.db, deleting, until - now))
+        else:
+            await ctx.db.delete_table(table.name)
     except ResourceNotFoundError:
-        raise ResourceNotFoundError(f"Requested resource not found: Table: {table.name} not found") from None
+        raise _not_found(req["TableName"]) from None
     return {"TableDescription": out}
 
 
 @operation("ListTables")
 async def list_tables(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    names = ctx.db.table_names()
+    now = ctx.now()
+    names = [n for n in ctx.db.table_names() if _listed(ctx, n, now)]
     start = req.get("ExclusiveStartTableName")
     if start is not None:
         names = [n for n in names if n > start]
@@ -432,7 +677,14 @@ _UPDATE_FIELDS = (
 )
 
 
+_NO_REPLICAS = (
+    "ReplicaUpdates are not supported: QuorumDB has no replicas in other regions "
+    f"(global tables); this endpoint serves region {REGION} only"
+)
+
+
 @operation("UpdateTable")
+@_on_current_definition
 async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     gsi_updates: list[dict[str, Any]] = req.get("GlobalSecondaryIndexUpdates") or []
     if not gsi_updates and all(req.get(f) is None for f in _UPDATE_FIELDS):
@@ -440,6 +692,9 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates "
             "or SSESpecification or ReplicaUpdates is required"
         )
+    if req.get("ReplicaUpdates") is not None:
+        raise ValidationError(_NO_REPLICAS)
+    sse = _sse_description(req.get("SSESpecification"))
     pt = req.get("ProvisionedThroughput")
     if req.get("BillingMode") == PROVISIONED and pt is None:
         raise ValidationError(INVALID + "ProvisionedThroughput must be specified when BillingMode is PROVISIONED")
@@ -460,8 +715,9 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             )
         seen.add(ix_name)
 
-    table = _table(ctx, req["TableName"])
+    table = _changeable(ctx, req["TableName"])
     now = ctx.now()
+    until = status_deadline(now)
     billing = req.get("BillingMode") or table.billing_mode
     if pt is not None and billing == PAY_PER_REQUEST:
         raise ValidationError(
@@ -491,6 +747,7 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         types[d["AttributeName"]] = d["AttributeType"]
 
     indexes = list(table.indexes)
+    deleting = list(_deleting_indexes(table, now))
     updated_pt: set[str] = set()
     for u in gsi_updates:
         if u.get("Update"):
@@ -521,6 +778,8 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
             pos = next((i for i, ix in enumerate(indexes) if ix.name == ix_name and not ix.local), None)
             if pos is None:
                 raise ResourceNotFoundError(f"Requested resource not found: Index: {ix_name} not found")
+            if until is not None:
+                deleting.append(dataclasses.replace(indexes[pos], status="DELETING", backfilling=False, status_until=until))
             del indexes[pos]
         else:
             create = u["Create"]
@@ -539,9 +798,9 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
                     f"exceeds the limit of {MAX_PROJECTED_ATTRIBUTES}"
                 )
             next_id = max((ix.index_id for ix in table.indexes), default=0) + 1
-            indexes.append(
-                _index_def(create, next_id, local=False, types=types, status="CREATING", backfilling=True)
-            )
+            created = _index_def(create, next_id, local=False, types=types, status="CREATING", backfilling=True)
+            indexes.append(dataclasses.replace(created, status_until=until))
+            deleting = [ix for ix in deleting if ix.name != ix_name]
 
     if billing == PAY_PER_REQUEST:
         indexes = [ix if ix.local else dataclasses.replace(ix, throughput=Throughput()) for ix in indexes]
@@ -561,16 +820,26 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         "throughput": throughput,
         "indexes": tuple(indexes),
         "attribute_definitions": types,
+        "status": "ACTIVE" if until is None else "UPDATING",
+        "status_until": until,
+        "deleting_indexes": tuple(deleting),
     }
     stream = req.get("StreamSpecification")
     if stream is not None:
-        changes["stream_spec"] = dict(stream) if stream.get("StreamEnabled") else None
+        spec = _stream_spec(stream)
+        if spec is not None and table.stream_spec is not None:
+            raise ValidationError(f"Table already has an enabled stream: TableName: {table.name}")
+        if spec is None and table.stream_spec is None:
+            raise ValidationError(f"Table does not have an enabled stream: TableName: {table.name}")
+        changes["stream_spec"] = spec  # the data plane opens or closes the stream
     if req.get("TableClass") is not None:
         changes["table_class"] = req["TableClass"]
     if req.get("DeletionProtectionEnabled") is not None:
         changes["deletion_protection"] = bool(req["DeletionProtectionEnabled"])
+    if req.get("SSESpecification") is not None:
+        changes["sse"] = sse
     updated = await ctx.db.update_table(dataclasses.replace(table, **changes))
-    return {"TableDescription": describe_table(ctx, updated)}
+    return {"TableDescription": describe_table(ctx, updated, status="UPDATING")}
 
 
 # -- limits and endpoints ---------------------------------------------------------------------
@@ -617,7 +886,10 @@ def _tagged_table(ctx: RequestContext, req: dict[str, Any], action: str, member:
             else "Atleast one Tag Key needs to be provided as Input."
         )
     try:
-        return ctx.db.table(m.group(1))
+        table = ctx.db.table(m.group(1))
+        if _gone(table, ctx.now()):
+            raise ResourceNotFoundError("deleted")
+        return table
     except ResourceNotFoundError:
         if action == "UntagResource":
             raise ResourceNotFoundError("Requested resource not found") from None
@@ -625,6 +897,7 @@ def _tagged_table(ctx: RequestContext, req: dict[str, Any], action: str, member:
 
 
 @operation("TagResource")
+@_on_current_definition
 async def tag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _tagged_table(ctx, req, "TagResource", "Tags")
     tags = dict(table.tags)
@@ -636,6 +909,7 @@ async def tag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
 
 
 @operation("UntagResource")
+@_on_current_definition
 async def untag_resource(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _tagged_table(ctx, req, "UntagResource", "TagKeys")
     drop = set(req["TagKeys"])
@@ -663,6 +937,7 @@ async def describe_time_to_live(ctx: RequestContext, req: dict[str, Any]) -> dic
 
 
 @operation("UpdateTimeToLive")
+@_on_current_definition
 async def update_time_to_live(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     table = _table(ctx, req["TableName"])
     spec = req["TimeToLiveSpecification"]

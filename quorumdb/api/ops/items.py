@@ -59,6 +59,7 @@ __all__ = [
     "batch_write_item",
     "conditional_mutator",
     "update_mutator",
+    "write_capacity",
 ]
 
 _COND_EXPR = ("ConditionExpression",)
@@ -124,7 +125,7 @@ def update_mutator(
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _write_capacity(table: TableDef, mode: str | None, res: WriteResult) -> dict[str, Any] | None:
+def write_capacity(table: TableDef, mode: str | None, res: WriteResult) -> dict[str, Any] | None:
     units = capacity.write_units(res.old_size, res.new_size)
     if table.indexes:
         local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
@@ -140,7 +141,7 @@ def _finish_write(
         out["Attributes"] = attributes
     mode = capacity.wants_capacity(req)
     if mode is not None:
-        out["ConsumedCapacity"] = _write_capacity(table, mode, res)
+        out["ConsumedCapacity"] = write_capacity(table, mode, res)
     icm = item_collection_metrics(table, key, req, res.collection_size)
     if icm is not None:
         out["ItemCollectionMetrics"] = icm
@@ -337,11 +338,12 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
                 raise ValidationError("Too many items requested for the BatchGetItem call")
         plans.append((name, spec, projection, keys))
 
-    resolved: list[tuple[TableDef, dict[str, Any], Any, list[Key]]] = []
+    # Responses and UnprocessedKeys are keyed as the request named the table (name or ARN).
+    resolved: list[tuple[str, TableDef, dict[str, Any], Any, list[Key]]] = []
     for name, spec, projection, keys in plans:
         table = table_of(ctx.db, name)
         schema = table.key_schema
-        resolved.append((table, spec, projection, [extract_key(schema, k, exact=True) for k in keys]))
+        resolved.append((name, table, spec, projection, [extract_key(schema, k, exact=True) for k in keys]))
         if projection is not None:
             check_key_paths(table, projection.paths)
 
@@ -351,13 +353,13 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
     cap_entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
     size_total = 0
     full = False
-    for table, spec, projection, keys in resolved:
+    for name, table, spec, projection, keys in resolved:
         consistent = bool(spec.get("ConsistentRead"))
-        items = responses.setdefault(table.name, [])
+        items = responses.setdefault(name, [])
         units = 0.0
         for key in keys:
             if full:
-                _unprocessed_key(unprocessed, table.name, spec, key)
+                _unprocessed_key(unprocessed, name, spec, key)
                 continue
             stored = await ctx.db.get(table, key, consistent=consistent)
             if stored is None:
@@ -366,7 +368,7 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
             size = stored.size
             if size_total + size > BATCH_GET_RESPONSE_BYTES_MAX:
                 full = True
-                _unprocessed_key(unprocessed, table.name, spec, key)
+                _unprocessed_key(unprocessed, name, spec, key)
                 continue
             size_total += size
             units += capacity.read_units(size, consistent=consistent)
@@ -439,7 +441,7 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
         )
     # 2. Tables, keys, duplicates.
     ops: list[WriteOp] = []
-    origins: list[tuple[TableDef, dict[str, Any]]] = []
+    origins: list[tuple[str, TableDef, dict[str, Any]]] = []  # (name as requested, table, request)
     for name, reqs in staged:
         table = table_of(ctx.db, name)
         seen: set[tuple[Any, ...]] = set()
@@ -459,17 +461,17 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
             seen.add(fp)
             new_item = data if is_put else None
             ops.append(WriteOp(table=table, key=key, mutate=_constant(new_item), constant=True))
-            origins.append((table, wr))
+            origins.append((name, table, wr))
     # 3. Write.
     results = await ctx.db.write_many(ops)
     mode = capacity.wants_capacity(req)
     unprocessed: dict[str, list[dict[str, Any]]] = {}
     cap_entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
     metrics: dict[str, list[dict[str, Any]]] = {}
-    for (table, wr), op, res in zip(origins, ops, results, strict=True):
+    for (name, table, wr), op, res in zip(origins, ops, results, strict=True):
         if isinstance(res, BaseException):
             if isinstance(res, _RETRYABLE):
-                unprocessed.setdefault(table.name, []).append(wr)
+                unprocessed.setdefault(name, []).append(wr)
                 continue
             raise res
         if mode is not None:

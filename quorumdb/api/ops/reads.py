@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,20 +31,21 @@ from quorumdb.api.common import (
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.db.contract import SortKeyRange, StoredItem
 from quorumdb.db.partition import segment_range
-from quorumdb.errors import ValidationError
+from quorumdb.errors import ResourceNotFoundError, ValidationError
 from quorumdb.expr.keycond import (
+    CONDITIONS_LENGTH,
     KeyCondition,
     conditions_from_expression,
     key_condition_from_conditions,
     validate_conditions,
 )
 from quorumdb.model.compare import compare, values_equal
-from quorumdb.model.keys import extract_key, partition_hash
-from quorumdb.model.schema import IndexDef, KeySchema, TableDef
+from quorumdb.model.keys import encode_partition, extract_key
+from quorumdb.model.schema import MAX_KEY_ATTRIBUTES, IndexDef, KeySchema, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key
 from quorumdb.model.values import validate_item, validate_value
 
-__all__ = ["query", "scan", "PAGE_BYTES_MAX"]
+__all__ = ["query", "scan", "PAGE_BYTES_MAX", "Page", "read_page", "resolve_index", "check_start_key"]
 
 PAGE_BYTES_MAX = 1024 * 1024
 _BAD_START = "The provided starting key is invalid"
@@ -90,7 +92,7 @@ def _select(req: dict[str, Any], index: IndexDef | None, has_projection: bool) -
     return sel
 
 
-def _resolve_index(
+def resolve_index(
     table: TableDef, req: dict[str, Any], consistent: bool
 ) -> IndexDef | None:
     name = req.get("IndexName")
@@ -113,7 +115,7 @@ def _key_names(table: TableDef, index: IndexDef | None) -> tuple[str, ...]:
     return names + tuple(n for n in index.key_schema.names if n not in names)
 
 
-def _check_start_key(
+def check_start_key(
     table: TableDef, index: IndexDef | None, esk: Item, *, is_query: bool
 ) -> Key:
     names = _key_names(table, index)
@@ -190,8 +192,7 @@ def _key_conditions(req: dict[str, Any], condition: Any) -> dict[str, tuple[str,
             return hit[1]
         conds = conditions_from_expression(condition.node)
         validate_conditions(conds)
-        if len(conds) not in (1, 2):
-            raise ValidationError("Conditions can be of length 1 or 2 only")
+        _check_condition_count(conds)
         _memo_put(_CONDS_MEMO, id(condition), (condition, conds))
         return conds
     else:
@@ -200,9 +201,15 @@ def _key_conditions(req: dict[str, Any], condition: Any) -> dict[str, tuple[str,
             for name, c in req["KeyConditions"].items()
         }
     validate_conditions(conds)
-    if len(conds) not in (1, 2):
-        raise ValidationError("Conditions can be of length 1 or 2 only")
+    _check_condition_count(conds)
     return conds
+
+
+def _check_condition_count(conds: dict[str, tuple[str, list[AttributeValue]]]) -> None:
+    """At most one condition per key attribute: two for a table (checked again against the key
+    schema), up to eight for a multi-attribute index key."""
+    if not 1 <= len(conds) <= 2 * MAX_KEY_ATTRIBUTES:
+        raise ValidationError(CONDITIONS_LENGTH)
 
 
 def _key_condition(
@@ -235,7 +242,7 @@ def _check_paths(table: TableDef, parsed: Any) -> None:
 def _check_segment(table: TableDef, index: IndexDef | None, start: Key, segment: int, total: int) -> None:
     """A parallel Scan's ExclusiveStartKey must lie in its segment's hash range."""
     schema = index.key_schema if index is not None else table.key_schema
-    h = int.from_bytes(partition_hash(start[schema.hash.name]), "big")
+    h = int.from_bytes(encode_partition(schema.hash_attrs, [start[a.name] for a in schema.hash_attrs])[:8], "big")
     lo, hi = segment_range(segment, total)
     if not lo <= h < hi:
         raise ValidationError(
@@ -262,9 +269,21 @@ def _needs_fetch(table: TableDef, index: IndexDef | None, select: str, projectio
     return any(n not in projected for n in projection.top_level_names)
 
 
-async def _page(
+@dataclass(slots=True, kw_only=True)
+class Page:
+    """One page read by ``read_page``. ``raws`` (the stored JSON of each item) is set instead
+    of ``items`` when nothing had to be decoded (no filter, projection or fetch)."""
+
+    raws: list[bytes] | None
+    items: list[Item]
+    count: int
+    scanned: int
+    last_key: Key | None
+    capacity: dict[str, Any] | None
+
+
+async def read_page(
     ctx: RequestContext,
-    req: dict[str, Any],
     table: TableDef,
     index: IndexDef | None,
     it: Any,
@@ -273,11 +292,13 @@ async def _page(
     filt: Any,
     projection: Any,
     consistent: bool,
-) -> dict[str, Any] | bytes:
-    limit: int | None = req.get("Limit")
+    limit: int | None,
+    mode: str | None,
+) -> Page:
+    """Walk a Query/Scan iterator: stop at ``limit`` items read or 1 MB, fetch what an LSI
+    does not project, filter, project, and count the read capacity (``mode``)."""
     fetch = _needs_fetch(table, index, select, projection)
     table_schema = table.key_schema
-    mode = capacity.wants_capacity(req)
     key_names = _key_names(table, index)
 
     scanned = 0
@@ -342,10 +363,44 @@ async def _page(
                 local=ix if index.local else None,
                 glob=None if index.local else ix,
             )
+    return Page(
+        raws=raws if raw_fast else None,
+        items=items,
+        count=count,
+        scanned=scanned,
+        last_key=lek,
+        capacity=cc,
+    )
 
-    if raw_fast:
-        n = str(scanned).encode()
-        parts = [b'{"Items":[', b",".join(raws), b'],"Count":', n, b',"ScannedCount":', n]
+
+async def _page(
+    ctx: RequestContext,
+    req: dict[str, Any],
+    table: TableDef,
+    index: IndexDef | None,
+    it: Any,
+    *,
+    select: str,
+    filt: Any,
+    projection: Any,
+    consistent: bool,
+) -> dict[str, Any] | bytes:
+    page = await read_page(
+        ctx,
+        table,
+        index,
+        it,
+        select=select,
+        filt=filt,
+        projection=projection,
+        consistent=consistent,
+        limit=req.get("Limit"),
+        mode=capacity.wants_capacity(req),
+    )
+    lek, cc = page.last_key, page.capacity
+    if page.raws is not None:
+        n = str(page.scanned).encode()
+        parts = [b'{"Items":[', b",".join(page.raws), b'],"Count":', n, b',"ScannedCount":', n]
         if lek is not None:
             parts += [b',"LastEvaluatedKey":', orjson.dumps(lek)]
         if cc is not None:
@@ -355,9 +410,9 @@ async def _page(
 
     out: dict[str, Any] = {}
     if select != "COUNT":
-        out["Items"] = items
-    out["Count"] = count
-    out["ScannedCount"] = scanned
+        out["Items"] = page.items
+    out["Count"] = page.count
+    out["ScannedCount"] = page.scanned
     if lek is not None:
         out["LastEvaluatedKey"] = lek
     if cc is not None:
@@ -377,6 +432,32 @@ def _check_gsi_select(index: IndexDef | None, select: str) -> None:
             + f"Select type ALL_ATTRIBUTES is not supported for global secondary index {index.name} "
             "because its projection type is not ALL"
         )
+
+
+def _check_query_start(schema: KeySchema, kc: KeyCondition, start: Key) -> None:
+    """A Query's ExclusiveStartKey must lie inside its key condition."""
+    hash_ok = all(
+        (av := start.get(name)) is not None and _values_equal(av, value)
+        for name, value in zip(kc.hash_names, kc.hash_values, strict=True)
+    )
+    sort = kc.sort
+    if sort is None or kc.sort_name is None:
+        if not hash_ok:
+            raise ValidationError("The provided starting key is outside query boundaries based on provided conditions")
+        return
+    leading = schema.range_attrs[: len(sort.prefix)]
+    rv = start.get(kc.sort_name)
+    if (
+        rv is None
+        or not _matches_sort(sort, rv)
+        or not all(
+            (av := start.get(a.name)) is not None and _values_equal(av, v)
+            for a, v in zip(leading, sort.prefix, strict=True)
+        )
+    ):
+        raise ValidationError("The provided starting key does not match the range key predicate")
+    if not hash_ok:
+        raise ValidationError("The query can return at most one row and cannot be restarted")
 
 
 def _check_filter_keys(filt: Any, schema: KeySchema, param: str) -> None:
@@ -410,8 +491,15 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
     conds = _key_conditions(req, parsed.key_condition)
     has_projection = parsed.projection is not None
     consistent = bool(req.get("ConsistentRead"))
-    table = table_of(ctx.db, req["TableName"])
-    index = _resolve_index(table, req, consistent)
+    try:
+        table = table_of(ctx.db, req["TableName"])
+        index = resolve_index(table, req, consistent)
+    except (ResourceNotFoundError, ValidationError):
+        if len(conds) > 2:
+            # More than two conditions only fit a multi-attribute index key, which is
+            # not there: the request error DynamoDB reports before looking up the table.
+            raise ValidationError(CONDITIONS_LENGTH) from None
+        raise
     schema = index.key_schema if index is not None else table.key_schema
     kc = _key_condition(conds, schema, memo=parsed.key_condition is not None)
     select = _select(req, index, has_projection)
@@ -424,29 +512,13 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
 
     start: Key | None = None
     if esk is not None:
-        start = _check_start_key(table, index, esk, is_query=True)
-        hash_av = start.get(schema.hash.name)
-        hash_ok = hash_av is not None and _values_equal(hash_av, kc.hash_value)
-        if schema.range is None or kc.sort is None:
-            if not hash_ok:
-                raise ValidationError(
-                    "The provided starting key is outside query boundaries based on provided conditions"
-                )
-        else:
-            rv = start.get(schema.range.name)
-            if rv is None or not _matches_sort(kc.sort, rv):
-                raise ValidationError(
-                    "The provided starting key does not match the range key predicate"
-                )
-            if not hash_ok:
-                raise ValidationError(
-                    "The query can return at most one row and cannot be restarted"
-                )
+        start = check_start_key(table, index, esk, is_query=True)
+        _check_query_start(schema, kc, start)
 
     it = await ctx.db.query(
         table,
         index,
-        kc.hash_value,
+        kc.hash_value if len(kc.hash_values) == 1 else kc.hash_values,
         kc.sort,
         forward=req.get("ScanIndexForward", True) is not False,
         exclusive_start=start,
@@ -500,12 +572,12 @@ async def scan(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | byt
     has_projection = parsed.projection is not None
     consistent = bool(req.get("ConsistentRead"))
     table = table_of(ctx.db, req["TableName"])
-    index = _resolve_index(table, req, consistent)
+    index = resolve_index(table, req, consistent)
     select = _select(req, index, has_projection)
     _check_gsi_select(index, select)
     start = None
     if esk is not None:
-        start = _check_start_key(table, index, esk, is_query=False)
+        start = check_start_key(table, index, esk, is_query=False)
         if total is not None and total > 1:
             _check_segment(table, index, start, segment or 0, total)
     _check_paths(table, parsed)

@@ -17,6 +17,7 @@ Never keep idempotency state in this process.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ from quorumdb.api.common import (
 )
 from quorumdb.api.ops.items import conditional_mutator, update_mutator
 from quorumdb.api.registry import RequestContext, operation
-from quorumdb.db.contract import WriteOp, WriteResult
+from quorumdb.db.contract import StoredItem, WriteOp, WriteResult
 from quorumdb.errors import ConditionalCheckFailedError, ValidationError
 from quorumdb.model.keys import extract_key
 from quorumdb.model.schema import TableDef
@@ -45,7 +46,15 @@ from quorumdb.model.size import item_size
 from quorumdb.model.types import Item, Key
 from quorumdb.model.values import validate_item
 
-__all__ = ["transact_write_items", "transact_get_items"]
+__all__ = [
+    "transact_write_items",
+    "transact_get_items",
+    "request_fingerprint",
+    "check_only",
+    "transact_write_response",
+    "transact_get_response",
+    "TRANSACT_BYTES_MAX",
+]
 
 TRANSACT_ITEMS_MAX = 100  # enforced by the spec (shapes.json), before a handler runs
 TRANSACT_BYTES_MAX = 4 * 1024 * 1024
@@ -63,7 +72,7 @@ _NOT_FINGERPRINTED = frozenset(
 )
 
 
-def _fingerprint(req: dict[str, Any]) -> bytes:
+def request_fingerprint(req: dict[str, Any]) -> bytes:
     body = {k: v for k, v in req.items() if k not in _NOT_FINGERPRINTED}
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
 
@@ -136,7 +145,7 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
                     check_key_paths(table, update.updated_paths)
                 mutate = update_mutator(table, key, cond, update, fail_old)
             else:
-                mutate = _check_only(cond, fail_old)
+                mutate = check_only(cond, fail_old)
         ident = (name, key_fingerprint(key))
         if ident in seen:
             raise ValidationError(_MULTIPLE_OPS)
@@ -149,8 +158,15 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
     if token is None:
         results = await ctx.db.transact_write(ops)
     else:
-        results = await ctx.db.transact_write(ops, token=token, fingerprint=_fingerprint(req))
-    kinds = [p.kind for p in planned]
+        results = await ctx.db.transact_write(ops, token=token, fingerprint=request_fingerprint(req))
+    return transact_write_response(req, ops, [p.kind for p in planned], results)
+
+
+def transact_write_response(
+    req: dict[str, Any], ops: list[WriteOp], kinds: list[str], results: list[WriteResult]
+) -> dict[str, Any]:
+    """The body answering a committed (or replayed) write transaction: ConsumedCapacity and
+    ItemCollectionMetrics as asked. ``kinds`` name each op ("ConditionCheck" writes nothing)."""
     if results and results[0].replayed:
         return _replayed(req, ops, kinds, results)
 
@@ -211,7 +227,7 @@ def _replayed(
     return out
 
 
-def _check_only(condition: Any, return_old_on_fail: bool) -> Any:
+def check_only(condition: Any, return_old_on_fail: bool) -> Any:
     def mutate(old: Item | None) -> Item | None:
         if not condition.evaluate(old):
             raise ConditionalCheckFailedError(item=old if return_old_on_fail else None)
@@ -251,16 +267,28 @@ async def transact_get_items(ctx: RequestContext, req: dict[str, Any]) -> dict[s
         seen.add(ident)
         keys.append((table, key))
     found = await ctx.db.transact_get(keys)
+    shapes = [_identity if projection is None else projection.apply for _, _, projection in staged]
+    return transact_get_response(req, keys, found, shapes)
+
+
+def _identity(item: Item) -> Item:
+    return item
+
+
+def transact_get_response(
+    req: dict[str, Any],
+    keys: list[tuple[TableDef, Key]],
+    found: list[StoredItem | None],
+    shapes: list[Callable[[Item], Item | None]],
+) -> dict[str, Any]:
+    """The body answering a read transaction: one response per key, ``{"Item": shape(item)}``
+    (``{}`` when absent or when ``shape`` returns None), and the transactional read capacity."""
     responses: list[dict[str, Any]] = []
     entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
-    for (table, _), (_, _, projection), stored in zip(keys, staged, found, strict=True):
-        if stored is None:
-            responses.append({})
-            size = 0
-        else:
-            item = stored.item
-            responses.append({"Item": projection.apply(item) if projection is not None else item})
-            size = stored.size
+    for (table, _), shape, stored in zip(keys, shapes, found, strict=True):
+        item = None if stored is None else shape(stored.item)
+        responses.append({} if item is None else {"Item": item})
+        size = 0 if stored is None else stored.size
         entries.append((table.name, capacity.read_units(size, consistent=True, transactional=True), {}, {}))
     out: dict[str, Any] = {"Responses": responses}
     mode = capacity.wants_capacity(req)

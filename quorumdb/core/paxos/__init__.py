@@ -11,7 +11,7 @@ nothing from ``runtime``, ``sim`` or ``api``.
 """
 
 from .config import PaxosConfig
-from .log import LogStorage, MemoryLogStorage, StoredState, persist_ready
+from .log import LogStorage, MemoryLogStorage, StoredState, persist_ready, start_identity
 from .messages import (
     Accept,
     Accepted,
@@ -36,6 +36,7 @@ from .ready import (
     Reply,
     ReplyReason,
     SaveHardState,
+    SaveIdentity,
     SaveSnapshot,
 )
 from .replica import Replica, Role
@@ -48,10 +49,14 @@ from .values import (
     EntryKind,
     GroupId,
     HardState,
+    Identity,
     Membership,
     NodeId,
     RequestId,
     Snapshot,
+    incarnation_id,
+    node_incarnation,
+    node_name,
 )
 
 __all__ = [
@@ -60,6 +65,7 @@ __all__ = [
     "MemoryLogStorage",
     "StoredState",
     "persist_ready",
+    "start_identity",
     "Accept",
     "Accepted",
     "Heartbeat",
@@ -81,6 +87,7 @@ __all__ = [
     "Reply",
     "ReplyReason",
     "SaveHardState",
+    "SaveIdentity",
     "SaveSnapshot",
     "Replica",
     "Role",
@@ -92,8 +99,12 @@ __all__ = [
     "EntryKind",
     "GroupId",
     "HardState",
+    "Identity",
     "Membership",
     "NodeId",
     "RequestId",
     "Snapshot",
+    "incarnation_id",
+    "node_incarnation",
+    "node_name",
 ]

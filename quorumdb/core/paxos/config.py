@@ -19,7 +19,10 @@ class PaxosConfig:
     Lease: a leader's lease lasts ``lease_ms`` from the *send* time of the heartbeats a majority
     acknowledged. A replica that acknowledges refuses other candidates for
     ``lease_ms + max_clock_drift_ms`` of its own clock, where ``max_clock_drift_ms`` bounds how
-    much two replicas' clocks can disagree about the length of one lease interval.
+    much two replicas' clocks can disagree about the length of one lease interval: rate
+    differences plus any time a clock stood still (a suspend the clock does not count). The
+    simulator draws clock rates and clock freezes within that bound
+    (``quorumdb.sim.clock.clock_budget``); the runtime's clock counts suspends.
     """
 
     heartbeat_interval_ms: int = 100
@@ -42,9 +45,6 @@ class PaxosConfig:
     max_queued_proposals: int = 10_000
     # Ready.compact_hint is raised when this many applied entries sit above the snapshot.
     compact_threshold_entries: int = 10_000
-    # TEST ONLY: the leader counts a slot committed as soon as it accepts it itself. Breaks
-    # safety on purpose so the simulator can show that its checkers notice.
-    unsafe_commit_without_majority: bool = False
 
     def __post_init__(self) -> None:
         for name in (

@@ -31,9 +31,10 @@ import enum
 from dataclasses import dataclass
 
 from .messages import Message
-from .values import Entry, HardState, NodeId, RequestId, Snapshot
+from .values import Entry, HardState, Identity, NodeId, RequestId, Snapshot
 
 __all__ = [
+    "SaveIdentity",
     "SaveHardState",
     "PutEntries",
     "SaveSnapshot",
@@ -46,6 +47,13 @@ __all__ = [
     "Reply",
     "Ready",
 ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveIdentity:
+    """Record whose log this storage holds (first Ready over an empty storage only)."""
+
+    identity: Identity
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,7 +75,7 @@ class SaveSnapshot:
     snapshot: Snapshot
 
 
-PersistAction = SaveHardState | PutEntries | SaveSnapshot
+PersistAction = SaveIdentity | SaveHardState | PutEntries | SaveSnapshot
 
 
 class ReplyReason(enum.Enum):

@@ -111,6 +111,7 @@ from .ready import (
     Reply,
     ReplyReason,
     SaveHardState,
+    SaveIdentity,
     SaveSnapshot,
 )
 from .values import (
@@ -122,6 +123,7 @@ from .values import (
     EntryKind,
     GroupId,
     HardState,
+    Identity,
     Membership,
     NodeId,
     RequestId,
@@ -185,9 +187,21 @@ class Replica:
     (every founding replica passes the same voters); a replica joining an existing group passes
     ``None`` and waits to be caught up by the leader.
 
+    Identity: the first Ready over an empty storage records ``(cluster_id, node_id)`` in it, and a
+    storage that records another identity is refused (``ValueError``). ``node_id`` includes the
+    incarnation (``incarnation_id``): a driver whose storage is empty although the node was a
+    member before (wiped disk) must start it under a new incarnation and without
+    ``initial_voters``, so it joins as a new member through a membership change and never votes
+    with promises it forgot. ``start_identity`` makes that choice for both drivers.
+
     Call ``tick(now_ms)`` regularly (every few ms of the driver's clock) and ``step(msg,
     now_ms)`` for every message addressed to this replica; ``now_ms`` must never go backwards.
     After any input, ``ready()`` returns the work to do (possibly empty).
+
+    A few rules the safety argument rests on are small methods of their own (``has_lease``,
+    ``_lease_promise_ms``, ``_config_change_ready``, ``_config_change_base``,
+    ``_config_change_pending``, ``_advance_leader_commit``) so the simulator's mutant catalogue
+    (``quorumdb.sim.mutants``) can break each one in a subclass; production code never does.
     """
 
     def __init__(
@@ -199,6 +213,7 @@ class Replica:
         rng: random.Random,
         *,
         initial_voters: Iterable[NodeId] | None = None,
+        cluster_id: str = "",
     ) -> None:
         if not node_id:
             raise ValueError("node_id must be non-empty")
@@ -208,6 +223,12 @@ class Replica:
         self._rng = rng
 
         stored = storage.load()
+        identity = Identity(cluster_id=cluster_id, node_id=node_id)
+        if stored.identity is not None and stored.identity != identity:
+            # Another cluster's or another incarnation's log: running on it would answer with
+            # promises this replica never made (or forget the ones it did).
+            raise ValueError(f"storage belongs to {stored.identity}, not to {identity}")
+        self._out_identity: Identity | None = identity if stored.identity is None else None
         self._promised: Ballot = stored.hard_state.promised
         self._snapshot: Snapshot | None = stored.snapshot
         self._out_snapshots: list[Snapshot] = []
@@ -367,15 +388,13 @@ class Replica:
         if self._role is not Role.LEADER:
             self._reject(request_id, ReplyReason.NOT_LEADER)
             return
-        if self._commit < self._own_first_index:
+        if not self._config_change_ready():
             self._reject(request_id, ReplyReason.NOT_READY)
             return
-        if any(self._log[i].config is not None for i in range(self._commit + 1,
-                                                               self.last_index + 1)):
+        if self._config_change_pending():
             self._reject(request_id, ReplyReason.CONFIG_PENDING)
             return
-        base = self._committed_config
-        assert base is not None
+        base = self._config_change_base()
         voters = set(base.voters)
         if add is not None and add not in voters:
             voters.add(add)
@@ -410,7 +429,11 @@ class Replica:
         """Collect everything to persist, send, apply and answer since the last call."""
         if self._role is Role.LEADER:
             self._flush_proposals()
-        persist: list[PersistAction] = [SaveSnapshot(snapshot=s) for s in self._out_snapshots]
+        persist: list[PersistAction] = []
+        if self._out_identity is not None:
+            persist.append(SaveIdentity(identity=self._out_identity))
+            self._out_identity = None
+        persist += [SaveSnapshot(snapshot=s) for s in self._out_snapshots]
         floor = self._snap_index
         entries = tuple(self._out_entries[i] for i in sorted(self._out_entries) if i > floor)
         if entries:
@@ -490,7 +513,7 @@ class Replica:
             raise ValueError(f"time went backwards: {now_ms} < {self._now_ms}")
         self._now_ms = now_ms
         if self._lease_until_ms is None:
-            self._lease_until_ms = now_ms + self._cfg.lease_ms + self._cfg.max_clock_drift_ms
+            self._lease_until_ms = now_ms + self._lease_promise_ms()
         if self._election_deadline_ms is None:
             self._reset_election_timer(now_ms)
 
@@ -509,8 +532,13 @@ class Replica:
     def _lease_active(self, now_ms: int) -> bool:
         return self._lease_until_ms is None or now_ms < self._lease_until_ms
 
+    def _lease_promise_ms(self) -> int:
+        """How long (own clock) an acknowledgement binds this replica: longer than the lease by
+        the drift bound, so it outlasts the leader's lease in real time."""
+        return self._cfg.lease_ms + self._cfg.max_clock_drift_ms
+
     def _extend_lease_promise(self, now_ms: int) -> None:
-        until = now_ms + self._cfg.lease_ms + self._cfg.max_clock_drift_ms
+        until = now_ms + self._lease_promise_ms()
         self._lease_until_ms = max(self._lease_until_ms or 0, until)
 
     def _hint(self) -> NodeId | None:
@@ -528,7 +556,10 @@ class Replica:
         return {"group_id": self.group_id, "src": self.node_id, "dst": dst}
 
     def _match_for(self, ballot: Ballot) -> int:
-        """Highest slot up to which this replica holds chosen or ``ballot`` values, gap-free."""
+        """Highest slot up to which this replica holds chosen or ``ballot`` values, gap-free (0
+        for a joining replica that has not learned the membership yet: it must be sent it)."""
+        if self._snapshot is None:
+            return 0
         m = self._commit
         while (e := self._log.get(m + 1)) is not None and e.ballot == ballot:
             m += 1
@@ -716,11 +747,23 @@ class Replica:
         for node in self._progress:
             self._replicate(node, self._now_ms or 0)
 
+    def _config_change_ready(self) -> bool:
+        """A membership change waits until this leader committed an entry of its own ballot."""
+        return self._commit >= self._own_first_index
+
+    def _config_change_base(self) -> Membership:
+        """The membership a new change starts from: the committed one (with no change pending,
+        also the newest in this leader's log)."""
+        assert self._committed_config is not None
+        return self._committed_config
+
+    def _config_change_pending(self) -> bool:
+        """Whether a membership change sits uncommitted in this leader's log."""
+        return any(self._log[i].config is not None
+                   for i in range(self._commit + 1, self.last_index + 1))
+
     def _advance_leader_commit(self) -> None:
         last = self.last_index
-        if self._cfg.unsafe_commit_without_majority:
-            self._set_commit(last)  # TEST ONLY: deliberately unsafe
-            return
         new = self._commit
         governing = self._committed_config
         assert governing is not None
@@ -850,6 +893,8 @@ class Replica:
             if p.match_index < last and now_ms - p.progress_ms >= self._cfg.retransmit_ms:
                 p.next_index = p.match_index + 1
                 p.progress_ms = now_ms
+                if p.match_index == 0:
+                    p.bootstrap_sent = False  # the membership may not have reached it
                 self._replicate(node, now_ms, max_messages=1)
 
     # --- message handlers -------------------------------------------------------------------

@@ -26,12 +26,45 @@ __all__ = [
     "Entry",
     "Snapshot",
     "HardState",
+    "Identity",
+    "incarnation_id",
+    "node_name",
+    "node_incarnation",
 ]
 
 NodeId = str
 GroupId = str
 # A proposal's or read's identity, chosen by the driver; echoed in replies and kept in the log.
 RequestId = int | str
+
+
+_INCARNATION_SEP = "@"
+
+
+def incarnation_id(name: str, incarnation: int) -> NodeId:
+    """The node id of the ``incarnation``-th life of the node called ``name``.
+
+    An incarnation is one life of a node's durable state. A node whose disk was wiped has
+    forgotten its promises and accepted values, so it must never answer as the voter it was: it
+    comes back under a new incarnation, i.e. as a *different* node id, which is not in any
+    membership until a membership change adds it. Incarnation 1 (a founding member's first life)
+    is the bare name, so single-life deployments keep plain ids.
+    """
+    _check_node("name", name)
+    if _INCARNATION_SEP in name:
+        raise ValueError(f"a node name must not contain {_INCARNATION_SEP!r}: {name!r}")
+    _check_index("incarnation", incarnation, 1)
+    return name if incarnation == 1 else f"{name}{_INCARNATION_SEP}{incarnation}"
+
+
+def node_name(node_id: NodeId) -> str:
+    """The node (machine) an id belongs to, whatever its incarnation: what drivers route by."""
+    return node_id.split(_INCARNATION_SEP, 1)[0]
+
+
+def node_incarnation(node_id: NodeId) -> int:
+    _, sep, inc = node_id.partition(_INCARNATION_SEP)
+    return int(inc) if sep else 1
 
 
 def _check_node(name: str, value: object) -> None:
@@ -284,6 +317,31 @@ class HardState:
     def from_wire(cls, raw: Any) -> HardState:
         promised, commit = _unpack(raw, 2, "HardState")
         return cls(promised=Ballot.from_wire(promised), commit_index=commit)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """Whose log a storage holds: the cluster and the node id (incarnation included).
+
+    Written once, by the first Ready of a replica over an empty storage, and checked on every
+    restart: a storage is never reused by another cluster or another incarnation.
+    """
+
+    cluster_id: str
+    node_id: NodeId
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cluster_id, str):
+            raise ValueError("cluster_id must be a str")
+        _check_node("node_id", self.node_id)
+
+    def to_wire(self) -> list[Any]:
+        return [self.cluster_id, self.node_id]
+
+    @classmethod
+    def from_wire(cls, raw: Any) -> Identity:
+        cluster_id, node_id = _unpack(raw, 2, "Identity")
+        return cls(cluster_id=cluster_id, node_id=node_id)
 
 
 def _unpack(raw: Any, n: int, what: str) -> list[Any]:

@@ -1,13 +1,15 @@
 """Log safety of a replicated log: what was committed stays committed, identically, everywhere.
 
-Two properties are checked from observations a driver reports as the run goes:
+Three properties are checked from observations a driver reports as the run goes:
 
 * agreement — never two different entries committed (chosen, applied) at one index, by any
   node, at any time, across crashes, restarts and snapshot installs;
 * durability — an entry once committed is never lost: every later look at a node's durable log
   finds either that same entry at its index or a snapshot that covers the index, and a snapshot
   installed at index i carries the state digest the committed prefix up to i produces (when the
-  driver can compute it).
+  driver can compute it);
+* ballot uniqueness — a ballot wins phase 1 at most once: a proposer that wins the same ballot
+  again has forgotten its promise (and what it proposed under that ballot).
 
 Entries are compared by digest (any hashable: bytes, a tuple of the command), so the checker
 stays independent of the core's message types. It never drives a cluster; it only judges.
@@ -23,7 +25,7 @@ __all__ = ["LogViolation", "LogSafetyChecker"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogViolation:
-    kind: str  # "conflict" | "lost" | "snapshot" | "gap"
+    kind: str  # "conflict" | "lost" | "snapshot" | "gap" | "ballot"
     index: int
     node: str
     detail: str
@@ -38,6 +40,7 @@ class LogSafetyChecker:
     first_seen: dict[int, str] = field(default_factory=dict)
     violations: list[LogViolation] = field(default_factory=list)
     applied_upto: dict[str, int] = field(default_factory=dict)
+    ballots: dict[Hashable, str] = field(default_factory=dict)
     max_violations: int = 100
 
     @property
@@ -107,6 +110,14 @@ class LogSafetyChecker:
         if expected is not None and state_digest != expected:
             self._flag("snapshot", index, node, f"snapshot digest {state_digest!r} != expected {expected!r}")
         self.reset_apply(node, index)
+
+    def observe_leader(self, node: str, ballot: Hashable) -> None:
+        """``node`` won phase 1 with ``ballot``."""
+        if ballot in self.ballots:
+            self._flag("ballot", 0, node,
+                       f"ballot {ballot!r} won a second time (first by {self.ballots[ballot]})")
+        else:
+            self.ballots[ballot] = node
 
     def check_prefix_known(self, upto: int) -> None:
         """Every index up to ``upto`` should be known committed (no hole in the chosen log)."""
