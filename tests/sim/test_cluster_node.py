@@ -7,6 +7,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ FAST = PaxosConfig(heartbeat_interval_ms=20, lease_ms=200, max_clock_drift_ms=20
                    election_timeout_max_ms=600, retransmit_ms=60, max_batch_commands=1)
 
 
-async def until(pred: Callable[[], bool], timeout_s: float = 20.0) -> None:
+async def until(pred: Callable[[], bool], timeout_s: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
     while not pred():
@@ -40,6 +41,23 @@ def _config(tmp: Path, i: int, port: int, seed: int | None) -> ClusterConfig:
 
 def run(body: Callable[[Path, list[int]], Awaitable[None]], tmp: Path, n_ports: int = 4) -> None:
     asyncio.run(body(tmp, _free_ports(n_ports)))
+
+
+async def put(nodes: list[ClusterNode], group: str, key: str, value: Any) -> None:
+    """A put through whichever node leads ``group`` now (retried while leadership moves; a put
+    of the same value is idempotent, so an unknown outcome may be retried too)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    while True:
+        leader = next((nd for nd in nodes if nd.groups[group].replica.leader_ready), None)
+        try:
+            if leader is not None:
+                await leader.propose(group, pack({"op": "put", "key": key, "value": value}))
+                return
+        except GroupError:
+            if loop.time() > end:
+                raise
+        await asyncio.sleep(0.05)
 
 
 def voters(node: ClusterNode) -> list[str]:
@@ -154,11 +172,10 @@ def test_a_restarted_node_replays_its_groups_and_rejoins_with_a_new_incarnation(
             assert (await nodes[0].meta_propose(cmd_create_table(table_def("t").to_record(), 1)))["ok"]
             g = nodes[0].metadata.partitions("t")[0].group_id
             await until(lambda: all(g in nd.groups and nd.groups[g].replica.leader_id for nd in nodes))
-            leader_id = nodes[0].groups[g].replica.leader_id
-            leader = next(nd for nd in nodes if nd.node_id == leader_id)
             for i in range(5):
-                await leader.propose(g, pack({"op": "put", "key": f"k{i}", "value": i}))
-            victim = next(nd for nd in nodes if nd is not leader)
+                await put(nodes, g, f"k{i}", i)
+            leader_id = nodes[0].groups[g].replica.leader_id
+            victim = next(nd for nd in nodes if nd.node_id != leader_id)
             idx = nodes.index(victim)
             assert victim.incarnation == 1
             await victim.close()
