@@ -1,6 +1,9 @@
-"""The ``quorumdb`` command line: ``quorumdb serve`` starts a single-node server.
+"""The ``quorumdb`` command line: ``quorumdb serve`` starts a single-node server, or with
+``--node-id`` a cluster node; ``quorumdb cluster up`` / ``status`` run and inspect a local
+cluster.
 
-It only parses options and hands them to ``quorumdb.api.server.run``; it never opens storage
+It only parses options and hands them to ``quorumdb.api.server.run``,
+``quorumdb.cluster.serve.run_node`` or ``quorumdb.cluster.launcher``; it never opens storage
 or sockets itself.
 """
 
@@ -11,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -74,6 +77,17 @@ def main() -> None:
     "while it works) [default: 0, or $QUORUMDB_TABLE_STATUS_DELAY_MS].",
 )
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Internal: a worker of --workers.")
+@click.option("--node-id", default=None, help="Run as this node of a cluster (with --peer-port).")
+@click.option(
+    "--peer-port", default=None, type=click.IntRange(0, 65535), help="Cluster: port for inter-node traffic."
+)
+@click.option("--join", "join", default="", metavar="HOST:P,...", help="Cluster: peer addresses of running nodes.")
+@click.option(
+    "--cluster-secret-file",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Cluster: file holding the secret shared by all nodes (authenticates inter-node traffic).",
+)
 def serve(
     host: str,
     port: int,
@@ -85,8 +99,16 @@ def serve(
     auth: bool,
     credentials_file: str | None,
     reuse_port: bool,
+    node_id: str | None,
+    peer_port: int | None,
+    join: str,
+    cluster_secret_file: str | None,
 ) -> None:
     """Serve the DynamoDB API on HTTP until SIGINT/SIGTERM."""
+    if node_id is not None or peer_port is not None or join or cluster_secret_file:
+        _serve_cluster_node(host, port, data_dir, in_memory, log_level, workers, node_id, peer_port, join,
+                            cluster_secret_file)
+        return
     from quorumdb.api import early_stop
 
     early_stop.install()  # (again) for the ``quorumdb`` script, which skips ``__main__``
@@ -120,6 +142,132 @@ def serve(
     sys.exit(code)
 
 
+def _addresses(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        host, sep, port = part.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise click.BadParameter(f"{part!r} is not HOST:PORT", param_hint="--join")
+        out.append((host.strip("[]"), int(port)))
+    return tuple(out)
+
+
+def _serve_cluster_node(
+    host: str,
+    port: int,
+    data_dir: str,
+    in_memory: bool,
+    log_level: str,
+    workers: int | None,
+    node_id: str | None,
+    peer_port: int | None,
+    join: str,
+    secret_file: str | None,
+) -> None:
+    if node_id is None or peer_port is None:
+        raise click.UsageError("a cluster node needs both --node-id and --peer-port")
+    if in_memory or (workers or 1) > 1:
+        raise click.UsageError("a cluster node runs as one process with a data directory "
+                               "(no --in-memory, no --workers)")
+    secret = b""
+    if secret_file is not None:
+        with open(secret_file, "rb") as f:
+            secret = f.read().strip()
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format=f"%(asctime)s {node_id} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from quorumdb.cluster.node import ClusterConfig
+    from quorumdb.cluster.serve import free_port, run_node
+
+    api_port = port or free_port(host)
+    config = ClusterConfig(
+        node_id=node_id, peer_address=(host, peer_port), api_address=(host, api_port),
+        data_dir=os.path.abspath(data_dir), join=_addresses(join), secret=secret,
+    )
+    try:
+        code = run_node(config, host)
+    except (OSError, ValueError) as exc:  # a port is taken, the data dir belongs to another node
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
+
+
+@main.group()
+def cluster() -> None:
+    """Run and inspect a QuorumDB cluster."""
+
+
+@cluster.command("up")
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 64), help="How many nodes.")
+@click.option("--data-dir", default="./cluster", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--base-port",
+    default=None,
+    type=click.IntRange(1, 65000),
+    help="API ports BASE.., peer ports BASE+100.. [default: free ports]",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--log-level", default="warning", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False)
+)
+def cluster_up(nodes: int, data_dir: str, base_port: int | None, host: str, log_level: str) -> None:
+    """Start a local cluster in the foreground (Ctrl-C stops every node)."""
+    from quorumdb.cluster.launcher import up
+
+    try:
+        code = up(nodes, data_dir, host=host, base_port=base_port, log_level=log_level.lower(),
+                  echo=lambda s: click.echo(s))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
+
+
+@cluster.command("status")
+@click.option("--endpoint", default="http://127.0.0.1:8000", show_default=True, help="Any node's HTTP endpoint.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw status JSON.")
+def cluster_status(endpoint: str, as_json: bool) -> None:
+    """Print the cluster's nodes and partitions."""
+    import json
+
+    from quorumdb.cluster.launcher import fetch_status
+
+    try:
+        status = fetch_status(endpoint)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read the cluster status from {endpoint}: {exc}") from exc
+    if as_json:
+        click.echo(json.dumps(status, indent=1))
+        return
+    _print_status(status)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=160)  # piped or captured: do not cut addresses at 80 columns
+    meta = status.get("meta", {})
+    console.print(f"[bold]Cluster[/bold] (as seen by {status.get('node')}): metadata epoch {status.get('epoch')}, "
+                  f"meta leader {meta.get('leader') or '[red]none[/red]'}, voters {', '.join(meta.get('voters', []))}")
+    nodes = Table(title="Nodes")
+    for col in ("node", "up", "state", "peer", "api", "meta", "partitions", "leaders"):
+        nodes.add_column(col)
+    for n in status.get("nodes", []):
+        nodes.add_row(n["node"], "[green]up[/green]" if n["up"] else "[red]down[/red]", n["state"],
+                      ":".join(map(str, n["peer"])), ":".join(map(str, n["api"])), n["meta"],
+                      str(n["partitions"]), str(n["leaders"]))
+    console.print(nodes)
+    parts = Table(title="Partitions")
+    for col in ("table", "group", "hash range", "replicas", "leader", "commit", "lag"):
+        parts.add_column(col)
+    for p in status.get("partitions", []):
+        lag = ", ".join(f"{r}:{v}" for r, v in p["lag"].items() if v) or "0"
+        parts.add_row(p["table"], p["group"], f"{p['hash_lo']:016x}-{p['hash_last']:016x}", ", ".join(p["replicas"]),
+                      p["leader"] or "[red]none[/red]", str(p["commit"]), lag)
+    console.print(parts if status.get("partitions") else "No partitions (no tables yet).")
 def _verifier(auth: bool, credentials_file: str | None) -> Verifier | None:
     """The signature checker of ``--auth`` (None without it); bad or no keys are a usage error."""
     if not auth:

@@ -15,7 +15,9 @@ inflated first (at most 16 MB of it; a broken stream is a SerializationException
 response carries ``x-amzn-RequestId`` (52 upper-case letters and digits, as DynamoDB's),
 ``x-amz-crc32`` (of the body bytes as sent) and ``Date``; a body of 4 KB or more is gzipped
 for a client that sends ``Accept-Encoding: gzip``. ``GET /`` is DynamoDB's health check; other
-paths and methods get 404 ``<UnknownOperationException/>``, as does a POST with a body whose
+paths and methods get 404 ``<UnknownOperationException/>`` (except a ``GET`` of a path in
+``Server.routes``, e.g. a cluster node's ``/cluster/status``, answered by that route's
+coroutine in turn like any other request), as does a POST with a body whose
 Content-Type is neither ``application/x-amz-json-1.0`` nor ``application/json`` (DynamoDB's
 answers).
 
@@ -117,13 +119,16 @@ _DEFLATE = 2
 _UNSUPPORTED_ENCODING = 3
 
 # Request kinds queued on a connection.
-_DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT = range(5)
+_DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT, _ROUTE = range(6)
+
+# A GET route: a coroutine answering (status, JSON body).
+Route = Callable[[], Coroutine[Any, Any, tuple[int, bytes]]]
 
 
 class _Request:
     __slots__ = (
         "kind", "target", "body", "keep_alive", "json_ct", "origin", "cors", "status", "reply", "head_only",
-        "gzip_ok", "signed",
+        "gzip_ok", "signed", "route",
     )
 
     def __init__(self, kind: int, keep_alive: bool) -> None:
@@ -137,6 +142,7 @@ class _Request:
         self.status = 200
         self.reply = b""
         self.head_only = False
+        self.route: Route | None = None
         self.gzip_ok = False
         self.signed: SignedRequest | None = None
 
@@ -383,6 +389,10 @@ class HttpProtocol(asyncio.Protocol):
                 req.reply = error_body(refusal)
             req.json_ct = self.json_ct
             req.gzip_ok = self.gzip_ok
+        elif method == b"GET" and self.server.routes and self.url.split(b"?", 1)[0] in self.server.routes:
+            req = _Request(_ROUTE, keep_alive)
+            req.route = self.server.routes[self.url.split(b"?", 1)[0]]
+            req.json_ct = True
         elif (method == b"GET" or method == b"HEAD") and self.url.split(b"?", 1)[0] == b"/":
             req = _Request(_HEALTH, keep_alive)
             req.head_only = method == b"HEAD"
@@ -460,9 +470,12 @@ class HttpProtocol(asyncio.Protocol):
         queue = self.queue
         while queue and not self.busy and not self.closed:
             req = queue.popleft()
-            if req.kind == _DISPATCH:
+            if req.kind == _DISPATCH or req.kind == _ROUTE:
                 rid = f"{self.rid_prefix}{next(self.rid_counter):012X}"
-                coro = self.dispatcher.handle(req.target, req.body, rid, req.signed)
+                if req.route is not None:
+                    coro = req.route()
+                else:
+                    coro = self.dispatcher.handle(req.target, req.body, rid, req.signed)
                 try:
                     waiting = coro.send(None)
                 except StopIteration as done:
@@ -762,6 +775,7 @@ class Server:
         self._drained: asyncio.Event | None = None
         self.host = ""
         self.port = 0
+        self.routes: dict[bytes, Route] = {}  # GET path -> handler (none on a single node)
 
     def _renew_date(self) -> None:
         now = time.time()

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["FrameError", "FrameDecoder", "encode_frame", "FRAME_SIZE_BYTES_MAX"]
+__all__ = ["FrameError", "FrameDecoder", "encode_frame", "decode_body", "FRAME_SIZE_BYTES_MAX"]
 
 FRAME_SIZE_BYTES_MAX = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
@@ -55,17 +55,21 @@ class FrameDecoder:
             end = pos + _HEADER.size + size
             if end > len(buf):
                 break
-            body = bytes(buf[pos + _HEADER.size : end])
-            try:
-                out.append(msgpack.unpackb(body, raw=False, strict_map_key=False, ext_hook=_refuse_ext))
-            except FrameError:
-                raise
-            except Exception as exc:  # msgpack raises several unrelated types
-                raise FrameError(f"undecodable frame: {exc}") from exc
+            out.append(decode_body(bytes(buf[pos + _HEADER.size : end])))
             pos = end
         if pos:
             del buf[:pos]
         return out
+
+
+def decode_body(body: bytes) -> Any:
+    """One msgpack body (no extension types); FrameError if it is not one."""
+    try:
+        return msgpack.unpackb(body, raw=False, strict_map_key=False, ext_hook=_refuse_ext)
+    except FrameError:
+        raise
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise FrameError(f"undecodable frame: {exc}") from exc
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:

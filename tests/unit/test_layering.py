@@ -33,6 +33,12 @@ class Rule:
     exempt: tuple[str, ...] = ()
 
 
+CLUSTER_CORES = (
+    "quorumdb/cluster/placement.py",
+    "quorumdb/cluster/metadata.py",
+    "quorumdb/cluster/statemachine.py",
+)
+
 RULES: tuple[Rule, ...] = (
     Rule(
         name="core imports no driver, shell, data plane or storage",
@@ -94,11 +100,38 @@ RULES: tuple[Rule, ...] = (
         forbidden=("quorumdb.sim", "quorumdb.api"),
     ),
     Rule(
+        name="cluster cores (placement, metadata, state machines) are pure",
+        applies_to=CLUSTER_CORES,
+        forbidden=(
+            "quorumdb.runtime",
+            "quorumdb.sim",
+            "quorumdb.api",
+            "quorumdb.db",
+            "quorumdb.storage",
+            "quorumdb.cluster.node",
+            "quorumdb.cluster.rpc",
+            "quorumdb.cluster.serve",
+            "quorumdb.cluster.launcher",
+            "asyncio",
+            "time",
+            "socket",
+            "selectors",
+            "threading",
+            "datetime",
+            "secrets",
+        ),
+    ),
+    Rule(
+        name="the cluster runtime drives cores, never the simulator",
+        applies_to=("quorumdb/cluster",),
+        forbidden=("quorumdb.sim",),
+    ),
+    Rule(
         name="nothing below the HTTP shell imports it",
         applies_to=("quorumdb",),
         forbidden=("quorumdb.api",),
-        # The shell itself and the entry points above it.
-        exempt=("quorumdb/api", "quorumdb/cli.py", "quorumdb/__main__.py"),
+        # The shell itself and the entry points above it (a cluster node process serves HTTP).
+        exempt=("quorumdb/api", "quorumdb/cli.py", "quorumdb/__main__.py", "quorumdb/cluster/serve.py"),
     ),
 )
 
@@ -304,7 +337,9 @@ def test_random_misuse_detector() -> None:
     ]
 
 
-@pytest.mark.parametrize("rel", [rel for rel in SOURCES if rel.startswith("quorumdb/core/")])
+@pytest.mark.parametrize(
+    "rel", [rel for rel in SOURCES if rel.startswith("quorumdb/core/") or rel in CLUSTER_CORES]
+)
 def test_core_randomness_is_injected(rel: str) -> None:
     bad = _random_misuse(SOURCES[rel])
     assert not bad, "\n".join(f"{rel}:{line}: {what}" for line, what in bad)

@@ -1,0 +1,401 @@
+"""The cluster metadata: membership, table catalog and partition map, as a pure state machine.
+
+Every replica of the system Multi-Paxos group ``meta`` applies the same committed commands in
+the same order to a ``Metadata`` and so holds the same state. Commands are plain msgpack-able
+dicts (``{"op": ..., ...}``, built with the ``cmd_*`` helpers); ``apply`` returns a result
+dict (``{"ok": True, ...}`` or ``{"ok": False, "error": ...}``) for the proposer and never
+raises on a bad command: a refused command changes nothing. Every change bumps ``epoch``; a
+partition carries the epoch of its last change, so a router can tell a stale map.
+
+Routers query it: ``partition_for(table, hash)``, ``partitions(table)`` (hash order),
+``groups_of(node)``, ``epoch``. ``snapshot()`` / ``restore()`` serialize the whole state.
+
+This module must never do I/O, read a clock or draw randomness: ``apply`` is deterministic.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import msgpack
+
+from quorumdb.cluster.placement import (
+    HASH_SPACE,
+    TOKENS_DEFAULT,
+    Tokens,
+    preference_list,
+    rebalance,
+    ring_position,
+    table_salt,
+)
+
+__all__ = [
+    "META_GROUP",
+    "REPLICATION_DEFAULT",
+    "NodeInfo",
+    "PartitionInfo",
+    "Metadata",
+    "cmd_join",
+    "cmd_leave",
+    "cmd_create_table",
+    "cmd_update_table",
+    "cmd_delete_table",
+    "cmd_set_replicas",
+    "meta_voter_target",
+    "next_voter_change",
+]
+
+META_GROUP = "meta"
+REPLICATION_DEFAULT = 3
+ACTIVE = "active"
+LEFT = "left"
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeInfo:
+    node_id: str
+    incarnation: int
+    peer_address: Address
+    api_address: Address
+    state: str = ACTIVE  # active | left
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"node": self.node_id, "incarnation": self.incarnation, "peer": list(self.peer_address),
+                "api": list(self.api_address), "state": self.state}
+
+    @staticmethod
+    def from_wire(raw: dict[str, Any]) -> NodeInfo:
+        return NodeInfo(node_id=raw["node"], incarnation=raw["incarnation"], peer_address=_addr(raw["peer"]),
+                        api_address=_addr(raw["api"]), state=raw["state"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartitionInfo:
+    """One partition: the hashes [hash_lo, hash_hi) of ``table``, replicated by group ``group_id``."""
+
+    table: str
+    group_id: str
+    hash_lo: int
+    hash_hi: int
+    replicas: tuple[str, ...]
+    epoch: int
+    # The replicas the group was created with: they bootstrap it with themselves as voters; a
+    # replica added later starts empty and is caught up by the group.
+    founders: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        assert 0 <= self.hash_lo < self.hash_hi <= HASH_SPACE, (self.hash_lo, self.hash_hi)
+        assert self.replicas and len(set(self.replicas)) == len(self.replicas)
+
+    def to_wire(self) -> dict[str, Any]:
+        # "last" (inclusive) because 2**64 does not fit a msgpack integer.
+        return {"table": self.table, "group": self.group_id, "lo": self.hash_lo, "last": self.hash_hi - 1,
+                "replicas": list(self.replicas), "epoch": self.epoch,
+                "founders": list(self.founders)}
+
+    @staticmethod
+    def from_wire(raw: dict[str, Any]) -> PartitionInfo:
+        return PartitionInfo(table=raw["table"], group_id=raw["group"], hash_lo=raw["lo"], hash_hi=raw["last"] + 1,
+                             replicas=tuple(raw["replicas"]), epoch=raw["epoch"],
+                             founders=tuple(raw["founders"]))
+
+
+def _addr(raw: Any) -> Address:
+    if not isinstance(raw, list | tuple) or len(raw) != 2 or not isinstance(raw[0], str) or not isinstance(raw[1], int):
+        raise ValueError(f"bad address {raw!r}")
+    return raw[0], raw[1]
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_join(node_id: str, incarnation: int, peer: Address, api: Address) -> dict[str, Any]:
+    return {"op": "join", "node": node_id, "incarnation": incarnation, "peer": list(peer), "api": list(api)}
+
+
+def cmd_leave(node_id: str) -> dict[str, Any]:
+    return {"op": "leave", "node": node_id}
+
+
+def cmd_create_table(table_record: dict[str, Any], partitions: int, replication: int = REPLICATION_DEFAULT) -> dict[str, Any]:
+    """Create a table (``TableDef.to_record()``) cut into ``partitions`` equal hash ranges. The
+    metadata assigns ``table_id`` (the record's is ignored)."""
+    return {"op": "create_table", "table": table_record, "partitions": partitions, "replication": replication}
+
+
+def cmd_update_table(table_record: dict[str, Any]) -> dict[str, Any]:
+    return {"op": "update_table", "table": table_record}
+
+
+def cmd_delete_table(name: str) -> dict[str, Any]:
+    return {"op": "delete_table", "name": name}
+
+
+def cmd_set_replicas(group_id: str, replicas: Sequence[str]) -> dict[str, Any]:
+    return {"op": "set_replicas", "group": group_id, "replicas": list(replicas)}
+
+
+def _refuse(error: str) -> dict[str, Any]:
+    return {"ok": False, "error": error}
+
+
+# -- the state machine ---------------------------------------------------------------------------
+
+
+class Metadata:
+    """The metadata state; mutate only through ``apply`` (or ``restore``)."""
+
+    def __init__(self, *, token_count: int = TOKENS_DEFAULT) -> None:
+        self.epoch = 0
+        self.applied_index = 0
+        self.token_count = token_count
+        self.nodes: dict[str, NodeInfo] = {}  # in join order
+        self.tokens: Tokens = ()
+        self.tables: dict[str, dict[str, Any]] = {}  # name -> TableDef record
+        self._parts: dict[str, list[PartitionInfo]] = {}  # table -> partitions in hash order
+        self._los: dict[str, list[int]] = {}
+        self.next_table_id = 1
+        self.next_group = 1
+
+    # -- apply -------------------------------------------------------------------------------
+
+    def apply(self, index: int, command: Any) -> dict[str, Any]:
+        """Apply the committed command at log ``index``; deterministic, never raises."""
+        assert index >= self.applied_index, (index, self.applied_index)
+        self.applied_index = index
+        if not isinstance(command, dict) or command.get("op") not in _OPS:
+            return _refuse("invalid: unknown command")
+        try:
+            return _OPS[command["op"]](self, command)
+        except (KeyError, TypeError, ValueError) as exc:
+            return _refuse(f"invalid: {exc!r}")
+
+    def _bump(self) -> int:
+        self.epoch += 1
+        return self.epoch
+
+    def _join(self, c: dict[str, Any]) -> dict[str, Any]:
+        node = NodeInfo(node_id=_str(c["node"]), incarnation=_int(c["incarnation"]), peer_address=_addr(c["peer"]),
+                        api_address=_addr(c["api"]))
+        old = self.nodes.get(node.node_id)
+        if old == node:
+            return {"ok": True, "epoch": self.epoch}
+        if old is not None and node.incarnation < old.incarnation:
+            return _refuse(f"stale incarnation {node.incarnation} < {old.incarnation}")
+        self.nodes[node.node_id] = node
+        if old is None or old.state != ACTIVE:
+            self._retoken()
+        return {"ok": True, "epoch": self._bump()}
+
+    def _leave(self, c: dict[str, Any]) -> dict[str, Any]:
+        old = self.nodes.get(_str(c["node"]))
+        if old is None:
+            return _refuse("unknown node")
+        if old.state == LEFT:
+            return {"ok": True, "epoch": self.epoch}
+        if len(self.active_nodes()) == 1:
+            return _refuse("the last node cannot leave")
+        self.nodes[old.node_id] = replace(old, state=LEFT)
+        self._retoken()
+        return {"ok": True, "epoch": self._bump()}
+
+    def _retoken(self) -> None:
+        self.tokens = rebalance(self.tokens, self.active_nodes(), self.token_count)
+
+    def _create_table(self, c: dict[str, Any]) -> dict[str, Any]:
+        rec = dict(c["table"])
+        name = _str(rec["name"])
+        count = _int(c["partitions"])
+        n = _int(c.get("replication", REPLICATION_DEFAULT))
+        if name in self.tables:
+            return _refuse("table exists")
+        if not 1 <= count <= 1 << 16 or n < 1:
+            return _refuse("invalid: partitions or replication out of range")
+        if not self.tokens:
+            return _refuse("no nodes")
+        epoch = self._bump()
+        rec["table_id"] = self.next_table_id
+        self.next_table_id += 1
+        self.tables[name] = rec
+        salt = table_salt(name)
+        parts = []
+        for i in range(count):
+            lo, hi = i * HASH_SPACE // count, (i + 1) * HASH_SPACE // count
+            replicas = preference_list(self.tokens, ring_position(salt, lo), n)
+            parts.append(PartitionInfo(table=name, group_id=f"g{self.next_group}", hash_lo=lo, hash_hi=hi,
+                                       replicas=replicas, epoch=epoch, founders=replicas))
+            self.next_group += 1
+        self._set_parts(name, parts)
+        return {"ok": True, "epoch": epoch, "table": rec}
+
+    def _update_table(self, c: dict[str, Any]) -> dict[str, Any]:
+        rec = dict(c["table"])
+        old = self.tables.get(_str(rec["name"]))
+        if old is None:
+            return _refuse("no such table")
+        rec["table_id"] = old["table_id"]
+        self.tables[rec["name"]] = rec
+        return {"ok": True, "epoch": self._bump(), "table": rec}
+
+    def _delete_table(self, c: dict[str, Any]) -> dict[str, Any]:
+        name = _str(c["name"])
+        rec = self.tables.pop(name, None)
+        if rec is None:
+            return _refuse("no such table")
+        self._parts.pop(name, None)
+        self._los.pop(name, None)
+        return {"ok": True, "epoch": self._bump(), "table": rec}
+
+    def _set_replicas(self, c: dict[str, Any]) -> dict[str, Any]:
+        replicas = tuple(_str(r) for r in c["replicas"])
+        if not replicas or len(set(replicas)) != len(replicas):
+            return _refuse("invalid: replicas must be distinct and non-empty")
+        if any(self.nodes.get(r) is None for r in replicas):
+            return _refuse("unknown node")
+        found = self.partition(_str(c["group"]))
+        if found is None:
+            return _refuse("no such group")
+        epoch = self._bump()
+        parts = self._parts[found.table]
+        i = parts.index(found)
+        parts[i] = replace(found, replicas=replicas, epoch=epoch)
+        return {"ok": True, "epoch": epoch}
+
+    def _set_parts(self, table: str, parts: list[PartitionInfo]) -> None:
+        parts.sort(key=lambda p: p.hash_lo)
+        assert parts[0].hash_lo == 0 and parts[-1].hash_hi == HASH_SPACE
+        assert all(a.hash_hi == b.hash_lo for a, b in zip(parts, parts[1:], strict=False))
+        self._parts[table] = parts
+        self._los[table] = [p.hash_lo for p in parts]
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def left_nodes(self) -> list[str]:
+        return [n for n, info in self.nodes.items() if info.state == LEFT]
+
+    def active_nodes(self) -> list[str]:
+        """Active node ids in join order."""
+        return [n for n, info in self.nodes.items() if info.state == ACTIVE]
+
+    def table_record(self, name: str) -> dict[str, Any] | None:
+        return self.tables.get(name)
+
+    def table_names(self) -> list[str]:
+        return sorted(self.tables)
+
+    def partitions(self, table: str, hash_lo: int = 0, hash_hi: int = HASH_SPACE) -> list[PartitionInfo]:
+        """The partitions of ``table`` overlapping [hash_lo, hash_hi), in hash order."""
+        parts = self._parts.get(table, [])
+        return [p for p in parts if p.hash_lo < hash_hi and hash_lo < p.hash_hi]
+
+    def partition_for(self, table: str, hash_value: int) -> PartitionInfo | None:
+        """The partition of ``table`` holding partition-key hash ``hash_value`` (None: no table)."""
+        los = self._los.get(table)
+        if not los:
+            return None
+        return self._parts[table][bisect.bisect_right(los, hash_value) - 1]
+
+    def partition(self, group_id: str) -> PartitionInfo | None:
+        for parts in self._parts.values():
+            for p in parts:
+                if p.group_id == group_id:
+                    return p
+        return None
+
+    def all_partitions(self) -> list[PartitionInfo]:
+        return [p for t in sorted(self._parts) for p in self._parts[t]]
+
+    def groups_of(self, node_id: str) -> list[PartitionInfo]:
+        """The partitions ``node_id`` holds a replica of."""
+        return [p for p in self.all_partitions() if node_id in p.replicas]
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "applied": self.applied_index, "q": self.token_count,
+            "nodes": [n.to_wire() for n in self.nodes.values()], "tokens": list(self.tokens),
+            "tables": self.tables, "parts": [p.to_wire() for p in self.all_partitions()],
+            "next_table_id": self.next_table_id, "next_group": self.next_group,
+        }
+
+    @staticmethod
+    def from_wire(raw: dict[str, Any]) -> Metadata:
+        m = Metadata(token_count=raw["q"])
+        m.epoch = raw["epoch"]
+        m.applied_index = raw["applied"]
+        for n in raw["nodes"]:
+            info = NodeInfo.from_wire(n)
+            m.nodes[info.node_id] = info
+        m.tokens = tuple(raw["tokens"])
+        m.tables = dict(raw["tables"])
+        by_table: dict[str, list[PartitionInfo]] = {}
+        for p in raw["parts"]:
+            info_p = PartitionInfo.from_wire(p)
+            by_table.setdefault(info_p.table, []).append(info_p)
+        for table, parts in by_table.items():
+            m._set_parts(table, parts)
+        m.next_table_id = raw["next_table_id"]
+        m.next_group = raw["next_group"]
+        return m
+
+    def snapshot(self) -> bytes:
+        return msgpack.packb(self.to_wire(), use_bin_type=True)
+
+    @staticmethod
+    def restore(data: bytes) -> Metadata:
+        return Metadata.from_wire(msgpack.unpackb(data, raw=False, strict_map_key=False))
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"expected a non-empty string, got {v!r}")
+    return v
+
+
+def _int(v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ValueError(f"expected an int, got {v!r}")
+    return v
+
+
+_OPS = {
+    "join": Metadata._join,
+    "leave": Metadata._leave,
+    "create_table": Metadata._create_table,
+    "update_table": Metadata._update_table,
+    "delete_table": Metadata._delete_table,
+    "set_replicas": Metadata._set_replicas,
+}
+
+
+# -- the meta group's own voters -----------------------------------------------------------------
+
+
+def meta_voter_target(active: Sequence[str], current: Sequence[str], left: Collection[str] = ()) -> tuple[str, ...]:
+    """The voters the meta group should have: 3 (5 once there are 5+ nodes), keeping current
+    voters unless they ``left`` (a founding voter that has not registered yet is kept), then
+    the earliest joined nodes."""
+    keep = [n for n in current if n not in left]
+    nodes = keep + [n for n in active if n not in keep]
+    size = 5 if len(nodes) >= 5 else min(3, len(nodes))
+    keep.sort(key=lambda n: (n in active, active.index(n) if n in active else 0))
+    pick = keep[:size] + [n for n in active if n not in keep][: max(0, size - len(keep))]
+    return tuple(sorted(pick))
+
+
+def next_voter_change(current: Sequence[str], target: Sequence[str]) -> tuple[str, str] | None:
+    """The next one-voter step from ``current`` towards ``target``: ("add", n), ("remove", n)
+    or None. Adds come first, so a replacement never shrinks the group below its size."""
+    for n in sorted(target):
+        if n not in current:
+            return "add", n
+    for n in sorted(current):
+        if n not in target:
+            return "remove", n
+    return None

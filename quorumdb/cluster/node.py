@@ -1,0 +1,678 @@
+"""A cluster node: many Multi-Paxos groups in one process, over one transport and one LMDB.
+
+The node hosts a replica of the system group ``meta`` (a voter on 3 nodes, 5 once the cluster
+has 5+; elsewhere an idle replica that holds nothing) and one replica of every partition group
+the committed metadata places on it. All groups share:
+
+- one ``Transport`` (one authenticated outbound TCP connection per peer; every frame is MACed)
+  carrying ``["p", paxos message]`` (the message names its group) and the RPC frames of
+  ``Rpc`` (``["q", ...]`` / ``["r", ...]``);
+- one LMDB environment for every group's log (``LMDBLogEnv``, keys prefixed by group id);
+- one ticker (``tick_ms``) and the Ready loop of ``runtime.node``: persist -> send -> apply
+  (to the group's ``StateMachine``) -> reply, group by group.
+
+A manager task (every ``manage_ms``) keeps the node in line with the metadata it sees: it
+registers the node (a ``join`` command with a fresh incarnation per process start), dials the
+nodes of the membership, creates the partition groups the map gives it (the founding replicas
+bootstrap the group with the founders as voters; a replica added later joins empty and is
+caught up by snapshot) and stops (and deletes) those it no longer holds. On the meta leader it
+grows or shrinks the meta group towards ``meta_voter_target`` one voter at a time. A node that
+is not a meta voter refreshes its copy of the metadata from the meta group at a constant rate
+(``meta_refresh_ms``), whether or not anything changed (DynamoDB's MemDS lesson).
+
+This module holds no consensus logic; it moves bytes and time in and out of the cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from quorumdb.cluster.dataplane import NotLeaderError, OutcomeUnknownError
+from quorumdb.cluster.metadata import (
+    META_GROUP,
+    Metadata,
+    PartitionInfo,
+    cmd_join,
+    meta_voter_target,
+    next_voter_change,
+)
+from quorumdb.cluster.placement import HASH_SPACE
+from quorumdb.cluster.rpc import KINDS, Rpc, RpcError, RpcHandler
+from quorumdb.cluster.statemachine import (
+    GroupHandle,
+    KVStateMachine,
+    MetadataStateMachine,
+    PartitionFactory,
+    StateMachine,
+    pack,
+)
+from quorumdb.core.paxos import (
+    PaxosConfig,
+    ProposalCommitted,
+    ProposalRejected,
+    ReadGranted,
+    ReadRejected,
+    Replica,
+    Reply,
+    ReplyReason,
+    Role,
+    from_wire,
+    persist_ready,
+    to_wire,
+)
+from quorumdb.runtime.clock import monotonic_ms
+from quorumdb.runtime.storage import LMDBLogEnv, LMDBLogStorage
+from quorumdb.runtime.transport import Address, Transport
+
+__all__ = ["ClusterConfig", "ClusterNode", "GroupError", "Group", "CLUSTER_CHANNEL"]
+
+log = logging.getLogger(__name__)
+
+CLUSTER_CHANNEL = "quorumdb-cluster"  # the transport's handshake group: one per cluster
+_PAXOS = "p"
+_SEED = "seed:"
+
+
+def _paxos_default() -> PaxosConfig:
+    # One command per slot: a partition's state machine may key its idempotency on the index.
+    return PaxosConfig(max_batch_commands=1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterConfig:
+    node_id: str
+    peer_address: Address  # where the transport listens (and what it advertises)
+    api_address: Address  # the DynamoDB HTTP endpoint of this node, recorded in the membership
+    data_dir: str
+    join: tuple[Address, ...] = ()  # seeds; none (or only ourselves) bootstraps a new cluster
+    secret: bytes = b""
+    tick_ms: int = 10
+    manage_ms: int = 100
+    meta_refresh_ms: int = 250
+    paxos: PaxosConfig = field(default_factory=_paxos_default)
+    partition_factory: PartitionFactory = KVStateMachine  # (PartitionInfo, GroupHandle) -> StateMachine
+
+
+class GroupError(Exception):
+    """A proposal or read on a group failed. ``reason``: a ``ReplyReason`` value, or
+    ``"no_group"`` (not hosted here) or ``"timeout"``. ``dropped`` means the outcome is unknown
+    (it may still commit); every other reason means it certainly did not happen."""
+
+    def __init__(self, reason: str, leader: str | None = None) -> None:
+        super().__init__(f"{reason} (leader: {leader})")
+        self.reason = reason
+        self.leader = leader
+
+
+class Group:
+    """One hosted replication group: its replica, its log storage and its state machine."""
+
+    def __init__(self, group_id: str, replica: Replica, storage: LMDBLogStorage, sm: StateMachine,
+                 partition: PartitionInfo | None) -> None:
+        self.group_id = group_id
+        self.replica = replica
+        self.storage = storage
+        self.sm = sm
+        self.partition = partition
+        self.compacted = replica.snapshot_index
+        self.waiting: dict[str, asyncio.Future[Any]] = {}
+        self.results: dict[str, Any] = {}
+
+    def status(self) -> dict[str, Any]:
+        r = self.replica
+        m = r.membership
+        return {"group": self.group_id, "role": r.role.value, "leader": r.leader_id, "commit": r.commit_index,
+                "applied": r.applied_index, "last": r.last_index, "voters": list(m.voters) if m else []}
+
+
+class ClusterNode:
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        os.makedirs(config.data_dir, exist_ok=True)
+        self.incarnation = _next_incarnation(config.data_dir, config.node_id)
+        self.logs = LMDBLogEnv(os.path.join(config.data_dir, "paxos"))
+        self._rng = random.Random(os.urandom(16))
+        self.groups: dict[str, Group] = {}
+        # How a partition group's state machine is built; set it before start().
+        self.partition_factory: PartitionFactory = config.partition_factory
+        self.transport = Transport(
+            node_id=config.node_id, group=CLUSTER_CHANNEL, listen=config.peer_address, peers={},
+            on_message=self._on_message, secret=config.secret, learn_peers=True,
+        )
+        self.rpc = Rpc(self.transport.send)
+        self._ids = itertools.count(1)
+        self._seeds = [f"{_SEED}{h}:{p}" for h, p in config.join if (h, p) != config.peer_address]
+        self._fetched = Metadata()
+        self._meta_hint: str | None = None
+        self._meta_voters_hint: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._joining = False
+        self._voter_change_rid: str | None = None
+        self._last_fetch_ms = 0
+        self._changed = asyncio.Event()
+        for method, handler in (
+            ("meta.propose", self._rpc_meta_propose),
+            ("meta.fetch", self._rpc_meta_fetch),
+            ("status", self._rpc_status),
+            ("group.propose", self._rpc_group_propose),
+        ):
+            self.rpc.register(method, handler)
+        bootstrap = not self._seeds and META_GROUP not in self.logs.groups()
+        self.meta = self._open_group(META_GROUP, MetadataStateMachine(), None,
+                                     (config.node_id,) if bootstrap else None)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for seed, (host, port) in zip(self._seeds, [a for a in self.config.join if a != self.config.peer_address],
+                                      strict=True):
+            self.transport.add_peer(seed, (host, port))
+        await self.transport.start()
+        self._drain_all()
+        self._tasks = [asyncio.create_task(self._tick_loop(), name="tick"),
+                       asyncio.create_task(self._manage_loop(), name="manage")]
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self.rpc.close()
+        await self.transport.close()
+        for g in self.groups.values():
+            _fail_waiters(g, "dropped")
+        self.logs.close()
+
+    @property
+    def peer_address(self) -> Address:
+        return self.transport.bound_address
+
+    # -- public API for the data plane -------------------------------------------------------
+
+    def register(self, method: str, handler: RpcHandler) -> None:
+        """Serve RPC ``method`` on this node: ``async def handler(src_node, payload) -> result``."""
+        self.rpc.register(method, handler)
+
+    async def call(self, peer: str, method: str, payload: Any = None, *, timeout_s: float = 5.0) -> Any:
+        """Call ``method`` on node ``peer`` (RpcError / RpcTimeout on failure)."""
+        if peer == self.node_id:
+            return await self._local_call(method, payload)
+        return await self.rpc.call(peer, method, payload, timeout_s=timeout_s)
+
+    async def _local_call(self, method: str, payload: Any) -> Any:
+        return await self.rpc.handler(method)(self.node_id, payload)
+
+    def handle(self, group_id: str) -> GroupHandle:
+        """The ``GroupHandle`` of group ``group_id`` (valid while this node hosts it)."""
+        return _Handle(self, group_id)
+
+    # ClusterHost (cluster.dataplane): the catalog and the partition map, from the metadata.
+
+    def table_record(self, name: str) -> dict[str, Any] | None:
+        return self.metadata.table_record(name)
+
+    def table_names(self) -> list[str]:
+        return self.metadata.table_names()
+
+    def partitions(self, table: str, hash_lo: int = 0, hash_hi: int = HASH_SPACE) -> list[PartitionInfo]:
+        return self.metadata.partitions(table, hash_lo, hash_hi)
+
+    def replica(self, group_id: str) -> Any:
+        """The state machine of partition group ``group_id`` if this node hosts it, else None."""
+        g = self.groups.get(group_id)
+        return g.sm if g is not None and g.partition is not None else None
+
+    @property
+    def metadata(self) -> Metadata:
+        """The newest metadata this node knows (its own meta replica's, or a fetched copy)."""
+        assert isinstance(self.meta.sm, MetadataStateMachine)
+        local = self.meta.sm.metadata
+        return local if local.epoch >= self._fetched.epoch else self._fetched
+
+    def group(self, group_id: str) -> Group | None:
+        return self.groups.get(group_id)
+
+    async def propose(self, group_id: str, command: bytes, *, timeout_s: float = 5.0) -> Any:
+        """Propose ``command`` to a group this node leads; returns the state machine's result of
+        applying it here. GroupError if it is not (known to be) committed."""
+        g = self.groups.get(group_id)
+        if g is None:
+            raise GroupError("no_group")
+        rid = self._rid()
+        fut = self._wait(g, rid)
+        g.replica.propose(command, rid)
+        self._drain(g)
+        return await self._await(g, rid, fut, timeout_s)
+
+    async def read_index(self, group_id: str, *, timeout_s: float = 5.0) -> StateMachine:
+        """A lease read on a group this node leads: returns its state machine once everything
+        committed before the call is applied (linearizable). GroupError otherwise."""
+        g = self.groups.get(group_id)
+        if g is None:
+            raise GroupError("no_group")
+        rid = self._rid()
+        fut = self._wait(g, rid)
+        g.replica.read(rid, monotonic_ms())
+        self._drain(g)
+        await self._await(g, rid, fut, timeout_s)
+        return g.sm
+
+    async def meta_propose(self, command: dict[str, Any], *, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Commit a metadata command through the meta leader (wherever it is) and return its
+        result (``{"ok": ...}``). GroupError("timeout") if no leader took it in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        hint: str | None = None
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise GroupError("timeout", hint)
+            if self.meta.replica.role is Role.LEADER:
+                try:
+                    result: dict[str, Any] = await self.propose(META_GROUP, pack(command), timeout_s=left)
+                    return result
+                except GroupError as exc:
+                    if exc.reason in (ReplyReason.DROPPED.value, "timeout"):
+                        raise
+                    hint = exc.leader
+            else:
+                target = next((c for c in [hint, self._meta_leader()] + self._meta_targets()
+                               if c is not None and c != self.node_id), None)
+                if target is not None:
+                    try:
+                        result = await self.rpc.call(target, "meta.propose", command, timeout_s=min(left, 2.0))
+                        return result
+                    except RpcError as exc:
+                        if exc.code == "dropped":
+                            raise GroupError(ReplyReason.DROPPED.value) from exc
+                        hint = exc.message if exc.code == "not_leader" and exc.message else None
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+
+    # -- status ------------------------------------------------------------------------------
+
+    def local_status(self) -> dict[str, Any]:
+        md = self.metadata
+        meta = self.meta.status()
+        return {
+            "node": self.node_id, "incarnation": self.incarnation, "epoch": md.epoch,
+            "peer": list(self.peer_address), "api": list(self.config.api_address),
+            "meta": meta, "groups": [g.status() for gid, g in sorted(self.groups.items()) if gid != META_GROUP],
+        }
+
+    async def cluster_status(self, *, timeout_s: float = 0.5) -> dict[str, Any]:
+        """The whole cluster as this node sees it: every member asked for its status."""
+        md = self.metadata
+        members = list(md.nodes.values())
+        self._dial_members(md)  # the manager may not have seen this map yet
+
+        async def ask(node_id: str) -> dict[str, Any] | None:
+            if node_id == self.node_id:
+                return self.local_status()
+            try:
+                status: dict[str, Any] = await self.rpc.call(node_id, "status", None, timeout_s=timeout_s)
+                return status
+            except RpcError:
+                return None
+
+        answers = await asyncio.gather(*(ask(n.node_id) for n in members))
+        seen = {n.node_id: a for n, a in zip(members, answers, strict=True) if a is not None}
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for node_id, st in seen.items():
+            for g in st["groups"]:
+                groups[(node_id, g["group"])] = g
+        partitions: list[dict[str, Any]] = []
+        for p in md.all_partitions():
+            reps = {r: groups.get((r, p.group_id)) for r in p.replicas}
+            commits = {r: g["commit"] for r, g in reps.items() if g is not None}
+            top = max(commits.values(), default=0)
+            leader = next((r for r, g in reps.items() if g is not None and g["role"] == "leader"), None)
+            partitions.append({
+                "table": p.table, "group": p.group_id, "hash_lo": p.hash_lo, "hash_last": p.hash_hi - 1,
+                "replicas": list(p.replicas), "leader": leader, "epoch": p.epoch, "commit": top,
+                "lag": {r: top - c for r, c in commits.items()},
+            })
+        meta = self.meta.status()
+        meta_leader = next((n for n, st in seen.items() if st["meta"]["role"] == "leader"), None)
+        nodes = []
+        for n in members:
+            known = seen.get(n.node_id)
+            nodes.append({
+                "node": n.node_id, "state": n.state, "up": known is not None, "incarnation": n.incarnation,
+                "peer": list(n.peer_address), "api": list(n.api_address),
+                "meta": known["meta"]["role"] if known is not None and n.node_id in known["meta"]["voters"] else "-",
+                "partitions": sum(1 for p in partitions if n.node_id in p["replicas"]),
+                "leaders": sum(1 for p in partitions if p["leader"] == n.node_id),
+            })
+        return {"node": self.node_id, "epoch": md.epoch, "meta": {"leader": meta_leader, "voters": meta["voters"]},
+                "nodes": nodes, "partitions": partitions, "tables": md.table_names()}
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def _open_group(self, group_id: str, sm: StateMachine, partition: PartitionInfo | None,
+                    initial_voters: tuple[str, ...] | None) -> Group:
+        storage = self.logs.storage(group_id)
+        replica = Replica(group_id, self.node_id, self.config.paxos, storage, self._rng,
+                          initial_voters=initial_voters)
+        g = Group(group_id, replica, storage, sm, partition)
+        self.groups[group_id] = g
+        return g
+
+    def _stop_group(self, group_id: str) -> None:
+        g = self.groups.pop(group_id)
+        _fail_waiters(g, "no_group")
+        self.logs.drop(group_id)
+
+    def _reconcile_groups(self, md: Metadata) -> None:
+        mine = {p.group_id: p for p in md.groups_of(self.node_id)}
+        for gid, p in mine.items():
+            if gid not in self.groups:
+                founders = p.founders if self.node_id in p.founders else None
+                self._open_group(gid, self.partition_factory(p, self.handle(gid)), p, founders)
+                self._drain(self.groups[gid])
+            else:
+                self.groups[gid].partition = p
+        for gid in [gid for gid in self.groups if gid != META_GROUP and gid not in mine]:
+            self._stop_group(gid)
+
+    # -- the Ready loop ----------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_ms / 1000)
+            now = monotonic_ms()
+            for g in list(self.groups.values()):
+                g.replica.tick(now)
+            self._drain_all()
+
+    def _drain_all(self) -> None:
+        for g in list(self.groups.values()):
+            self._drain(g)
+
+    def _drain(self, g: Group) -> None:
+        while True:
+            ready = g.replica.ready()
+            if not ready:
+                return
+            persist_ready(g.storage, ready)  # durable (fsync) before anything is sent
+            for m in ready.messages:
+                with contextlib.suppress(KeyError):  # a peer we do not know yet: it retransmits
+                    self.transport.send(m.dst, [_PAXOS, to_wire(m)])
+            if ready.apply_snapshot is not None:
+                snap = ready.apply_snapshot
+                g.sm.restore(snap.data)
+                g.compacted = max(g.compacted, snap.index)
+            for e in ready.committed:
+                for c in e.commands:
+                    result = g.sm.apply(e.index, c.data)
+                    rid = str(c.request_id)
+                    if rid in g.waiting:
+                        g.results[rid] = result
+            for reply in ready.replies:
+                self._reply(g, reply)
+            if ready.compact_hint and g.replica.applied_index > g.compacted:
+                g.replica.compact(g.replica.applied_index, g.sm.snapshot())
+                g.compacted = g.replica.applied_index
+            if g is self.meta and (ready.committed or ready.apply_snapshot is not None):
+                self._changed.set()
+
+    def _reply(self, g: Group, reply: Reply) -> None:
+        rid = str(reply.request_id)
+        fut = g.waiting.pop(rid, None)
+        applied = rid in g.results
+        result = g.results.pop(rid, None)
+        if fut is None or fut.done():
+            return
+        match reply:
+            case ProposalCommitted():
+                if applied or rid == self._voter_change_rid:
+                    fut.set_result(result)
+                else:  # the slot was chosen, but not with our command in it
+                    fut.set_exception(GroupError(ReplyReason.DROPPED.value))
+            case ReadGranted():
+                fut.set_result(None)
+            case ProposalRejected() | ReadRejected():
+                fut.set_exception(GroupError(reply.reason.value, reply.leader_hint))
+
+    def _rid(self) -> str:
+        return f"{self.node_id}.{self.incarnation}.{next(self._ids)}"
+
+    def _wait(self, g: Group, rid: str) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        g.waiting[rid] = fut
+        return fut
+
+    async def _await(self, g: Group, rid: str, fut: asyncio.Future[Any], timeout_s: float) -> Any:
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError as exc:
+            raise GroupError("timeout", g.replica.leader_id) from exc
+        finally:
+            g.waiting.pop(rid, None)
+            g.results.pop(rid, None)
+
+    def _on_message(self, src: str, payload: Any) -> None:
+        if not isinstance(payload, list) or not payload:
+            return
+        kind = payload[0]
+        if kind == _PAXOS and len(payload) == 2:
+            try:
+                msg = from_wire(payload[1])
+            except ValueError:
+                log.warning("%s: malformed message from %s", self.node_id, src)
+                return
+            g = self.groups.get(msg.group_id)
+            if g is None or msg.src != src or msg.dst != self.node_id:
+                return  # e.g. a partition group not created here yet: the leader retransmits
+            g.replica.step(msg, monotonic_ms())
+            self._drain(g)
+        elif kind in KINDS:
+            self.rpc.on_frame(src, payload)
+
+    # -- the manager -------------------------------------------------------------------------
+
+    async def _manage_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.config.manage_ms / 1000)
+            self._changed.clear()
+            try:
+                self._manage_once()
+            except Exception:  # never let one bad round stop the manager
+                log.exception("%s: manager round failed", self.node_id)
+
+    def _manage_once(self) -> None:
+        md = self.metadata
+        self._dial_members(md)
+        self._reconcile_groups(md)
+        me = md.nodes.get(self.node_id)
+        if (me is None or me.incarnation != self.incarnation or me.state != "active") and not self._joining:
+            self._joining = True
+            self._spawn(self._join())
+        if self._is_meta_voter():
+            if self.meta.replica.leader_ready:
+                self._manage_meta_voters(md)
+        elif monotonic_ms() - self._last_fetch_ms >= self.config.meta_refresh_ms:
+            self._last_fetch_ms = monotonic_ms()
+            self._spawn(self._fetch_metadata())
+
+    def _dial_members(self, md: Metadata) -> None:
+        for n in md.nodes.values():
+            if n.node_id != self.node_id and n.state == "active":
+                self.transport.add_peer(n.node_id, n.peer_address)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    async def _join(self) -> None:
+        try:
+            cmd = cmd_join(self.node_id, self.incarnation, self.peer_address, self.config.api_address)
+            result = await self.meta_propose(cmd, timeout_s=5.0)
+            if not result.get("ok"):
+                log.warning("%s: join refused: %s", self.node_id, result.get("error"))
+            else:
+                self._last_fetch_ms = 0  # learn the new map at once
+        except GroupError as exc:
+            log.info("%s: join not done yet (%s), retrying", self.node_id, exc.reason)
+        finally:
+            self._joining = False
+            self._changed.set()
+
+    def _manage_meta_voters(self, md: Metadata) -> None:
+        if self._voter_change_rid is not None:
+            return
+        m = self.meta.replica.membership
+        assert m is not None
+        target = meta_voter_target(md.active_nodes(), m.voters, md.left_nodes())
+        if not target:
+            return
+        step = next_voter_change(m.voters, target)
+        if step is None:
+            return
+        rid = self._voter_change_rid = self._rid()
+        fut = self._wait(self.meta, rid)
+        action, node = step
+        log.info("%s: meta group: %s voter %s", self.node_id, action, node)
+        if action == "add":
+            self.meta.replica.change_membership(rid, add=node)
+        else:
+            self.meta.replica.change_membership(rid, remove=node)
+        self._drain(self.meta)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            self._voter_change_rid = None
+            self.meta.waiting.pop(rid, None)
+            if not f.cancelled():
+                f.exception()  # retrieved: a refused change is simply tried again
+            self._changed.set()
+
+        fut.add_done_callback(done)
+
+    def _is_meta_voter(self) -> bool:
+        m = self.meta.replica.membership
+        return m is not None and self.node_id in m.voters
+
+    def _meta_leader(self) -> str | None:
+        return self.meta.replica.leader_id if self._is_meta_voter() else self._meta_hint
+
+    def _meta_targets(self) -> list[str]:
+        """Whom to ask for the meta leader: the voters, the seeds, then any member we know."""
+        m = self.meta.replica.membership
+        voters = list(m.voters) if m is not None and self.node_id in m.voters else self._meta_voters_hint
+        members = [n for n in self.metadata.active_nodes() if n not in voters]
+        return [v for v in voters + self._seeds + members if v != self.node_id]
+
+    async def _fetch_metadata(self) -> None:
+        for target in [t for t in [self._meta_hint] + self._meta_targets() if t is not None]:
+            try:
+                r = await self.rpc.call(target, "meta.fetch", {"epoch": self.metadata.epoch}, timeout_s=1.0)
+            except RpcError:
+                continue
+            if r.get("voters"):
+                self._meta_voters_hint = list(r["voters"])
+            self._meta_hint = r.get("leader")
+            if r.get("state") is not None and r["epoch"] > self.metadata.epoch:
+                self._fetched = Metadata.restore(r["state"])
+                self._changed.set()
+            return
+
+    # -- RPC handlers ------------------------------------------------------------------------
+
+    async def _rpc_meta_propose(self, src: str, payload: Any) -> Any:
+        if self.meta.replica.role is not Role.LEADER:
+            raise RpcError("not_leader", self.meta.replica.leader_id or "")
+        try:
+            return await self.propose(META_GROUP, pack(payload), timeout_s=5.0)
+        except GroupError as exc:
+            raise RpcError(exc.reason, exc.leader or "") from exc
+
+    async def _rpc_meta_fetch(self, src: str, payload: Any) -> Any:
+        md = self.metadata
+        since = payload.get("epoch", -1) if isinstance(payload, dict) else -1
+        m = self.meta.replica.membership
+        voters = list(m.voters) if m is not None and self._is_meta_voter() else self._meta_voters_hint
+        return {"epoch": md.epoch, "state": md.snapshot() if md.epoch > since else None,
+                "voters": voters, "leader": self._meta_leader()}
+
+    async def _rpc_status(self, src: str, payload: Any) -> Any:
+        return self.local_status()
+
+    async def _rpc_group_propose(self, src: str, payload: Any) -> Any:
+        """``{"group", "command": bytes}`` -> the state machine's result, on the group leader."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("command"), bytes):
+            raise RpcError("invalid", "expected {group, command}")
+        try:
+            return await self.propose(str(payload.get("group")), payload["command"])
+        except GroupError as exc:
+            raise RpcError(exc.reason, exc.leader or "") from exc
+
+
+class _Handle:
+    """A group as its state machine sees it (``cluster.dataplane.GroupHandle``): proposals fail
+    with NotLeaderError (certainly not done) or OutcomeUnknownError (may still commit)."""
+
+    def __init__(self, node: ClusterNode, group_id: str, *, timeout_s: float = 10.0) -> None:
+        self.node = node
+        self.group_id = group_id
+        self.timeout_s = timeout_s
+
+    def leader(self) -> str | None:
+        g = self.node.groups.get(self.group_id)
+        return g.replica.leader_id if g is not None else None
+
+    def is_leader(self) -> bool:
+        g = self.node.groups.get(self.group_id)
+        return g is not None and g.replica.leader_ready
+
+    async def propose(self, command: bytes) -> Any:
+        try:
+            return await self.node.propose(self.group_id, command, timeout_s=self.timeout_s)
+        except GroupError as exc:
+            if exc.reason in (ReplyReason.DROPPED.value, "timeout"):
+                raise OutcomeUnknownError(str(exc)) from exc
+            raise NotLeaderError(exc.leader) from exc
+
+    async def lease_read(self) -> None:
+        try:
+            await self.node.read_index(self.group_id, timeout_s=self.timeout_s)
+        except GroupError as exc:
+            raise NotLeaderError(exc.leader) from exc
+
+
+def _fail_waiters(g: Group, reason: str) -> None:
+    for fut in g.waiting.values():
+        if not fut.done():
+            fut.set_exception(GroupError(reason))
+    g.waiting.clear()
+
+
+def _next_incarnation(data_dir: str, node_id: str) -> int:
+    """Bump and persist this node's incarnation (one per process start)."""
+    path = os.path.join(data_dir, "node.json")
+    incarnation = 0
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        if saved.get("node_id") != node_id:
+            raise ValueError(f"{data_dir} belongs to node {saved.get('node_id')!r}, not {node_id!r}")
+        incarnation = int(saved.get("incarnation", 0))
+    incarnation += 1
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"node_id": node_id, "incarnation": incarnation}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return incarnation
+
