@@ -104,9 +104,16 @@ class Dispatcher:
         return None if target is None else self._routes.get(target)
 
     async def handle(
-        self, target: bytes | None, body: bytes, request_id: str, signed: SignedRequest | None = None
+        self,
+        target: bytes | None,
+        body: bytes,
+        request_id: str,
+        signed: SignedRequest | None = None,
+        *,
+        verified: bool = False,
     ) -> tuple[int, bytes]:
-        """Answer one request: (HTTP status, JSON body). ``signed`` is needed with a verifier."""
+        """Answer one request: (HTTP status, JSON body). ``signed`` is needed with a verifier,
+        unless ``verified`` (a request another cluster node verified and forwarded here)."""
         try:
             req = None
             if body:
@@ -117,7 +124,7 @@ class Dispatcher:
             route = self._routes.get(target) if target is not None else None
             if route is None:
                 raise UnknownOperationError()
-            if self.verifier is not None:
+            if self.verifier is not None and not verified:
                 self.verifier.verify(signed or _UNSIGNED)
             if req is None:
                 raise SerializationError()

@@ -330,7 +330,11 @@ class ClusterDataPlane:
         partitions_per_table: int = 4,
         clock: Callable[[], float] = time.time,
         leader_wait_s: float = _LEADER_WAIT_S,
+        eventual_reads: str = "leader",
     ) -> None:
+        if eventual_reads not in ("leader", "any"):
+            raise ValueError("eventual_reads is 'leader' or 'any'")
+        self.eventual_reads = eventual_reads
         self.host = host
         self.partitions_per_table = partitions_per_table
         self._clock = clock
@@ -598,33 +602,49 @@ class ClusterDataPlane:
     # -- reads, local or remote -------------------------------------------------------------
 
     async def _read(self, p: Any, table: TableDef, kind: str, args: dict[str, Any], consistent: bool) -> Any:
+        """Serve a read: consistent ones by the leader under its lease; eventually consistent
+        ones by the leader's applied state (``eventual_reads="leader"``, the default: fresh in
+        practice, falling back to any replica when the leader does not answer) or by any
+        replica, this node's first (``"any"``: may be stale, as DynamoDB's may)."""
+        me = self.host.node_id
+        prefer_leader = consistent or self.eventual_reads == "leader"
+        payload = {"g": p.group_id, "t": table.name, "k": kind, "a": args, "c": consistent}
         for _attempt in range(3):
             local = self.host.replica(p.group_id)
-            if local is not None and (not consistent or local.handle.is_leader()):
+            if local is not None and (not prefer_leader or local.handle.is_leader()):
                 try:
                     if consistent:
                         await local.handle.lease_read()
                     return serve_read(local, table, kind, args)
                 except NotLeaderError:
                     pass
-            if consistent:
-                node = await self._leader_of(p)
-                if node == self.host.node_id:
+            nodes: list[str] = []
+            if prefer_leader:
+                try:
+                    leader = await self._leader_of(p)
+                except InternalServerError:
+                    if consistent:
+                        raise
+                    leader = ""
+                if leader == me:
                     await asyncio.sleep(0.02)
                     continue
-                nodes = [node]
-            else:
-                nodes = [n for n in p.replicas if n != self.host.node_id]
+                if leader:
+                    nodes.append(leader)
+            if not consistent:
+                nodes += [n for n in p.replicas if n != me and n not in nodes]
             for node in nodes:
                 try:
-                    return await self.host.call(node, "dp.read", {"g": p.group_id, "t": table.name, "k": kind,
-                                                                  "a": args, "c": consistent})
+                    return await self.host.call(node, "dp.read", payload)
                 except NotLeaderError:
-                    break
+                    if consistent:
+                        break
                 except DynamoError:
                     raise
                 except Exception:  # noqa: BLE001 - try the next replica
                     continue
+            if not consistent and local is not None:
+                return serve_read(local, table, kind, args)  # nobody else answered: ours, maybe stale
             await asyncio.sleep(0.02)
         raise InternalServerError("Internal server error (no replica answered)")
 

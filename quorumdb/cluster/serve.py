@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -21,7 +22,9 @@ from quorumdb.api import early_stop
 from quorumdb.api.dispatch import Dispatcher
 from quorumdb.api.server import Server
 from quorumdb.cluster.node import ClusterConfig, ClusterNode
-from quorumdb.cluster.wiring import make_dataplane
+from quorumdb.cluster.rpc import RpcError
+from quorumdb.cluster.wiring import MAX_HOPS, hops, make_dataplane
+from quorumdb.errors import InternalServerError
 
 __all__ = ["serve_node", "run_node", "STATUS_PATH"]
 
@@ -50,7 +53,9 @@ async def serve_node(
     db = make_dataplane(node)  # before start: it may set the partition factory, register RPCs
     await node.start()
     await db.start()
-    server = Server(Dispatcher(db))
+    dispatcher = Dispatcher(db)
+    wire_forwarding(node, dispatcher)
+    server = Server(dispatcher)
 
     async def status() -> tuple[int, bytes]:
         try:
@@ -78,6 +83,32 @@ async def serve_node(
     finally:
         await db.close()
         await node.close()
+
+
+def wire_forwarding(node: ClusterNode, dispatcher: Dispatcher) -> None:
+    """Requests a data plane says belong to another node go there whole (``Forward``)."""
+
+    async def forward(node_id: str, target: bytes | None, body: bytes, request_id: str) -> tuple[int, bytes]:
+        done = hops.get()
+        if done >= MAX_HOPS or node_id == node.node_id:
+            err = InternalServerError("Internal server error (the partition's leader is moving)")
+            return err.http_status, orjson.dumps(err.body())
+        try:
+            status, out = await node.call(node_id, "api.forward",
+                                          {"t": target, "b": body, "r": request_id, "h": done + 1},
+                                          timeout_s=15.0)
+        except RpcError:
+            err = InternalServerError("Internal server error (the partition's leader did not answer)")
+            return err.http_status, orjson.dumps(err.body())
+        return int(status), bytes(out)
+
+    async def serve_forward(src: str, payload: Any) -> Any:
+        hops.set(int(payload["h"]))
+        status, out = await dispatcher.handle(payload["t"], payload["b"], payload["r"], verified=True)
+        return [status, out]
+
+    dispatcher.forward = forward
+    node.register("api.forward", serve_forward)
 
 
 def run_node(config: ClusterConfig, host: str) -> int:

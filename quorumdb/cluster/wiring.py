@@ -1,47 +1,124 @@
-"""The seam between a cluster node and the DynamoDB API: ``make_dataplane(node)``.
+"""The seam between a cluster node and the DynamoDB API.
 
-The process entry point (``serve``) builds the ``ClusterNode``, calls ``make_dataplane(node)``
-*before* ``node.start()`` (so the data plane can set ``node.partition_factory`` and register its
-RPC handlers with ``node.register`` before any partition group exists), then serves every
-DynamoDB request through the ``DataPlane`` it returns.
+``make_dataplane(node)`` (called by ``serve`` *before* ``node.start()``) opens the node's data
+environment (LMDB, ``<data dir>/data``), makes every partition group the node hosts a
+``PartitionReplica`` over its own key namespace of that environment, registers the data
+plane's RPCs (``dp.*``) and returns the ``ClusterDataPlane`` the HTTP API serves.
+The HTTP side of forwarding (``api.forward``: a request whose partition another node leads is
+passed on whole, at most ``MAX_HOPS`` times) is in ``cluster.serve``, which owns the dispatcher.
 
-The routing data plane (``cluster.dataplane.ClusterDataPlane``, over the node as its
-``ClusterHost``) is plugged in here; until it is, every operation is refused with a
-ValidationException naming the missing piece, never an internal error.
+Errors cross the RPC layer as ``RpcError`` codes: ``not_leader`` (with the leader the callee
+knows) and ``dynamo`` (a DynamoDB error, type and message); the ``ClusterHost`` adapter turns
+them back into ``NotLeaderError`` and the typed errors.
 """
 
 from __future__ import annotations
 
-from typing import Any, NoReturn, cast
+import contextvars
+import os
+from typing import Any
 
+import orjson
+
+from quorumdb.cluster.dataplane import (
+    ClusterDataPlane,
+    NotLeaderError,
+    PartitionReplica,
+    error_from_wire,
+    error_to_wire,
+)
 from quorumdb.cluster.node import ClusterNode
-from quorumdb.db.contract import DataPlane
-from quorumdb.errors import ValidationError
+from quorumdb.cluster.rpc import RpcError
+from quorumdb.db.partition import HASH_SPACE
+from quorumdb.db.replicated import PartitionStore
+from quorumdb.db.writer import WriterState
+from quorumdb.errors import DynamoError
+from quorumdb.storage.lmdb_engine import LmdbEngine
+from quorumdb.storage.prefixed import PrefixedEngine
 
-__all__ = ["make_dataplane", "NOT_READY"]
+__all__ = ["make_dataplane", "MAX_HOPS", "PARTITIONS_ENV", "EVENTUAL_READS_ENV", "hops"]
 
-NOT_READY = "The cluster data plane is not available on this node yet"
+MAX_HOPS = 3
+PARTITIONS_ENV = "QUORUMDB_PARTITIONS_PER_TABLE"  # partitions of a new table (default 4)
+# Who serves eventually consistent reads: "leader" (default: the leader's applied state, fresh in
+# practice) or "any" (any replica, this node's first: may be stale, as DynamoDB's may be).
+EVENTUAL_READS_ENV = "QUORUMDB_EVENTUAL_READS"
+_GROUP_SPACE = b"\x10g/"  # the node's data environment: one namespace per partition group
+# How many times the request being served here was forwarded already (set per RPC task).
+hops: contextvars.ContextVar[int] = contextvars.ContextVar("quorumdb_forward_hops", default=0)
 
 
-def make_dataplane(node: ClusterNode) -> DataPlane:
-    """The DataPlane a cluster node serves the DynamoDB API with."""
-    return cast(DataPlane, _NotReady(node))
-
-
-class _NotReady:
-    """Refuses every data-plane call (start/close are no-ops)."""
+class _Host:
+    """The node as the data plane's ``ClusterHost``, with RPC errors turned back into types."""
 
     def __init__(self, node: ClusterNode) -> None:
         self.node = node
+        self.node_id = node.node_id
 
-    async def start(self) -> None:
-        return None
+    def table_record(self, name: str) -> dict[str, Any] | None:
+        return self.node.table_record(name)
 
-    async def close(self) -> None:
-        return None
+    def table_names(self) -> list[str]:
+        return self.node.table_names()
 
-    def __getattr__(self, name: str) -> Any:
-        def refuse(*args: Any, **kwargs: Any) -> NoReturn:
-            raise ValidationError(NOT_READY)
+    def partitions(self, table: str, hash_lo: int = 0, hash_hi: int = HASH_SPACE) -> list[Any]:
+        return self.node.partitions(table, hash_lo, hash_hi)
 
-        return refuse
+    def replica(self, group_id: str) -> PartitionReplica | None:
+        r = self.node.replica(group_id)
+        return r if isinstance(r, PartitionReplica) else None
+
+    async def meta_propose(self, command: dict[str, Any]) -> dict[str, Any]:
+        return await self.node.meta_propose(command)
+
+    async def call(self, node_id: str, method: str, payload: Any) -> Any:
+        try:
+            return await self.node.call(node_id, method, payload)
+        except RpcError as e:
+            raise _from_rpc(e) from None
+
+
+def _from_rpc(e: RpcError) -> Exception:
+    if e.code == "not_leader":
+        return NotLeaderError(e.message or None)
+    if e.code == "dynamo":
+        return error_from_wire(orjson.loads(e.message))
+    return e
+
+
+def _to_rpc(e: Exception) -> RpcError:
+    if isinstance(e, NotLeaderError):
+        return RpcError("not_leader", e.leader or "")
+    if isinstance(e, DynamoError):
+        return RpcError("dynamo", orjson.dumps(error_to_wire(e)).decode())
+    raise e
+
+
+def make_dataplane(node: ClusterNode) -> ClusterDataPlane:
+    """The DataPlane a cluster node serves the DynamoDB API with."""
+    engine = LmdbEngine(os.path.join(node.config.data_dir, "data"))
+    prefix = f"{node.node_id}@{node.incarnation}/".encode()
+
+    def partition(info: Any, handle: Any) -> PartitionReplica:
+        gid = info.group_id.encode()
+        store = PartitionStore(PrefixedEngine(engine, _GROUP_SPACE + gid + b"/"), WriterState(),
+                               id_prefix=prefix + gid + b"/")
+        return PartitionReplica(info, store, handle)
+
+    node.partition_factory = partition
+    parts = int(os.environ.get(PARTITIONS_ENV, "4") or 4)
+    reads = os.environ.get(EVENTUAL_READS_ENV, "leader").strip() or "leader"
+    db = ClusterDataPlane(_Host(node), partitions_per_table=max(1, parts), eventual_reads=reads)
+
+    def serve_rpc(method: str) -> Any:
+        async def handler(src: str, payload: Any) -> Any:
+            try:
+                return await db.handle_rpc(method, payload)
+            except (NotLeaderError, DynamoError) as e:
+                raise _to_rpc(e) from None
+
+        return handler
+
+    for method in ClusterDataPlane.RPC_METHODS:
+        node.register(method, serve_rpc(method))
+    return db
