@@ -101,13 +101,24 @@ def test_three_nodes_join_elect_and_survive_a_kill_9_of_the_meta_leader(tmp_path
         assert {n["node"]: n["peer"] for n in st["nodes"]} == {n: ["127.0.0.1", c.peer[n]] for n in names}
         assert [n["meta"] for n in st["nodes"] if n["node"] == leader] == ["leader"]
 
-        # The DynamoDB API answers through the data-plane seam: a clean error, never a 500.
-        ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{c.api['n3']}", region_name="us-east-1",
-                           aws_access_key_id="x", aws_secret_access_key="x",
-                           config=Config(retries={"max_attempts": 0}))
+        # Every node serves the DynamoDB API: a table created on one, written on another, read
+        # consistently on the third.
+        def client(name: str) -> Any:
+            return boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{c.api[name]}", region_name="us-east-1",
+                                aws_access_key_id="x", aws_secret_access_key="x",
+                                config=Config(retries={"max_attempts": 0}, read_timeout=30))
+
+        client("n3").create_table(TableName="Tbl", AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                                  KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                                  BillingMode="PAY_PER_REQUEST")
+        client("n1").put_item(TableName="Tbl", Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+        got = client("n2").get_item(TableName="Tbl", Key={"pk": {"S": "a"}}, ConsistentRead=True)
+        assert got["Item"] == {"pk": {"S": "a"}, "v": {"N": "1"}}
         with pytest.raises(ClientError) as err:
-            ddb.list_tables()
-        assert err.value.response["Error"]["Code"] == "ValidationException"
+            client("n2").get_item(TableName="nope", Key={"pk": {"S": "a"}})
+        assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        st = wait_status(c.api["n1"], lambda s: bool(s["partitions"]) and all(p["leader"] for p in s["partitions"]))
+        assert {p["table"] for p in st["partitions"]} == {"Tbl"}
 
         c.procs[leader].send_signal(signal.SIGKILL)
         c.procs[leader].wait()
