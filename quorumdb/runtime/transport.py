@@ -196,6 +196,7 @@ class Transport:
 
     async def _dial_loop(self, peer: _Peer) -> None:
         backoff_ms = 10
+        watcher: asyncio.Task[None] | None = None
         while not self._closing:
             writer: asyncio.StreamWriter | None = None
             try:
@@ -213,10 +214,18 @@ class Transport:
                 seq = 0
                 peer.connected = True
                 backoff_ms = 10
+                # The link is one-way: we never read from it, so a peer that died (kill -9, a
+                # restart on the same port) shows up only as end-of-stream here. Watch for it,
+                # or a write into a half-dead socket may be the only way to find out.
+                watcher = asyncio.create_task(self._watch_eof(reader, writer, peer))
                 while not self._closing:
+                    if writer.is_closing() or watcher.done():
+                        raise EOFError("the peer closed the link")
                     if not peer.queue:
                         peer.wakeup.clear()
                         await peer.wakeup.wait()
+                        if writer.is_closing() or watcher.done():
+                            raise EOFError("the peer closed the link")
                     chunk: list[bytes] = []
                     while peer.queue and len(chunk) < 256:
                         body = peer.queue.popleft()
@@ -230,10 +239,22 @@ class Transport:
                 log.debug("%s: link to %s failed: %s", self.node_id, peer.node_id, exc)
             finally:
                 peer.connected = False
+                if watcher is not None:
+                    watcher.cancel()
+                    watcher = None
                 if writer is not None:
                     writer.close()
             await asyncio.sleep(backoff_ms / 1000)
             backoff_ms = min(backoff_ms * 2, self.backoff_ms_max)
+
+    @staticmethod
+    async def _watch_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: _Peer) -> None:
+        """Read (and discard) until the peer closes the link, then wake the dial loop."""
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while await reader.read(_READ_BYTES):
+                pass
+        writer.close()
+        peer.wakeup.set()
 
     @staticmethod
     async def _read_frame(reader: asyncio.StreamReader, decoder: FrameDecoder) -> Any:
