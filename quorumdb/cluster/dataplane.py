@@ -23,6 +23,7 @@ cluster: until then they are refused with a ValidationException, never written p
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from quorumdb.db.contract import Forward, StoredItem, WriteOp, WriteResult
+from quorumdb.db.local import expire_mutator, ttl_expired
 from quorumdb.db.partition import HASH_SPACE, Partition, segment_range
 from quorumdb.db.records import Record, counter_key, unpack_counter
 from quorumdb.db.replicated import PartitionStore, snapshot_index
@@ -331,6 +333,7 @@ class ClusterDataPlane:
         clock: Callable[[], float] = time.time,
         leader_wait_s: float = _LEADER_WAIT_S,
         eventual_reads: str = "leader",
+        ttl_interval_s: float = 5.0,
     ) -> None:
         if eventual_reads not in ("leader", "any"):
             raise ValueError("eventual_reads is 'leader' or 'any'")
@@ -342,6 +345,8 @@ class ClusterDataPlane:
         self._defs: dict[str, tuple[int, TableDef]] = {}
         self._stats: dict[tuple[str, int | None], tuple[int, int]] = {}
         self._stats_task: asyncio.Task[None] | None = None
+        self._ttl_task: asyncio.Task[None] | None = None
+        self.ttl_interval_s = ttl_interval_s
 
     # -- catalog -------------------------------------------------------------------------------
 
@@ -468,14 +473,26 @@ class ClusterDataPlane:
 
     async def write(self, op: WriteOp) -> WriteResult:
         p = self._partition(op.table, op.key[op.table.key_schema.hash.name])
-        local = self.host.replica(p.group_id)
-        if local is not None and local.handle.is_leader():
-            try:
-                res: WriteResult = await local.run(lambda b: b.run_write(op), op.table)
-                return res
-            except NotLeaderError as e:
-                raise Forward(e.leader or await self._leader_of(p)) from None
-        raise Forward(await self._leader_of(p))
+        res: WriteResult = await self._run_on_leader(p, lambda b: b.run_write(op), op.table)
+        return res
+
+    async def _run_on_leader(self, p: Any, job: Callable[[WriteBatch], Any], table: TableDef) -> Any:
+        """Run ``job`` here if this node leads ``p`` (waiting out its election), else raise
+        Forward to the leader, before anything was written."""
+        for _attempt in range(_MAX_SKIPS):
+            local = self.host.replica(p.group_id)
+            if local is not None and local.handle.is_leader():
+                try:
+                    return await local.run(job, table)
+                except NotLeaderError as e:
+                    if e.leader and e.leader != self.host.node_id:
+                        raise Forward(e.leader) from None
+                    continue
+            leader = await self._leader_of(p)
+            if leader != self.host.node_id:
+                raise Forward(leader)
+            await asyncio.sleep(0.02)  # we lead but are not ready yet (our ballot's first commit)
+        raise InternalServerError("Internal server error (the partition's leader is moving)")
 
     async def write_many(self, ops: Sequence[WriteOp]) -> list[WriteResult | BaseException]:
         groups: dict[str, tuple[Any, list[int]]] = {}
@@ -497,7 +514,7 @@ class ClusterDataPlane:
         return out
 
     async def _write_group(self, p: Any, ops: list[WriteOp]) -> list[WriteResult | BaseException]:
-        for _attempt in range(3):
+        for _attempt in range(_MAX_SKIPS):
             local = self.host.replica(p.group_id)
             if local is not None and local.handle.is_leader():
                 try:
@@ -508,6 +525,7 @@ class ClusterDataPlane:
                 raise Forward(await self._leader_of(p))
             leader = await self._leader_of(p)
             if leader == self.host.node_id:
+                await asyncio.sleep(0.02)  # we lead but are not ready yet
                 continue
             payload = {"g": p.group_id, "t": ops[0].table.name,
                        "ops": [[op.key, op.mutate(None)] for op in ops]}
@@ -523,16 +541,10 @@ class ClusterDataPlane:
     ) -> list[WriteResult]:
         ops = list(ops)
         p = self._single_partition([(op.table, op.key) for op in ops])
-        local = self.host.replica(p.group_id)
-        if local is not None and local.handle.is_leader():
-            try:
-                res: list[WriteResult] = await local.run(
-                    lambda b: b.run_transaction(ops, token, fingerprint), ops[0].table
-                )
-                return res
-            except NotLeaderError as e:
-                raise Forward(e.leader or await self._leader_of(p)) from None
-        raise Forward(await self._leader_of(p))
+        res: list[WriteResult] = await self._run_on_leader(
+            p, lambda b: b.run_transaction(ops, token, fingerprint), ops[0].table
+        )
+        return res
 
     def _single_partition(self, keys: Sequence[tuple[TableDef, Key]]) -> Any:
         parts = {self._partition(t, k[t.key_schema.hash.name]).group_id: self._partition(t, k[t.key_schema.hash.name])
@@ -708,6 +720,47 @@ class ClusterDataPlane:
     async def start(self) -> None:
         if self._stats_task is None:
             self._stats_task = asyncio.get_running_loop().create_task(self._stats_loop())
+        if self._ttl_task is None and self.ttl_interval_s > 0:
+            self._ttl_task = asyncio.get_running_loop().create_task(self._ttl_loop())
+
+    async def expire_now(self) -> int:
+        """One TTL pass over the partitions this node leads: delete the items whose TTL
+        attribute is in the past (each deletion re-checks expiry, as on a single node)."""
+        now = self._clock()
+        deleted = 0
+        for name in self.host.table_names():
+            try:
+                t = self.table(name)
+            except ResourceNotFoundError:
+                continue
+            if not (t.ttl_enabled and t.ttl_attribute):
+                continue
+            attr = t.ttl_attribute
+            for p in self.host.partitions(name):
+                local = self.host.replica(p.group_id)
+                if local is None or not local.handle.is_leader():
+                    continue
+                expired = [t.key_schema.key_of(r.item)
+                           for r in local.part(t).scan(t, None, hash_lo=p.hash_lo, hash_hi=p.hash_hi)
+                           if ttl_expired(r.item, attr, now)]
+                if not expired:
+                    continue
+                mutate = expire_mutator(attr, now)
+                ops = [WriteOp(table=t, key=k, mutate=mutate, ttl_expiry=True) for k in expired]
+                try:
+                    results = await local.run(functools.partial(_run_writes, ops), t)
+                except (NotLeaderError, DynamoError):
+                    continue
+                deleted += sum(1 for r in results if isinstance(r, WriteResult))
+        return deleted
+
+    async def _ttl_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_interval_s)
+            try:
+                await self.expire_now()
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                log.warning("TTL pass failed", exc_info=True)
 
     async def _stats_loop(self) -> None:
         while True:
@@ -718,9 +771,10 @@ class ClusterDataPlane:
             await asyncio.sleep(2.0)
 
     async def close(self) -> None:
-        if self._stats_task is not None:
-            self._stats_task.cancel()
-            self._stats_task = None
+        for task in (self._stats_task, self._ttl_task):
+            if task is not None:
+                task.cancel()
+        self._stats_task = self._ttl_task = None
 
 
 # -- the server side of the RPCs -------------------------------------------------------------------
@@ -766,6 +820,10 @@ async def serve_write(local: PartitionReplica, table: TableDef, ops: list[list[A
     wops = [WriteOp(table=table, key=k, mutate=_const(v), constant=True) for k, v in ops]
     results = await local.run(lambda b: b.run_writes(wops), table)
     return [{"e": error_to_wire(r)} if isinstance(r, BaseException) else result_to_wire(r) for r in results]
+
+
+def _run_writes(ops: list[WriteOp], batch: WriteBatch) -> list[WriteResult | BaseException]:
+    return batch.run_writes(ops)
 
 
 def _const(v: Item | None) -> Callable[[Item | None], Item | None]:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ import orjson
 
 from quorumdb.api import early_stop
 from quorumdb.api.dispatch import Dispatcher
-from quorumdb.api.server import Server
+from quorumdb.api.server import RECURSION_LIMIT, Server
 from quorumdb.cluster.node import ClusterConfig, ClusterNode
 from quorumdb.cluster.rpc import RpcError
 from quorumdb.cluster.wiring import MAX_HOPS, hops, make_dataplane
@@ -49,6 +50,7 @@ async def serve_node(
 ) -> None:
     """Run a cluster node until SIGINT/SIGTERM (or ``stop``); ``config.api_address`` is where the
     HTTP API listens."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))  # as the single node
     node = ClusterNode(config)
     db = make_dataplane(node)  # before start: it may set the partition factory, register RPCs
     await node.start()

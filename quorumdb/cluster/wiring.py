@@ -108,7 +108,9 @@ def make_dataplane(node: ClusterNode) -> ClusterDataPlane:
     node.partition_factory = partition
     parts = int(os.environ.get(PARTITIONS_ENV, "4") or 4)
     reads = os.environ.get(EVENTUAL_READS_ENV, "leader").strip() or "leader"
-    db = ClusterDataPlane(_Host(node), partitions_per_table=max(1, parts), eventual_reads=reads)
+    ttl = float(os.environ.get("QUORUMDB_TTL_INTERVAL_SECONDS", "5") or 5)
+    db = ClusterDataPlane(_Host(node), partitions_per_table=max(1, parts), eventual_reads=reads,
+                          ttl_interval_s=ttl)
 
     def serve_rpc(method: str) -> Any:
         async def handler(src: str, payload: Any) -> Any:

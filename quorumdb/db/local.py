@@ -124,7 +124,7 @@ def ttl_expired(item: Item | None, attr: str, now: float) -> bool:
     return now - TTL_MAX_AGE_S <= at <= now
 
 
-def _expire_mutator(attr: str, now: float) -> Callable[[Item | None], Item | None]:
+def expire_mutator(attr: str, now: float) -> Callable[[Item | None], Item | None]:
     def mutate(old: Item | None) -> Item | None:
         if not ttl_expired(old, attr, now):
             raise ConditionalCheckFailedError()  # updated meanwhile: the new TTL wins
@@ -395,7 +395,7 @@ class LocalDataPlane:
             while True:
                 keys, after = self._expired_chunk(t, after, now)
                 if keys:
-                    mutate = _expire_mutator(t.ttl_attribute, now)
+                    mutate = expire_mutator(t.ttl_attribute, now)
                     ops = [WriteOp(table=t, key=k, mutate=mutate, ttl_expiry=True) for k in keys]
                     for r in await self.write_many(ops):
                         if isinstance(r, WriteResult):

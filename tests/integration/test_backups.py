@@ -486,8 +486,10 @@ def test_backup_is_a_consistent_cut_of_concurrent_transactions(
     seen = []
     try:
         for i in range(3):
-            while done[0] == 0:
+            while done[0] == 0 and thread.is_alive():
                 time.sleep(0.01)
+            if errors:
+                raise errors[0]  # the writer could not even start: report why, do not wait forever
             arn = ddb.create_backup(TableName=name, BackupName=f"cut{i}")["BackupDetails"]["BackupArn"]
             backups.append(arn)
             target = unique_name("cut")

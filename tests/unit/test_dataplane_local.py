@@ -456,13 +456,13 @@ def test_ttl_background_task(run: Any) -> None:
 
 def test_ttl_recheck_lets_a_concurrent_extension_win(run: Any) -> None:
     async def body(dp: LocalDataPlane) -> None:
-        from quorumdb.db.local import _expire_mutator
+        from quorumdb.db.local import expire_mutator
 
         t = await dp.create_table(dataclasses.replace(table_def(), ttl_enabled=True, ttl_attribute="exp"))
         await dp.write(put(t, {"pk": S("a"), "sk": N(1), "exp": N(50)}))
         await dp.write(put(t, {"pk": S("a"), "sk": N(1), "exp": N(500)}))  # extended
         with pytest.raises(ConditionalCheckFailedError):
-            await dp.write(WriteOp(table=t, key={"pk": S("a"), "sk": N(1)}, mutate=_expire_mutator("exp", 100.0)))
+            await dp.write(WriteOp(table=t, key={"pk": S("a"), "sk": N(1)}, mutate=expire_mutator("exp", 100.0)))
         assert await dp.get(t, {"pk": S("a"), "sk": N(1)}) is not None
 
     run(body, ttl_interval_s=0)
