@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint sim bench bench-cluster test-cluster clean
+.PHONY: run test lint sim bench bench-cluster test-cluster test-faults clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,21 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check quorumdb
 	$(BIN)/mypy quorumdb
 
+# The black-box tests that also run against a local 3-node cluster in `make test`.
+CLUSTER_SLICE := tests/integration/test_items.py tests/integration/test_query_scan.py \
+	tests/integration/test_batch.py tests/integration/test_transactions.py
+
 test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q
+	QUORUMDB_TEST_CLUSTER=3 $(BIN)/python -m pytest -q -rs $(CLUSTER_SLICE)
+
+# The whole black-box suite against a 3-node cluster (what it does not support yet is skipped).
+test-cluster: $(VENV)/.installed-test
+	QUORUMDB_TEST_CLUSTER=3 $(BIN)/python -m pytest -q -rs tests/integration
+
+# Long fault runs on real cluster processes (20 kill -9 cycles under load, ...).
+test-faults: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -s -m slow tests/cluster
 
 sim: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m slow tests/sim
