@@ -86,6 +86,12 @@ def _paxos_default() -> PaxosConfig:
     return PaxosConfig(max_batch_commands=1)
 
 
+# Fault injection for tests: with this variable set, a node drops its traffic with the peers
+# listed in <data dir>/faults.json ({"cut": [...]}) while the file lists them.
+FAULT_INJECTION_ENV = "QUORUMDB_FAULT_INJECTION"
+FAULT_FILE = "faults.json"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterConfig:
     node_id: str
@@ -147,6 +153,7 @@ class ClusterNode:
         self.transport = Transport(
             node_id=config.node_id, group=CLUSTER_CHANNEL, listen=config.peer_address, peers={},
             on_message=self._on_message, secret=config.secret, learn_peers=True,
+            fault_file=os.path.join(config.data_dir, FAULT_FILE) if os.environ.get(FAULT_INJECTION_ENV) else None,
         )
         self.rpc = Rpc(self.transport.send)
         self._ids = itertools.count(1)

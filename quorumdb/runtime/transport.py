@@ -25,9 +25,11 @@ import collections
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import os
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -95,10 +97,15 @@ class Transport:
         backoff_ms_max: int = 1000,
         advertise: Address | None = None,
         learn_peers: bool = False,
+        fault_file: str | None = None,
     ) -> None:
         """``advertise``: the address peers should dial us at, sent in the handshake (default:
         ``listen``). ``learn_peers``: add an authenticated dialer we do not know yet as a peer
-        at the address it advertises (a cluster node learns joiners this way)."""
+        at the address it advertises (a cluster node learns joiners this way).
+
+        ``fault_file`` (fault injection, for tests): a JSON file ``{"cut": [node ids]}``; while
+        it lists a peer, every message to or from that peer is dropped, as if the network
+        between the two were cut. Re-read at most every 50 ms; absent means no cut."""
         if node_id in peers:
             raise ValueError("peers must not include this node")
         self.node_id = node_id
@@ -116,6 +123,9 @@ class Transport:
         self._started = False
         self._closing = False
         self.rejected_frames = 0
+        self._fault_file = fault_file
+        self._cut: frozenset[str] = frozenset()
+        self._cut_read = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -181,11 +191,26 @@ class Transport:
 
     # -- sending ---------------------------------------------------------------------------------
 
+    def _is_cut(self, peer_id: str) -> bool:
+        if self._fault_file is None:
+            return False
+        now = time.monotonic()
+        if now - self._cut_read > 0.05:
+            self._cut_read = now
+            try:
+                with open(self._fault_file, "rb") as f:
+                    self._cut = frozenset(str(n) for n in json.loads(f.read()).get("cut", []))
+            except (OSError, ValueError, AttributeError):
+                self._cut = frozenset()
+        return peer_id in self._cut
+
     def send(self, to: str, payload: Any) -> None:
         """Queue ``payload`` for ``to``; never blocks. Dropped when the queue is full."""
         peer = self._peers.get(to)
         if peer is None:
             raise KeyError(f"unknown peer {to!r}")
+        if self._is_cut(to):
+            return
         if len(peer.queue) == peer.queue.maxlen:
             peer.dropped += 1
         peer.queue.append(msgpack.packb({"g": self.group, "f": self.node_id, "m": payload}, use_bin_type=True))
@@ -335,6 +360,8 @@ class Transport:
 
     def _deliver(self, peer_id: str, frame: Any) -> None:
         if not isinstance(frame, dict) or frame.get("g") != self.group or frame.get("f") != peer_id:
+            return
+        if self._is_cut(peer_id):
             return
         try:
             self.on_message(peer_id, frame.get("m"))

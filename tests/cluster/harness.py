@@ -4,6 +4,7 @@ restart and inspect each (``quorumdb serve --node-id ...``, the same command ``c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -71,6 +72,24 @@ class LocalCluster:
     def sigcont(self, node: str) -> None:
         self.procs[node].send_signal(signal.SIGCONT)
         self.stopped.discard(node)
+
+    def isolate(self, node: str) -> None:
+        """Cut ``node`` off from every other node, both ways (needs QUORUMDB_FAULT_INJECTION=1
+        in ``env``: each node drops traffic with the peers its data dir's faults.json lists)."""
+        others = [s.node_id for s in self.specs if s.node_id != node]
+        self._write_cut(node, others)
+        for o in others:
+            self._write_cut(o, [node])
+
+    def heal(self) -> None:
+        for s in self.specs:
+            Path(s.data_dir, "faults.json").unlink(missing_ok=True)
+
+    def _write_cut(self, node: str, peers: list[str]) -> None:
+        path = Path(self.spec(node).data_dir, "faults.json")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"cut": peers}))
+        tmp.replace(path)
 
     def stop_all(self) -> None:
         for node in list(self.stopped):

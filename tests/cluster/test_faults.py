@@ -1,5 +1,6 @@
 """Faults on real cluster processes under boto3 load: kill -9 of partition leaders, SIGSTOP of a
-leader past its lease. Every operation's invocation and completion is recorded through the
+leader past its lease, a leader cut off from the other nodes (the transport's fault-injection
+file, both directions) while it still answers its own clients. Every operation's invocation and completion is recorded through the
 DynamoDB API (puts, conditional updates, consistent reads) and the history is checked by the
 linearizability checker; a ledger of unique writes checks that no acknowledged write is lost.
 
@@ -36,7 +37,7 @@ def _failover_s(cluster: LocalCluster, victim: str, probe: str, deadline_s: floa
 
 
 def _run_cycles(tmp_path: Path, cycles: int, fault: str) -> dict[str, object]:
-    cluster = LocalCluster(tmp_path / "cluster")
+    cluster = LocalCluster(tmp_path / "cluster", env={"QUORUMDB_FAULT_INJECTION": "1"})
     cluster.start_all()
     try:
         cluster.create_table("reg")
@@ -52,12 +53,17 @@ def _run_cycles(tmp_path: Path, cycles: int, fault: str) -> dict[str, object]:
             victim = cluster.leader_of_key("reg", key)
             if fault == "kill9":
                 cluster.kill9(victim)
+            elif fault == "isolate":
+                cluster.isolate(victim)
             else:
                 cluster.sigstop(victim)
             failovers.append(round(_failover_s(cluster, victim, probe), 2))
             if fault == "sigstop":
                 time.sleep(1.5)  # well past the lease: the others lead now
                 cluster.sigcont(victim)
+            elif fault == "isolate":
+                time.sleep(1.5)  # the isolated old leader keeps answering its clients meanwhile
+                cluster.heal()
             else:
                 cluster.start(victim)
             cluster.wait(lambda st: all(n["up"] for n in st["nodes"]), 60, f"{victim} back")
@@ -86,6 +92,10 @@ def test_kill9_partition_leaders_under_load(tmp_path: Path) -> None:
 
 def test_sigstop_a_leader_past_its_lease(tmp_path: Path) -> None:
     _run_cycles(tmp_path, 2, "sigstop")
+
+
+def test_isolate_a_leader_from_the_others(tmp_path: Path) -> None:
+    _run_cycles(tmp_path, 2, "isolate")
 
 
 @pytest.mark.slow
