@@ -69,6 +69,10 @@ _CROSS_PARTITION = (
     "yet: keep the items of one transaction under one partition key, or use a single node"
 )
 _NO_GSI = "Global secondary indexes are not supported by this QuorumDB cluster yet"
+_CROSS_LEADER_BATCH = (
+    "Conditional writes in one batch whose partitions are led by different nodes are not "
+    "supported by this QuorumDB cluster yet: send them one by one"
+)
 _NO_STREAMS = "DynamoDB Streams are not supported by this QuorumDB cluster yet"
 _NO_BACKUPS = "Backups and point-in-time recovery are not supported by this QuorumDB cluster yet"
 _MAX_SKIPS = 8  # a batch evaluated on a state that did not commit is evaluated again
@@ -500,6 +504,14 @@ class ClusterDataPlane:
             p = self._partition(op.table, op.key[op.table.key_schema.hash.name])
             groups.setdefault(p.group_id, (p, []))[1].append(i)
         out: list[WriteResult | BaseException] = [InternalServerError("Internal server error")] * len(ops)
+        if len(groups) == 1:
+            # One partition: a request of conditional writes can go to its leader whole.
+            p = next(iter(groups.values()))[0]
+            local = self.host.replica(p.group_id)
+            if not all(op.constant for op in ops) and not (local is not None and local.handle.is_leader()):
+                leader = await self._leader_of(p)
+                if leader != self.host.node_id:
+                    raise Forward(leader)
 
         async def one_group(p: Any, idx: list[int]) -> None:
             sub = [ops[i] for i in idx]
@@ -521,9 +533,11 @@ class ClusterDataPlane:
                     return list(await local.run(lambda b: b.run_writes(ops), ops[0].table))
                 except NotLeaderError:
                     continue
-            if not all(op.constant for op in ops):
-                raise Forward(await self._leader_of(p))
             leader = await self._leader_of(p)
+            if not all(op.constant for op in ops) and leader != self.host.node_id:
+                # Conditional writes cannot be shipped (their mutation is code): refused alone,
+                # never forwarded after the other partitions' writes were done.
+                return [ValidationError(_CROSS_LEADER_BATCH)] * len(ops)
             if leader == self.host.node_id:
                 await asyncio.sleep(0.02)  # we lead but are not ready yet
                 continue

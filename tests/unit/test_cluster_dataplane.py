@@ -257,3 +257,26 @@ def test_conditions_and_transactions_on_one_partition_and_refusals() -> None:
             await c.planes["n1"].create_table(table_def("t2", indexes=(gsi,), attributes={"pk": "S", "sk": "N", "v": "S"}))
 
     run(body)
+
+
+def test_conditional_batch_writes_never_forward_after_writing() -> None:
+    async def body(c: Cluster) -> None:
+        t = await c.planes["n1"].create_table(table_def())
+        pks = [f"k{i}" for i in range(12)]
+        ops = [put(t, item(pk, 1)) for pk in pks]  # not constant: as PartiQL's conditional writes
+        results = await c.planes["n1"].write_many(ops)
+        for pk, r in zip(pks, results, strict=True):
+            if leader_of(c, pk) == "n1":
+                assert not isinstance(r, BaseException)
+            else:
+                assert isinstance(r, ValidationError) and "not supported by this QuorumDB cluster yet" in r.message
+                assert await c.planes["n1"].get(t, {"pk": {"S": pk}, "sk": {"N": "1"}}, consistent=True) is None
+        # All in one partition: the whole request goes to that partition's leader, unwritten.
+        lead = leader_of(c, "solo")
+        other = next(n for n in c.planes if n != lead)
+        with pytest.raises(Forward) as fwd:
+            await c.planes[other].write_many([put(t, item("solo", 1)), put(t, item("solo", 2))])
+        assert fwd.value.node_id == lead
+        assert await c.planes[lead].get(t, {"pk": {"S": "solo"}, "sk": {"N": "1"}}, consistent=True) is None
+
+    run(body)
