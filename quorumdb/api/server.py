@@ -42,7 +42,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import zlib
@@ -63,6 +62,7 @@ from quorumdb.errors import (
     RequestEntityTooLargeError,
     SerializationError,
 )
+from quorumdb.supervise import Supervisor
 
 __all__ = [
     "HttpProtocol",
@@ -943,60 +943,27 @@ def run_workers(
         sys.executable, "-m", "quorumdb", "serve", "--host", host, "--port", str(port),
         "--data-dir", path, "--log-level", log_level, "--reuse-port", *extra_args,
     ]
-    procs: list[subprocess.Popen[bytes]] = []
-    stopping = False
-
-    def stop_all(signum: int = signal.SIGTERM, frame: object = None) -> None:
-        nonlocal stopping
-        stopping = True
-        for p in procs:
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.send_signal(signal.SIGTERM)
-
-    old_handlers = {sig: signal.signal(sig, stop_all) for sig in early_stop.STOP_SIGNALS}
-    if early_stop.requested():
-        stopping = True
     clean = True
-    try:
+    with Supervisor(early_stop.STOP_SIGNALS) as sup:
+        if early_stop.requested():
+            sup.stopping = True
         for _ in range(workers):
-            if stopping:
+            if sup.stopping:
                 break
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE))
-        if stopping:  # also reaches a worker started while the signal was handled
-            stop_all()
-        for p in procs:
+            sup.start(cmd)
+        if sup.stopping:  # also reaches a worker started while the signal was handled
+            sup.stop_all()
+        for p in sup.procs:
             assert p.stdout is not None
             if not p.stdout.readline():  # the worker ended before listening
-                clean = stopping  # asked to stop meanwhile: not a failure
-                stop_all()
+                clean = sup.stopping  # asked to stop meanwhile: not a failure
+                sup.stop_all()
                 break
         else:
-            if not stopping:
+            if not sup.stopping:
                 where = f"data: {path}, LMDB, {workers} worker processes"
                 _print_line(f"QuorumDB listening on http://{_host_for_url(host)}:{port} ({where})")
         if reserve is not None:
             reserve.close()
-        remaining = list(procs)
-        while remaining:
-            for p in list(remaining):
-                try:
-                    code = p.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    continue
-                remaining.remove(p)
-                if code != 0 and not (stopping and code == -signal.SIGTERM):
-                    clean = False
-                if not stopping:  # a worker ended on its own: stop the others
-                    clean = False
-                    stop_all()
-        return 0 if clean else 1
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            if p.stdout is not None:
-                p.stdout.close()
+        clean = sup.wait() and clean
+    return 0 if clean else 1

@@ -561,8 +561,7 @@ class ClusterDataPlane:
         return res
 
     def _single_partition(self, keys: Sequence[tuple[TableDef, Key]]) -> Any:
-        parts = {self._partition(t, k[t.key_schema.hash.name]).group_id: self._partition(t, k[t.key_schema.hash.name])
-                 for t, k in keys}
+        parts = {p.group_id: p for p in (self._partition(t, k[t.key_schema.hash.name]) for t, k in keys)}
         if len(parts) != 1 or len({t.name for t, _ in keys}) != 1:
             raise ValidationError(_CROSS_PARTITION)
         return next(iter(parts.values()))

@@ -16,14 +16,14 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+from quorumdb.supervise import Supervisor
 
 __all__ = ["NodeSpec", "plan", "ensure_secret", "fetch_status", "cluster_ready", "up"]
 
@@ -123,68 +123,32 @@ def up(n: int, data_dir: str, *, host: str = "127.0.0.1", base_port: int | None 
     secret_file = ensure_secret(data_dir)
     specs = plan(n, data_dir, host, base_port)
     seed = f"{host}:{specs[0].peer_port}"
-    procs: list[subprocess.Popen[bytes]] = []
-    stopping = False
-
-    def stop_all(signum: int = signal.SIGTERM, frame: object = None) -> None:
-        nonlocal stopping
-        stopping = True
-        for p in procs:
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.send_signal(signal.SIGTERM)
-
-    old = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with Supervisor() as sup:
         for i, spec in enumerate(specs):
-            cmd = _command(spec, host, secret_file, None if i == 0 else seed, log_level)
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE))
-        for spec, p in zip(specs, procs, strict=True):
+            sup.start(_command(spec, host, secret_file, None if i == 0 else seed, log_level))
+        for spec, p in zip(specs, sup.procs, strict=True):
             assert p.stdout is not None
             if not p.stdout.readline():
                 echo(f"node {spec.node_id} failed to start (exit status {p.wait()})")
-                stop_all()
+                sup.stop_all()
                 return 1
         endpoint = f"http://{host}:{specs[0].api_port}"
         deadline = time.monotonic() + ready_timeout_s
         status: dict[str, Any] = {}
-        while not stopping:
+        while not sup.stopping:
             with contextlib.suppress(OSError, ValueError):
                 status = fetch_status(endpoint, timeout_s=2.0)
                 if cluster_ready(status, [s.node_id for s in specs]):
                     break
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in sup.procs):
                 echo("the cluster did not come up in time; stopping it")
-                stop_all()
+                sup.stop_all()
                 return 1
             time.sleep(0.2)
-        if not stopping:
+        if not sup.stopping:
             echo(f"QuorumDB cluster of {n} nodes is up (data: {data_dir}, meta leader: {status['meta']['leader']})")
             for spec in specs:
                 echo(f"  {spec.node_id}  http://{host}:{spec.api_port}  (peer {host}:{spec.peer_port})")
             echo(f"status: quorumdb cluster status --endpoint {endpoint}    stop: Ctrl-C")
-        clean = True
-        remaining = list(procs)
-        while remaining:
-            for p in list(remaining):
-                try:
-                    code = p.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    continue
-                remaining.remove(p)
-                if not stopping:
-                    echo(f"a node exited on its own (status {code}); stopping the cluster")
-                    clean = False
-                    stop_all()
-                elif code not in (0, -signal.SIGTERM):
-                    clean = False
+        clean = sup.wait(lambda code: echo(f"a node exited on its own (status {code}); stopping the cluster"))
         return 0 if clean else 1
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            if p.stdout is not None:
-                p.stdout.close()
