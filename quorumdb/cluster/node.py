@@ -344,7 +344,7 @@ class ClusterNode:
             top = max(commits.values(), default=0)
             leader = next((r for r, g in reps.items() if g is not None and g["role"] == "leader"), None)
             partitions.append({
-                "table": p.table, "group": p.group_id, "hash_lo": p.hash_lo, "hash_last": p.hash_hi - 1,
+                "table": p.table, "index": p.index, "group": p.group_id, "hash_lo": p.hash_lo, "hash_last": p.hash_hi - 1,
                 "replicas": list(p.replicas), "leader": leader, "epoch": p.epoch, "commit": top,
                 "lag": {r: top - c for r, c in commits.items()},
             })

@@ -25,7 +25,6 @@ from quorumdb.db.replicated import Command, PartitionStore
 from quorumdb.db.writer import WriterState
 from quorumdb.errors import ConditionalCheckFailedError, ValidationError
 from quorumdb.model.keys import partition_hash
-from quorumdb.model.schema import IndexDef, KeyAttr, KeySchema
 from quorumdb.storage.memory import MemoryEngine
 from quorumdb.storage.prefixed import PrefixedEngine
 
@@ -251,10 +250,6 @@ def test_conditions_and_transactions_on_one_partition_and_refusals() -> None:
         with pytest.raises(ValidationError, match="span more than one partition"):
             await c.planes[lead].transact_get([(t, {"pk": {"S": "p"}, "sk": {"N": "1"}}), (t, {"pk": {"S": other}, "sk": {"N": "1"}})])
         assert await c.planes[lead].get(t, {"pk": {"S": "p"}, "sk": {"N": "3"}}) is None  # nothing partial
-        gsi = IndexDef(name="g", index_id=0, local=False, key_schema=KeySchema(hash=KeyAttr(name="v", type="S"), range=None),
-                       projection="ALL", non_key_attributes=())
-        with pytest.raises(ValidationError, match="Global secondary indexes"):
-            await c.planes["n1"].create_table(table_def("t2", indexes=(gsi,), attributes={"pk": "S", "sk": "N", "v": "S"}))
 
     run(body)
 
