@@ -654,7 +654,7 @@ class ClusterDataPlane:
             assert isinstance(hash_value, dict)  # tables and local indexes: one partition-key attribute
             p = self._partition(table, hash_value)
         args = {"ix": None if index is None else index.name, "h": hash_value,
-                "s": None if sort is None else [sort.op, list(sort.values)], "f": forward,
+                "s": None if sort is None else [sort.op, list(sort.values), list(sort.prefix)], "f": forward,
                 "x": exclusive_start, "l": limit}
         raws, _more = await self._read(p, table, "query", args, consistent)
         return iter([Record(r) for r in raws])
@@ -899,7 +899,7 @@ def serve_read(local: PartitionReplica, table: TableDef, kind: str, args: dict[s
             raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
     if kind == "query":
         s = args["s"]
-        sort = None if s is None else SortKeyRange(op=s[0], values=tuple(s[1]))
+        sort = None if s is None else SortKeyRange(op=s[0], values=tuple(s[1]), prefix=tuple(s[2]) if len(s) > 2 else ())
         it = part.query(table, index, args["h"], sort, forward=args["f"], exclusive_start=args["x"])
         recs, more = _collect(it, args["l"])
     elif kind == "scan":
