@@ -146,6 +146,11 @@ class ClusterHost(Protocol):
         """Run a command through the metadata group (via its leader)."""
         ...
 
+    async def await_epoch(self, epoch: int) -> None:
+        """Return once this node's copy of the metadata has reached ``epoch`` (or after a short
+        while: the copy catches up at its constant rate anyway)."""
+        ...
+
     async def call(self, node_id: str, method: str, payload: Any) -> Any:
         """An RPC to another node's handler ``method``."""
         ...
@@ -408,6 +413,7 @@ class ClusterDataPlane:
             if res.get("error") == "table exists":
                 raise ResourceInUseError(f"Table already exists: {table.name}")
             raise InternalServerError(f"Internal server error ({res.get('error')})")
+        await self.host.await_epoch(res["epoch"])  # this node's next DescribeTable shows it
         return TableDef.from_record(res["table"])
 
     async def update_table(self, table: TableDef) -> TableDef:
@@ -416,12 +422,14 @@ class ClusterDataPlane:
         res = await self.host.meta_propose({"op": "update_table", "table": rec})
         if not res.get("ok"):
             raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+        await self.host.await_epoch(res["epoch"])
         return TableDef.from_record(res["table"])
 
     async def delete_table(self, name: str) -> TableDef:
         res = await self.host.meta_propose({"op": "delete_table", "name": name})
         if not res.get("ok"):
             raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+        await self.host.await_epoch(res["epoch"])
         return TableDef.from_record(res["table"])
 
     def table_stats(self, table: TableDef) -> tuple[int, int]:

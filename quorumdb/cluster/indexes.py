@@ -125,6 +125,21 @@ class IndexWork:
                 if creating and p.hash_lo == 0:
                     self._spawn(("ready", name), self._check_ready(name))
 
+    def status(self) -> dict[str, Any]:
+        """The outboxes of the base partitions this node leads (for operators and fault tests):
+        per partition its cursor and last change number (the difference is in flight)."""
+        host = self.dp.host
+        parts = []
+        for name in host.table_names():
+            for p in host.partitions(name):
+                local = host.replica(p.group_id)
+                if local is None or not local.handle.is_leader():
+                    continue
+                cursor, last = gsi.outbox_state(local.store.engine)
+                parts.append({"table": name, "group": p.group_id, "cursor": cursor, "last": last})
+        return {"node": host.node_id, "delivered": self.delivered, "partitions": parts,
+                "backlog": sum(p["last"] - p["cursor"] for p in parts)}
+
     def _leads(self, p: Any, local: PartitionReplica) -> bool:
         return self.dp.host.replica(p.group_id) is local and local.handle.is_leader()
 

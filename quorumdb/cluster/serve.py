@@ -2,7 +2,8 @@
 
 ``quorumdb serve --node-id ...`` lands here. The HTTP server answers DynamoDB requests through
 ``make_dataplane(node)`` and ``GET /cluster/status`` with the cluster's status as JSON (every
-member asked, see ``ClusterNode.cluster_status``). Prints one ``QuorumDB node ... listening``
+member asked, see ``ClusterNode.cluster_status``); ``GET /cluster/indexes`` with this node's
+global-index outboxes. Prints one ``QuorumDB node ... listening``
 line once both the peer and the HTTP ports listen; stops cleanly on SIGINT/SIGTERM.
 """
 
@@ -27,11 +28,12 @@ from quorumdb.cluster.rpc import RpcError
 from quorumdb.cluster.wiring import MAX_HOPS, hops, make_dataplane
 from quorumdb.errors import InternalServerError
 
-__all__ = ["serve_node", "run_node", "STATUS_PATH"]
+__all__ = ["serve_node", "run_node", "STATUS_PATH", "INDEXES_PATH"]
 
 log = logging.getLogger(__name__)
 
 STATUS_PATH = b"/cluster/status"
+INDEXES_PATH = b"/cluster/indexes"  # this node's global-index outboxes (``IndexWork.status``)
 
 
 def free_port(host: str) -> int:
@@ -66,7 +68,11 @@ async def serve_node(
             log.exception("cluster status failed")
             return 503, orjson.dumps({"error": "status unavailable"})
 
+    async def indexes() -> tuple[int, bytes]:
+        return 200, orjson.dumps(db.indexes.status())
+
     server.routes[STATUS_PATH] = status
+    server.routes[INDEXES_PATH] = indexes
     try:
         await server.start(host, config.api_address[1])
         stop = stop or asyncio.Event()

@@ -45,7 +45,7 @@ from quorumdb.storage.lmdb_engine import LmdbEngine
 from quorumdb.storage.prefixed import PrefixedEngine
 
 __all__ = ["make_dataplane", "MAX_HOPS", "PARTITIONS_ENV", "EVENTUAL_READS_ENV", "hops", "removed_groups",
-           "sweep_removed_groups"]
+           "stored_groups", "sweep_removed_groups"]
 
 MAX_HOPS = 3
 PARTITIONS_ENV = "QUORUMDB_PARTITIONS_PER_TABLE"  # partitions of a new table (default 4)
@@ -83,6 +83,11 @@ class _Host:
 
     async def meta_propose(self, command: dict[str, Any]) -> dict[str, Any]:
         return await self.node.meta_propose(command)
+
+    async def await_epoch(self, epoch: int, timeout_s: float = 2.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.node.metadata.epoch < epoch and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def call(self, node_id: str, method: str, payload: Any) -> Any:
         try:
@@ -158,7 +163,7 @@ def removed_groups(md: Metadata, group_ids: list[str]) -> list[str]:
     return out
 
 
-def _stored_groups(engine: Engine) -> list[str]:
+def stored_groups(engine: Engine) -> list[str]:
     """The group ids that have a namespace in the data environment (one seek per group)."""
     out: list[str] = []
     lo = _GROUP_SPACE
@@ -178,7 +183,7 @@ async def sweep_removed_groups(engine: Engine, node: ClusterNode) -> int:
     many keys went. A chunk per write transaction, yielding in between."""
     md = node.metadata
     deleted = 0
-    for gid in removed_groups(md, _stored_groups(engine)):
+    for gid in removed_groups(md, stored_groups(engine)):
         if node.group(gid) is not None:
             continue
         space = _GROUP_SPACE + gid.encode() + b"/"

@@ -120,12 +120,15 @@ class Host:
         if command["op"] == "create_table":
             if command["table"]["name"] in self.c.tables:
                 return {"ok": False, "error": "table exists"}
-            return {"ok": True, "table": self.c.create(command["table"])}
+            return {"ok": True, "epoch": 1, "table": self.c.create(command["table"])}
         if command["op"] == "update_table":
             rec = dict(command["table"], table_id=self.c.tables[command["table"]["name"]]["table_id"])
             self.c.tables[rec["name"]] = rec
-            return {"ok": True, "table": rec}
+            return {"ok": True, "epoch": 1, "table": rec}
         raise AssertionError(command)
+
+    async def await_epoch(self, epoch: int) -> None:
+        return None  # one metadata for every node here
 
     async def call(self, node_id: str, method: str, payload: Any) -> Any:
         self.c.rpcs.append((self.node_id, node_id))
