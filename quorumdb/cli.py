@@ -265,7 +265,8 @@ def _print_status(status: dict[str, Any]) -> None:
         parts.add_column(col)
     for p in status.get("partitions", []):
         lag = ", ".join(f"{r}:{v}" for r, v in p["lag"].items() if v) or "0"
-        parts.add_row(p["table"], p["group"], f"{p['hash_lo']:016x}-{p['hash_last']:016x}", ", ".join(p["replicas"]),
+        name = p["table"] + (f"/{p['index']}" if p.get("index") else "")  # a global index's partitions
+        parts.add_row(name, p["group"], f"{p['hash_lo']:016x}-{p['hash_last']:016x}", ", ".join(p["replicas"]),
                       p["leader"] or "[red]none[/red]", str(p["commit"]), lag)
     console.print(parts if status.get("partitions") else "No partitions (no tables yet).")
 def _verifier(auth: bool, credentials_file: str | None) -> Verifier | None:

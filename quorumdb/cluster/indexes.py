@@ -59,7 +59,7 @@ class _Unplaced(Exception):
 
 
 class IndexWork:
-    def __init__(self, dp: ClusterDataPlane, *, interval_s: float = 0.05, retry_s: float = 0.1,
+    def __init__(self, dp: ClusterDataPlane, *, interval_s: float = 0.1, retry_s: float = 0.1,
                  batch_delay_s: float | None = None) -> None:
         self.dp = dp
         self.interval_s = interval_s
@@ -240,6 +240,10 @@ class IndexWork:
             ix = next((i for i in table.global_indexes if i.index_id == index_id), None)
             if ix is None or not ix.backfilling:
                 return
+            cursor, last = gsi.outbox_state(local.store.engine)
+            if last - cursor > gsi.OUTBOX_RECORDS_MAX // 2:
+                await asyncio.sleep(self.retry_s)  # let propagation catch up; writes come first
+                continue
             try:
                 if await local.run(functools.partial(gsi.backfill_chunk, table=table, index_id=index_id), table):
                     return

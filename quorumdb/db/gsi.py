@@ -60,6 +60,7 @@ from quorumdb.db.records import (
     unpack_u64,
 )
 from quorumdb.db.writer import Staged, WriteBatch, index_entry
+from quorumdb.errors import ProvisionedThroughputExceededError
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import Item
 from quorumdb.storage.engine import Engine, ReadTxn, prefix_successor
@@ -82,6 +83,8 @@ __all__ = [
     "caught_up",
     "BACKFILL_ITEMS",
     "WINDOW_BYTES",
+    "OUTBOX_RECORDS_MAX",
+    "INDEX_BACKLOG",
 ]
 
 SEQ_KEY = b"\x00gsi/seq"
@@ -96,6 +99,14 @@ BACKFILL_ITEMS = 256  # items walked per backfill command
 BACKFILL_BYTES = 1024 * 1024  # and at most about this much of their entries
 WINDOW_RECORDS = 512  # change records shipped per delivery round
 WINDOW_BYTES = 1024 * 1024  # and at most about this many bytes of them
+# Undelivered change records a base partition keeps at most: past it, writes that would add one
+# are throttled, as DynamoDB throttles a table whose global index cannot keep up.
+OUTBOX_RECORDS_MAX = 100_000
+INDEX_BACKLOG = (
+    "The level of configured provisioned throughput for one or more global secondary indexes of the "
+    "table was exceeded. Consider increasing your provisioning level for the under-provisioned global "
+    "secondary indexes with the UpdateTable API"
+)
 
 # One change to deliver to one index partition: [change number, index id, entry key to remove
 # or None, entry key to write or None, its record or None].
@@ -151,6 +162,8 @@ def stage_changes(
         changes.append([ix.index_id, None if oe is None else oe[0], None if ne is None else ne[0], rec])
     if changes:
         seq = _next_seq(st)
+        if seq - unpack_u64(st.get(CURSOR_KEY)) > OUTBOX_RECORDS_MAX:
+            raise ProvisionedThroughputExceededError(INDEX_BACKLOG)  # nothing of the write is staged
         st.put(_out_key(seq), msgpack.packb({"c": changes, "n": new_rec if whole else None}))
     return touched
 

@@ -1,8 +1,10 @@
 """Global secondary indexes on real cluster processes, through boto3.
 
 Writers own disjoint keys and remember the last state of each key that a write acknowledged
-(PutItem, UpdateItem with ALL_NEW, DeleteItem; a write whose answer was lost leaves its key
-unknown until the next acknowledged one). Once the writers stop:
+(PutItem, UpdateItem with ALL_NEW, DeleteItem). A write whose answer was lost may still take
+effect later, even after a later write was acknowledged (it may wait out an election while its
+client gives up), so its key is retired: its state is unknown and the writer moves on to a new
+key. Once the writers stop:
 
 - the table holds exactly the acknowledged state of every known key (no acknowledged write lost,
   nothing partial);
@@ -85,11 +87,12 @@ def scan_all(client: Any, **kw: Any) -> list[dict[str, Any]]:
 
 def index_equals_table(endpoint: str, indexes: list[dict[str, Any]], deadline_s: float = 90) -> dict[str, int]:
     """Wait until every index equals the table (writes have stopped); the entries per index.
-    Fails with the last difference if propagation does not settle in ``deadline_s``."""
+    Fails with the last difference if propagation does not settle in ``deadline_s``. The table
+    is read again each time: an unanswered write may still land after the writers stopped."""
     client = client_for(endpoint, timeout_s=10)
-    table = {it["pk"]["S"]: it for it in scan_all(client, ConsistentRead=True)}
     deadline = time.monotonic() + deadline_s
     while True:
+        table = {it["pk"]["S"]: it for it in scan_all(client, ConsistentRead=True)}
         problems: list[str] = []
         figures: dict[str, int] = {}
         for ix in indexes:
@@ -115,7 +118,7 @@ def index_equals_table(endpoint: str, indexes: list[dict[str, Any]], deadline_s:
 @dataclass
 class Writers:
     """Threads writing their own keys; ``state`` is the last acknowledged state of each key
-    (None: deleted), keys whose last write went unanswered are in ``unknown``."""
+    (None: deleted); keys retired after an unanswered write are in ``unknown``."""
 
     endpoints: list[str]
     threads_n: int = 3
@@ -144,8 +147,10 @@ class Writers:
     def _run(self, w: int) -> None:
         rng = random.Random(self.seed * 100 + w)
         clients = [client_for(e) for e in self.endpoints]
+        generation = [0] * self.keys_per_writer
         while not self._stop.is_set():
-            pk = f"w{w}-{rng.randrange(self.keys_per_writer)}"
+            slot = rng.randrange(self.keys_per_writer)
+            pk = f"w{w}-{slot}.{generation[slot]}"
             client = rng.choice(clients)
             r = rng.random()
             try:
@@ -172,6 +177,7 @@ class Writers:
                     item = None
             except Exception as e:  # noqa: BLE001 - unanswered (a fault): the key's state is unknown
                 code = (getattr(e, "response", None) or {}).get("Error", {}).get("Code", "")
+                generation[slot] += 1
                 with self._lock:
                     self.failed += 1
                     self.unknown.add(pk)
@@ -181,7 +187,6 @@ class Writers:
             with self._lock:
                 self.acked += 1
                 self.state[pk] = item
-                self.unknown.discard(pk)
 
     def lost(self, endpoint: str) -> list[str]:
         """Known keys whose stored item is not their last acknowledged state."""
@@ -322,7 +327,7 @@ def _kill_cycles(tmp_path: Path, cycles: int) -> dict[str, Any]:
         for cycle in range(cycles):
             time.sleep(1.0)
             # The leader of the base partition holding some written key, with changes in flight.
-            h = int.from_bytes(partition_hash({"S": f"w0-{cycle}"}), "big")
+            h = int.from_bytes(partition_hash({"S": f"w0-{cycle}.0"}), "big")
             st = cluster.status()
             base = next(p for p in LocalCluster.partitions(st, TABLE) if p["hash_lo"] <= h <= p["hash_last"])
             victim = _leader_of_group(cluster, base["group"])

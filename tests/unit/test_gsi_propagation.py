@@ -41,6 +41,7 @@ from quorumdb.db.records import (
 )
 from quorumdb.db.replicated import PartitionStore
 from quorumdb.db.writer import WriterState, index_entry
+from quorumdb.errors import ProvisionedThroughputExceededError
 from quorumdb.model.keys import partition_hash
 from quorumdb.model.schema import IndexDef, KeyAttr, KeySchema, TableDef
 from quorumdb.model.types import Item
@@ -245,6 +246,25 @@ def test_a_sparse_item_stages_nothing_and_a_failed_write_consumes_no_number() ->
         b.run(lambda batch: batch.run_write(WriteOp(table=TABLE, key={"pk": {"S": "a"}, "sk": {"N": "1"}}, mutate=refuse)), TABLE)
     b.run(lambda batch: batch.run_write(put(TABLE, {"pk": {"S": "a"}, "sk": {"N": "1"}, "g": {"S": "x"}})), TABLE)
     assert gsi.outbox_state(b.engine) == (0, 1)
+
+
+def test_a_base_partition_with_too_many_undelivered_changes_throttles_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gsi, "OUTBOX_RECORDS_MAX", 3)
+    b = Part("b")
+
+    def write(i: int) -> Any:
+        return b.run(lambda batch: batch.run_write(put(TABLE, {"pk": {"S": f"p{i}"}, "sk": {"N": "1"}, "g": {"S": "x"}})), TABLE)
+
+    for i in range(3):
+        write(i)
+    with pytest.raises(ProvisionedThroughputExceededError, match="global secondary indexes"):
+        write(3)
+    assert gsi.outbox_state(b.engine) == (0, 3)
+    with b.engine.snapshot() as snap:  # nothing of the refused write was stored
+        assert len(list(snap.iterate(item_prefix(1), prefix_successor(item_prefix(1))))) == 3
+    b.run(functools.partial(gsi.trim, upto=2), TABLE)
+    write(3)
+    assert gsi.outbox_state(b.engine) == (2, 4)
 
 
 def test_plan_splits_a_move_between_index_partitions_and_drops_deleted_indexes() -> None:
