@@ -1,0 +1,158 @@
+"""Transactions across partitions and tables: a sans-I/O core after DynamoDB's (USENIX ATC 2023,
+"Distributed Transactions at Scale in Amazon DynamoDB"): timestamp ordering, two-phase
+prepare/commit over the partitions' leaders, a ledger that decides each transaction exactly
+once, recovery of transactions whose coordinator died, two-phase read-only transactions and
+ClientRequestToken idempotency.
+
+The pieces and who runs them:
+
+* ``Participant`` (``participant.py``): one per partition, on its leader. ``step`` /
+  ``write`` / ``tick`` -> ``ready()``: persist records (``PutPrepared``, ``CommitPrepared``,
+  ``DropPrepared``, ``PutItem``) -> send messages and write replies. Items are read through an
+  injected ``ItemStore`` and actions evaluated by an injected ``Evaluator``.
+* ``WriteTxn``, ``ReadTxn``, ``RecoveryTxn`` (``coordinator.py``): one per request (or per
+  recovery), on any node, with a ``TxnClock`` per node. ``step`` / ``tick`` -> ``ready()``:
+  send messages, answer the client once (``TxnResult``), drop the core when done. Nothing
+  durable: the ledger holds what must survive a coordinator.
+* ``TxnLedger`` (``ledger.py``): a deterministic state machine for a replicated group:
+  ``apply(request, now_ms) -> LedgerAnswer``; ``stale(now_ms)`` feeds the recovery sweep.
+
+Messages (``messages.py``) travel as ``to_wire(msg)`` / ``from_wire(raw)`` lists. This package
+never imports asyncio, reads a clock or uses unseeded randomness; it imports nothing from
+``runtime``, ``sim``, ``api``, ``db`` or ``storage``.
+"""
+
+from .config import TOKEN_TTL_MS, TxnConfig
+from .coordinator import (
+    CoordinatorReady,
+    ReadPhase,
+    ReadRequest,
+    ReadTxn,
+    RecoveryPhase,
+    RecoveryTxn,
+    TxnClock,
+    WritePhase,
+    WriteRequest,
+    WriteTxn,
+)
+from .ledger import TxnLedger
+from .messages import (
+    Decision,
+    DecisionAck,
+    ItemsRead,
+    LedgerAnswer,
+    LedgerBegin,
+    LedgerComplete,
+    LedgerDecide,
+    LedgerOp,
+    LedgerStatus,
+    Message,
+    Prepare,
+    ReadItems,
+    RecoverRequest,
+    Verified,
+    Verify,
+    Vote,
+    from_wire,
+    to_wire,
+)
+from .participant import (
+    CommitPrepared,
+    DropPrepared,
+    Evaluator,
+    ItemStore,
+    Participant,
+    ParticipantReady,
+    ParticipantRecord,
+    PutItem,
+    PutPrepared,
+    WriteReply,
+)
+from .values import (
+    NO_REASON,
+    ZERO_TS,
+    ActionKind,
+    Address,
+    CancellationReason,
+    Evaluation,
+    ItemRef,
+    ItemVersion,
+    LedgerRecord,
+    PartitionId,
+    PreparedTxn,
+    ReadItem,
+    ReasonCode,
+    RequestId,
+    Timestamp,
+    TxnAction,
+    TxnId,
+    TxnResult,
+    TxnState,
+    TxnStatus,
+    txn_id_of,
+)
+
+__all__ = [
+    "TOKEN_TTL_MS",
+    "TxnConfig",
+    "CoordinatorReady",
+    "ReadPhase",
+    "ReadRequest",
+    "ReadTxn",
+    "RecoveryPhase",
+    "RecoveryTxn",
+    "TxnClock",
+    "WritePhase",
+    "WriteRequest",
+    "WriteTxn",
+    "TxnLedger",
+    "Decision",
+    "DecisionAck",
+    "ItemsRead",
+    "LedgerAnswer",
+    "LedgerBegin",
+    "LedgerComplete",
+    "LedgerDecide",
+    "LedgerOp",
+    "LedgerStatus",
+    "Message",
+    "Prepare",
+    "ReadItems",
+    "RecoverRequest",
+    "Verified",
+    "Verify",
+    "Vote",
+    "from_wire",
+    "to_wire",
+    "CommitPrepared",
+    "DropPrepared",
+    "Evaluator",
+    "ItemStore",
+    "Participant",
+    "ParticipantReady",
+    "ParticipantRecord",
+    "PutItem",
+    "PutPrepared",
+    "WriteReply",
+    "NO_REASON",
+    "ZERO_TS",
+    "ActionKind",
+    "Address",
+    "CancellationReason",
+    "Evaluation",
+    "ItemRef",
+    "ItemVersion",
+    "LedgerRecord",
+    "PartitionId",
+    "PreparedTxn",
+    "ReadItem",
+    "ReasonCode",
+    "RequestId",
+    "Timestamp",
+    "TxnAction",
+    "TxnId",
+    "TxnResult",
+    "TxnState",
+    "TxnStatus",
+    "txn_id_of",
+]
