@@ -260,10 +260,10 @@ class Net:
             self._send(self.ledger.apply(msg, self.now))
         elif isinstance(msg, RecoverRequest):
             if (msg.dst, msg.txn_id) not in self.cores:
-                core = RecoveryTxn(node=msg.dst, txn_id=msg.txn_id, participants=msg.participants,
-                                   config=self.config, ledger=LEDGER, now_ms=self.now)
-                self.cores[(msg.dst, msg.txn_id)] = core
-                self._drain_core(core)
+                rec = RecoveryTxn(node=msg.dst, txn_id=msg.txn_id, participants=msg.participants,
+                                  config=self.config, ledger=LEDGER, now_ms=self.now)
+                self.cores[(msg.dst, msg.txn_id)] = rec
+                self._drain_core(rec)
         else:
             core = self.cores.get((msg.dst, msg.txn_id))
             if core is not None:
