@@ -24,6 +24,7 @@ never imports asyncio, reads a clock or uses unseeded randomness; it imports not
 
 from .config import TOKEN_TTL_MS, TxnConfig
 from .coordinator import (
+    CANCELLED_BY_RECOVERY,
     CoordinatorReady,
     ReadPhase,
     ReadRequest,
@@ -95,6 +96,7 @@ from .values import (
 __all__ = [
     "TOKEN_TTL_MS",
     "TxnConfig",
+    "CANCELLED_BY_RECOVERY",
     "CoordinatorReady",
     "ReadPhase",
     "ReadRequest",

@@ -93,6 +93,7 @@ from .values import (
 )
 
 __all__ = [
+    "CANCELLED_BY_RECOVERY",
     "TxnClock",
     "WriteRequest",
     "ReadRequest",
@@ -291,7 +292,10 @@ def _all_conflict(n: int, message: str) -> tuple[CancellationReason, ...]:
 
 
 _NO_VOTE = "Transaction was cancelled: a participant did not answer in time"
-_RECOVERED = "Transaction was cancelled by recovery"
+# The Message of every reason of a transaction that recovery cancelled before its coordinator
+# could decide: its ClientRequestToken was released, so a retry runs as a new request.
+CANCELLED_BY_RECOVERY = "Transaction was cancelled by recovery"
+_RECOVERED = CANCELLED_BY_RECOVERY
 
 
 # -- TransactWriteItems --------------------------------------------------------------------------------
