@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from quorumdb.core.txn import (
+    CANCELLED_BY_RECOVERY,
     Decision,
     DecisionAck,
     ItemsRead,
@@ -198,6 +199,30 @@ def test_recovery_cancels_an_undecided_transaction_and_the_coordinator_learns_it
     assert res.status is TxnStatus.CANCELLED
     assert {r.code for r in res.reasons} == {ReasonCode.TRANSACTION_CONFLICT}
     assert net.stores["p1"].value(ref("a")) == 10 and net.stores["p2"].value(ref("b")) == 10
+
+
+def test_recovery_winning_while_votes_are_still_out_is_reported_as_such_and_frees_the_token() -> None:
+    net = Net(items={"p1": {ref("a"): 10}, "p2": {ref("b"): 10}}, nodes=("c1", "c2"))
+    net.hold(lambda m: isinstance(m, Vote))
+    t = transfer(net, 4, token="tok", fingerprint="f")
+    net.pump()
+    net.queue.append(RecoverRequest(src="p1", dst="c2", txn_id=t.txn_id, participants=("p1", "p2")))
+    net.pump()
+    assert not net.participants["p1"].prepared and not net.participants["p2"].prepared
+    # The yes votes are lost; the resent Prepares meet participants that know the decision and
+    # vote no, so the coordinator proposes CANCEL itself, and learns it was recovery's.
+    net.held.clear()
+    net.hold(lambda m: False)
+    net.run_until_quiet()
+    assert [m for m in net.delivered if isinstance(m, Vote) and not m.ok]
+    res = net.replies[t.txn_id]
+    assert res.status is TxnStatus.CANCELLED
+    assert {r.message for r in res.reasons} == {CANCELLED_BY_RECOVERY}
+    again = transfer(net, 4, token="tok", fingerprint="f")  # no client saw an outcome: run anew
+    net.run_until_quiet()
+    assert net.replies[again.txn_id].status is TxnStatus.SUCCESS
+    assert not net.replies[again.txn_id].replayed
+    assert net.stores["p1"].value(ref("a")) == 6
 
 
 def test_recovery_of_a_transaction_the_ledger_never_saw_leaves_a_cancelled_tombstone() -> None:

@@ -78,6 +78,7 @@ from .values import (
     CancellationReason,
     ItemRef,
     ItemVersion,
+    LedgerRecord,
     PartitionId,
     ReadItem,
     ReasonCode,
@@ -368,7 +369,7 @@ class WriteTxn(_Core):
         if status is LedgerStatus.BEGUN:
             assert record is not None and record.txn_id == self.txn_id
             if record.state.decided:  # the ledger's sweep recovered it before we got going
-                self._on_decided(record.state, now_ms)
+                self._on_decided(record, now_ms)
                 return
             self._enter(WritePhase.PREPARE, now_ms)
             for p in self.participants:
@@ -430,15 +431,19 @@ class WriteTxn(_Core):
         if msg.op != "decide" or msg.status is not LedgerStatus.DECIDED:
             return
         assert msg.record is not None
-        self._on_decided(msg.record.state, now_ms)
+        self._on_decided(msg.record, now_ms)
 
-    def _on_decided(self, decision: TxnState, now_ms: int) -> None:
+    def _on_decided(self, record: LedgerRecord, now_ms: int) -> None:
+        decision = record.state
         assert decision.decided
         self.decision = decision
-        if decision is not self._proposed:  # a recovery coordinator's CANCEL won the race
-            assert decision is TxnState.CANCELLED, "only this coordinator commits"
+        if record.by_recovery:
+            # A recovery coordinator's CANCEL won the race (whatever this core proposed, or
+            # before it proposed anything): its token was released, and the client is told so.
+            assert decision is TxnState.CANCELLED, "only a coordinator commits"
             self._outcome = TxnResult(txn_id=self.txn_id, status=TxnStatus.CANCELLED,
                                       reasons=_all_conflict(len(self.request.actions), _RECOVERED))
+        assert decision is self._proposed or record.by_recovery, "the ledger holds one decision"
         if decision is TxnState.CANCELLED:
             assert self._outcome is not None
             self._answer(self._outcome)
