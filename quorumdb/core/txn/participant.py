@@ -62,11 +62,14 @@ one per transaction, and a commit is written only after every participant voted 
 is durable before it is sent, so a participant that restarts still holds the transaction and will
 apply exactly the decision. *Isolation:* prepared items are locked until the decision is
 applied, and a transaction is decided only once every item is locked, so write transactions are
-conservative two-phase locking: serializable. Condition 2 makes the serialization order agree
-with timestamps (at each item transactions apply in increasing ts order) and makes a late or
-duplicated Prepare of an already committed transaction fail (its ts equals the item's write_ts),
-so no effect is ever applied twice. *Durability:* records are persisted before anything that
-depends on them is sent (see ``ParticipantReady``).
+conservative two-phase locking: serializable. Condition 2 orders the writers of every item by
+timestamp (they apply in increasing ts order; a ConditionCheck reads the item under the lock but
+does not move its write timestamp, so two checks never refuse each other by timestamp) and
+makes a late or duplicated Prepare of an already committed transaction fail (its ts equals the
+write_ts of the items it wrote), so no effect is ever applied twice (a participant that only
+checked items may lock them again for it; recovery then delivers the ledger's decision, which
+writes nothing there, or a cancel if the record has aged out). *Durability:* records are persisted before
+anything that depends on them is sent (see ``ParticipantReady``).
 
 A few rules are small methods of their own (``_lock_items``, ``_unlock_items``,
 ``_timestamp_ok``) so the
