@@ -256,7 +256,8 @@ def _print_status(status: dict[str, Any]) -> None:
     for col in ("node", "up", "state", "peer", "api", "meta", "partitions", "leaders"):
         nodes.add_column(col)
     for n in status.get("nodes", []):
-        nodes.add_row(n["node"], "[green]up[/green]" if n["up"] else "[red]down[/red]", n["state"],
+        name = n["node"] if n.get("life", 1) == 1 else f"{n['node']}@{n['life']}"
+        nodes.add_row(name, "[green]up[/green]" if n["up"] else "[red]down[/red]", n["state"],
                       ":".join(map(str, n["peer"])), ":".join(map(str, n["api"])), n["meta"],
                       str(n["partitions"]), str(n["leaders"]))
     console.print(nodes)
@@ -265,7 +266,8 @@ def _print_status(status: dict[str, Any]) -> None:
         parts.add_column(col)
     for p in status.get("partitions", []):
         lag = ", ".join(f"{r}:{v}" for r, v in p["lag"].items() if v) or "0"
-        parts.add_row(p["table"], p["group"], f"{p['hash_lo']:016x}-{p['hash_last']:016x}", ", ".join(p["replicas"]),
+        parts.add_row(p["table"], p["group"], f"{p['hash_lo']:016x}-{p['hash_last']:016x}",
+                      ", ".join(p.get("voters") or p["replicas"]),
                       p["leader"] or "[red]none[/red]", str(p["commit"]), lag)
     console.print(parts if status.get("partitions") else "No partitions (no tables yet).")
 def _verifier(auth: bool, credentials_file: str | None) -> Verifier | None:

@@ -9,8 +9,10 @@ replicas of some partitions (``ClusterHost``, provided by the node runtime):
   evaluates the pure mutation against its state (plus the effects it has proposed and not yet
   applied), proposes the resulting raw effects and acknowledges once they are committed by a
   majority and applied here (``quorumdb.db.replicated``); otherwise the request is forwarded
-  whole to the leader (``Forward``), or, for BatchWriteItem's constant puts and deletes, the
-  values are shipped to the leader by RPC;
+  whole to the leader (``Forward``); a batch that spans partitions ships each partition's
+  writes to its leader by RPC: BatchWriteItem's puts and deletes as values, and
+  BatchExecuteStatement's conditional writes as recipes (their statements, which the leader
+  rebuilds and evaluates: ``quorumdb.db.recipes``);
 - ``ConsistentRead`` goes to the leader, which serves it from applied state under its lease;
   other reads go to any replica (this node's if it has one) and may be stale, as in DynamoDB;
 - Query reads one partition; Scan walks the partitions of its segment in hash order and
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from quorumdb.db import recipes
 from quorumdb.db.contract import Forward, StoredItem, WriteOp, WriteResult
 from quorumdb.db.local import expire_mutator, ttl_expired
 from quorumdb.db.partition import HASH_SPACE, Partition, segment_range
@@ -38,6 +41,7 @@ from quorumdb.db.records import Record, counter_key, unpack_counter
 from quorumdb.db.replicated import PartitionStore, snapshot_index
 from quorumdb.db.writer import WriteBatch
 from quorumdb.errors import (
+    ConditionalCheckFailedError,
     DynamoError,
     InternalServerError,
     ResourceInUseError,
@@ -149,14 +153,18 @@ def _subclasses(cls: type[DynamoError]) -> Iterator[type[DynamoError]]:
         yield from _subclasses(sub)
 
 
-def error_to_wire(e: BaseException) -> list[str]:
+def error_to_wire(e: BaseException) -> list[Any]:
+    if isinstance(e, ConditionalCheckFailedError) and e.item is not None:
+        return [e.type_name, e.message, e.item]  # ReturnValuesOnConditionCheckFailure=ALL_OLD
     if isinstance(e, DynamoError):
         return [e.type_name, e.message]
     return ["InternalServerError", "Internal server error"]
 
 
-def error_from_wire(raw: Sequence[str]) -> DynamoError:
+def error_from_wire(raw: Sequence[Any]) -> DynamoError:
     type_name, message = raw[0], raw[1]
+    if type_name == ConditionalCheckFailedError.type_name:
+        return ConditionalCheckFailedError(message, raw[2] if len(raw) > 2 else None)
     for cls in _subclasses(DynamoError):
         if cls.type_name == type_name:
             try:
@@ -167,11 +175,12 @@ def error_from_wire(raw: Sequence[str]) -> DynamoError:
 
 
 def result_to_wire(r: WriteResult) -> dict[str, Any]:
-    return {"os": r.old_size, "ns": r.new_size, "ix": r.index_writes, "cs": r.collection_size}
+    return {"o": r.old, "n": r.new, "os": r.old_size, "ns": r.new_size, "ix": r.index_writes,
+            "cs": r.collection_size}
 
 
 def result_from_wire(raw: dict[str, Any]) -> WriteResult:
-    return WriteResult(old=None, new=None, old_size=raw["os"], new_size=raw["ns"],
+    return WriteResult(old=raw.get("o"), new=raw.get("n"), old_size=raw["os"], new_size=raw["ns"],
                        index_writes=raw["ix"], collection_size=raw["cs"])
 
 
@@ -534,15 +543,16 @@ class ClusterDataPlane:
                 except NotLeaderError:
                     continue
             leader = await self._leader_of(p)
-            if not all(op.constant for op in ops) and leader != self.host.node_id:
-                # Conditional writes cannot be shipped (their mutation is code): refused alone,
-                # never forwarded after the other partitions' writes were done.
+            if not all(op.constant or op.recipe is not None for op in ops) and leader != self.host.node_id:
+                # Conditional writes without a recipe cannot be shipped (their mutation is code):
+                # refused alone, never forwarded after the other partitions' writes were done.
                 return [ValidationError(_CROSS_LEADER_BATCH)] * len(ops)
             if leader == self.host.node_id:
                 await asyncio.sleep(0.02)  # we lead but are not ready yet
                 continue
             payload = {"g": p.group_id, "t": ops[0].table.name,
-                       "ops": [[op.key, op.mutate(None)] for op in ops]}
+                       "ops": [[op.key, op.mutate(None), None] if op.constant else [op.key, None, op.recipe]
+                               for op in ops]}
             try:
                 got = await self.host.call(leader, "dp.write", payload)
             except NotLeaderError:
@@ -829,8 +839,12 @@ def serve_read(local: PartitionReplica, table: TableDef, kind: str, args: dict[s
 
 
 async def serve_write(local: PartitionReplica, table: TableDef, ops: list[list[Any]]) -> list[dict[str, Any]]:
-    """Apply constant puts/deletes shipped by a router (this node leads the partition)."""
-    wops = [WriteOp(table=table, key=k, mutate=_const(v), constant=True) for k, v in ops]
+    """Apply writes shipped by a router (this node leads the partition): ``[key, value, None]``
+    for a constant put (or delete: value None), ``[key, None, recipe]`` for a write whose
+    mutation the recipe describes (``quorumdb.db.recipes``)."""
+    wops = [WriteOp(table=table, key=k, mutate=_const(v), constant=True) if recipe is None
+            else WriteOp(table=table, key=k, mutate=recipes.rebuild(table, recipe, k))
+            for k, v, recipe in ops]
     results = await local.run(lambda b: b.run_writes(wops), table)
     return [{"e": error_to_wire(r)} if isinstance(r, BaseException) else result_to_wire(r) for r in results]
 

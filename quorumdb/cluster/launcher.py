@@ -107,6 +107,15 @@ def cluster_ready(status: dict[str, Any], node_ids: list[str]) -> bool:
         n in members and members[n]["state"] == "active" and members[n]["up"] for n in node_ids)
 
 
+def seeds_for(specs: list[NodeSpec], i: int, host: str, first_start: bool) -> str | None:
+    """``--join`` for node ``i``: every other node, except for the first node on the cluster's
+    first start (it bootstraps the cluster). A node restarted over a lost data directory then
+    rejoins the cluster it was in (with a new life) instead of bootstrapping a new one."""
+    if i == 0 and first_start:
+        return None
+    return ",".join(f"{host}:{s.peer_port}" for j, s in enumerate(specs) if j != i)
+
+
 def _command(spec: NodeSpec, host: str, secret_file: str, join: str | None, log_level: str) -> list[str]:
     cmd = [sys.executable, "-m", "quorumdb", "serve", "--node-id", spec.node_id, "--host", host,
            "--port", str(spec.api_port), "--peer-port", str(spec.peer_port), "--data-dir", spec.data_dir,
@@ -121,11 +130,11 @@ def up(n: int, data_dir: str, *, host: str = "127.0.0.1", base_port: int | None 
     """Run the cluster in the foreground until SIGINT/SIGTERM; 0 on a clean stop."""
     data_dir = os.path.abspath(data_dir)
     secret_file = ensure_secret(data_dir)
+    first_start = not os.path.exists(os.path.join(data_dir, PLAN_FILE))
     specs = plan(n, data_dir, host, base_port)
-    seed = f"{host}:{specs[0].peer_port}"
     with Supervisor() as sup:
         for i, spec in enumerate(specs):
-            sup.start(_command(spec, host, secret_file, None if i == 0 else seed, log_level))
+            sup.start(_command(spec, host, secret_file, seeds_for(specs, i, host, first_start), log_level))
         for spec, p in zip(specs, sup.procs, strict=True):
             assert p.stdout is not None
             if not p.stdout.readline():

@@ -31,6 +31,7 @@ from quorumdb.cluster.placement import (
     ring_position,
     table_salt,
 )
+from quorumdb.core.paxos import incarnation_id
 
 __all__ = [
     "META_GROUP",
@@ -39,6 +40,7 @@ __all__ = [
     "PartitionInfo",
     "Metadata",
     "cmd_join",
+    "cmd_claim_life",
     "cmd_leave",
     "cmd_create_table",
     "cmd_update_table",
@@ -58,20 +60,30 @@ Address = tuple[str, int]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeInfo:
+    """A member. ``life`` counts the node's durable states: a node whose data directory was
+    lost comes back with a new life, so its replicas have a new id (``pid``) that no group
+    counts as a voter until a membership change adds it. ``incarnation`` counts process starts."""
+
     node_id: str
     incarnation: int
     peer_address: Address
     api_address: Address
     state: str = ACTIVE  # active | left
+    life: int = 1
+
+    @property
+    def pid(self) -> str:
+        """The replica id this node's current life runs every group under."""
+        return incarnation_id(self.node_id, self.life)
 
     def to_wire(self) -> dict[str, Any]:
         return {"node": self.node_id, "incarnation": self.incarnation, "peer": list(self.peer_address),
-                "api": list(self.api_address), "state": self.state}
+                "api": list(self.api_address), "state": self.state, "life": self.life}
 
     @staticmethod
     def from_wire(raw: dict[str, Any]) -> NodeInfo:
         return NodeInfo(node_id=raw["node"], incarnation=raw["incarnation"], peer_address=_addr(raw["peer"]),
-                        api_address=_addr(raw["api"]), state=raw["state"])
+                        api_address=_addr(raw["api"]), state=raw["state"], life=raw.get("life", 1))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,8 +96,9 @@ class PartitionInfo:
     hash_hi: int
     replicas: tuple[str, ...]
     epoch: int
-    # The replicas the group was created with: they bootstrap it with themselves as voters; a
-    # replica added later starts empty and is caught up by the group.
+    # The replica ids (``NodeInfo.pid``: node and life) the group was created with: they
+    # bootstrap it with themselves as voters; a replica added later (or a founder's later life)
+    # starts empty and is caught up by the group.
     founders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -114,8 +127,16 @@ def _addr(raw: Any) -> Address:
 # -- commands ------------------------------------------------------------------------------------
 
 
-def cmd_join(node_id: str, incarnation: int, peer: Address, api: Address) -> dict[str, Any]:
-    return {"op": "join", "node": node_id, "incarnation": incarnation, "peer": list(peer), "api": list(api)}
+def cmd_join(node_id: str, incarnation: int, peer: Address, api: Address, life: int = 1) -> dict[str, Any]:
+    return {"op": "join", "node": node_id, "incarnation": incarnation, "peer": list(peer), "api": list(api),
+            "life": life}
+
+
+def cmd_claim_life(node_id: str) -> dict[str, Any]:
+    """A node starting over an empty data directory claims a life never used by its name
+    (the result's ``life``): 1 for a name the cluster never saw, else one above every life
+    claimed before. Committed through the meta group, so two claims never get the same life."""
+    return {"op": "claim_life", "node": node_id}
 
 
 def cmd_leave(node_id: str) -> dict[str, Any]:
@@ -161,6 +182,7 @@ class Metadata:
         self._los: dict[str, list[int]] = {}
         self.next_table_id = 1
         self.next_group = 1
+        self.lives: dict[str, int] = {}  # node -> highest life claimed
 
     # -- apply -------------------------------------------------------------------------------
 
@@ -180,17 +202,30 @@ class Metadata:
         return self.epoch
 
     def _join(self, c: dict[str, Any]) -> dict[str, Any]:
+        life = _int(c.get("life", 1))
         node = NodeInfo(node_id=_str(c["node"]), incarnation=_int(c["incarnation"]), peer_address=_addr(c["peer"]),
-                        api_address=_addr(c["api"]))
+                        api_address=_addr(c["api"]), life=life)
         old = self.nodes.get(node.node_id)
         if old == node:
             return {"ok": True, "epoch": self.epoch}
-        if old is not None and node.incarnation < old.incarnation:
+        if life < 1 or (old is not None and life < old.life):
+            # An older copy of the node's data came back after a newer life joined: its
+            # replicas were replaced, and its promises are no longer anyone's to keep.
+            return _refuse(f"stale life {life} < {old.life if old else 1}")
+        if old is not None and life == old.life and node.incarnation < old.incarnation:
             return _refuse(f"stale incarnation {node.incarnation} < {old.incarnation}")
         self.nodes[node.node_id] = node
+        self.lives[node.node_id] = max(self.lives.get(node.node_id, 0), life)
         if old is None or old.state != ACTIVE:
             self._retoken()
         return {"ok": True, "epoch": self._bump()}
+
+    def _claim_life(self, c: dict[str, Any]) -> dict[str, Any]:
+        name = _str(c["node"])
+        old = self.nodes.get(name)
+        life = max(self.lives.get(name, 0), old.life if old is not None else 0) + 1
+        self.lives[name] = life
+        return {"ok": True, "epoch": self._bump(), "life": life}
 
     def _leave(self, c: dict[str, Any]) -> dict[str, Any]:
         old = self.nodes.get(_str(c["node"]))
@@ -228,7 +263,8 @@ class Metadata:
             lo, hi = i * HASH_SPACE // count, (i + 1) * HASH_SPACE // count
             replicas = preference_list(self.tokens, ring_position(salt, lo), n)
             parts.append(PartitionInfo(table=name, group_id=f"g{self.next_group}", hash_lo=lo, hash_hi=hi,
-                                       replicas=replicas, epoch=epoch, founders=replicas))
+                                       replicas=replicas, epoch=epoch,
+                                       founders=tuple(self.nodes[r].pid for r in replicas)))
             self.next_group += 1
         self._set_parts(name, parts)
         return {"ok": True, "epoch": epoch, "table": rec}
@@ -274,6 +310,11 @@ class Metadata:
         self._los[table] = [p.hash_lo for p in parts]
 
     # -- queries -----------------------------------------------------------------------------
+
+    def pid_of(self, node_id: str) -> str | None:
+        """The replica id of ``node_id``'s current life (None for a node that never joined)."""
+        info = self.nodes.get(node_id)
+        return info.pid if info is not None else None
 
     def left_nodes(self) -> list[str]:
         return [n for n, info in self.nodes.items() if info.state == LEFT]
@@ -321,7 +362,7 @@ class Metadata:
             "epoch": self.epoch, "applied": self.applied_index, "q": self.token_count,
             "nodes": [n.to_wire() for n in self.nodes.values()], "tokens": list(self.tokens),
             "tables": self.tables, "parts": [p.to_wire() for p in self.all_partitions()],
-            "next_table_id": self.next_table_id, "next_group": self.next_group,
+            "next_table_id": self.next_table_id, "next_group": self.next_group, "lives": self.lives,
         }
 
     @staticmethod
@@ -342,6 +383,7 @@ class Metadata:
             m._set_parts(table, parts)
         m.next_table_id = raw["next_table_id"]
         m.next_group = raw["next_group"]
+        m.lives = dict(raw.get("lives", {}))
         return m
 
     def snapshot(self) -> bytes:
@@ -366,6 +408,7 @@ def _int(v: Any) -> int:
 
 _OPS = {
     "join": Metadata._join,
+    "claim_life": Metadata._claim_life,
     "leave": Metadata._leave,
     "create_table": Metadata._create_table,
     "update_table": Metadata._update_table,

@@ -20,6 +20,19 @@ grows or shrinks the meta group towards ``meta_voter_target`` one voter at a tim
 is not a meta voter refreshes its copy of the metadata from the meta group at a constant rate
 (``meta_refresh_ms``), whether or not anything changed (DynamoDB's MemDS lesson).
 
+Identity. A node has a name (``--node-id``, what the transport and the partition map route
+by), a cluster id (drawn when the first node bootstraps the cluster, learned by every node that
+joins it, saved in ``node.json``) and a *life*: how many times its durable state started
+empty. Every replica it runs is named ``incarnation_id(name, life)`` (the bare name in life 1).
+A node starting over an empty data directory while seeds are given (a new node, or one whose
+disk was wiped: the two look the same from inside) fetches the metadata from a seed and claims
+a life never used by its name through the meta group (``cmd_claim_life``), so a wiped voter
+comes back as a *different* replica id: no group counts it as a voter, and the leaders replace
+the old life by the new one through one-voter membership changes (add, then remove), the new
+replica being caught up by snapshot first. It never votes with promises it forgot. Every frame
+carries the sender's cluster id; frames of another cluster are dropped (a node with no cluster
+id yet only reads answers to its ``meta.fetch``).
+
 This module holds no consensus logic; it moves bytes and time in and out of the cores.
 """
 
@@ -32,6 +45,7 @@ import json
 import logging
 import os
 import random
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +54,7 @@ from quorumdb.cluster.metadata import (
     META_GROUP,
     Metadata,
     PartitionInfo,
+    cmd_claim_life,
     cmd_join,
     meta_voter_target,
     next_voter_change,
@@ -65,6 +80,8 @@ from quorumdb.core.paxos import (
     ReplyReason,
     Role,
     from_wire,
+    incarnation_id,
+    node_name,
     persist_ready,
     to_wire,
 )
@@ -135,8 +152,10 @@ class Group:
     def status(self) -> dict[str, Any]:
         r = self.replica
         m = r.membership
-        return {"group": self.group_id, "role": r.role.value, "leader": r.leader_id, "commit": r.commit_index,
-                "applied": r.applied_index, "last": r.last_index, "voters": list(m.voters) if m else []}
+        voters = list(m.voters) if m else []
+        return {"group": self.group_id, "role": r.role.value, "leader": _name(r.leader_id), "commit": r.commit_index,
+                "applied": r.applied_index, "last": r.last_index, "voters": [node_name(v) for v in voters],
+                "voter_ids": voters}
 
 
 class ClusterNode:
@@ -144,8 +163,13 @@ class ClusterNode:
         self.config = config
         self.node_id = config.node_id
         os.makedirs(config.data_dir, exist_ok=True)
-        self.incarnation = _next_incarnation(config.data_dir, config.node_id)
-        self.logs = LMDBLogEnv(os.path.join(config.data_dir, "paxos"))
+        logs_dir = os.path.join(config.data_dir, "paxos")
+        saved = _load_identity(config.data_dir, config.node_id)
+        self.incarnation = int(saved.get("incarnation", 0)) + 1  # one per process start
+        self.cluster_id: str | None = saved.get("cluster_id")
+        # Without its logs the node has forgotten every promise: it must start a new life.
+        self.life: int | None = saved.get("life") if os.path.exists(logs_dir) else None
+        self.logs = LMDBLogEnv(logs_dir)
         self._rng = random.Random(os.urandom(16))
         self.groups: dict[str, Group] = {}
         # How a partition group's state machine is built; set it before start().
@@ -155,7 +179,8 @@ class ClusterNode:
             on_message=self._on_message, secret=config.secret, learn_peers=True,
             fault_file=os.path.join(config.data_dir, FAULT_FILE) if os.environ.get(FAULT_INJECTION_ENV) else None,
         )
-        self.rpc = Rpc(self.transport.send)
+        self.rpc = Rpc(self._send)
+        self._foreign: set[str] = set()  # peers seen sending another cluster's frames
         self._ids = itertools.count(1)
         self._seeds = [f"{_SEED}{h}:{p}" for h, p in config.join if (h, p) != config.peer_address]
         self._fetched = Metadata()
@@ -163,7 +188,7 @@ class ClusterNode:
         self._meta_voters_hint: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._joining = False
-        self._voter_change_rid: str | None = None
+        self._voter_changes: dict[str, str] = {}  # group -> request id of its pending voter change
         self._last_fetch_ms = 0
         self._changed = asyncio.Event()
         for method, handler in (
@@ -173,9 +198,13 @@ class ClusterNode:
             ("group.propose", self._rpc_group_propose),
         ):
             self.rpc.register(method, handler)
+        self._meta: Group | None = None
         bootstrap = not self._seeds and META_GROUP not in self.logs.groups()
-        self.meta = self._open_group(META_GROUP, MetadataStateMachine(), None,
-                                     (config.node_id,) if bootstrap else None)
+        if bootstrap and self.life is None:  # the first node of a new cluster
+            self.life, self.cluster_id = 1, self.cluster_id or uuid.uuid4().hex
+        self._save_identity()
+        if self.life is not None and self.cluster_id is not None:
+            self._open_meta(bootstrap)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -184,6 +213,8 @@ class ClusterNode:
                                       strict=True):
             self.transport.add_peer(seed, (host, port))
         await self.transport.start()
+        if self._meta is None:
+            await self._learn_identity()
         self._drain_all()
         self._tasks = [asyncio.create_task(self._tick_loop(), name="tick"),
                        asyncio.create_task(self._manage_loop(), name="manage")]
@@ -199,6 +230,81 @@ class ClusterNode:
         for g in self.groups.values():
             _fail_waiters(g, "dropped")
         self.logs.close()
+
+    @property
+    def meta(self) -> Group:
+        assert self._meta is not None, "the meta group opens once the node knows its life"
+        return self._meta
+
+    @property
+    def pid(self) -> str:
+        """The replica id of this node's current life."""
+        assert self.life is not None
+        return incarnation_id(self.node_id, self.life)
+
+    def _open_meta(self, bootstrap: bool) -> None:
+        self._meta = self._open_group(META_GROUP, MetadataStateMachine(), None,
+                                      (self.pid,) if bootstrap else None)
+
+    def _save_identity(self) -> None:
+        saved: dict[str, Any] = {"node_id": self.node_id, "incarnation": self.incarnation}
+        if self.life is not None:
+            saved["life"] = self.life
+        if self.cluster_id is not None:
+            saved["cluster_id"] = self.cluster_id
+        _write_json(os.path.join(self.config.data_dir, IDENTITY_FILE), saved)
+
+    async def _learn_identity(self) -> None:
+        """Over an empty data directory: learn the cluster id from a seed and claim a new life
+        through the meta group, then open the meta replica (as a joiner: it votes only once a
+        membership change adds it). Waits, retrying, until a seed and the meta leader answer."""
+        while True:
+            for seed in self._seeds:
+                try:
+                    r = await self.rpc.call(seed, "meta.fetch", {"epoch": -1}, timeout_s=1.0)
+                except RpcError:
+                    continue
+                cid = r.get("cluster")
+                if not isinstance(cid, str) or not cid:
+                    continue
+                if self.cluster_id is not None and cid != self.cluster_id:
+                    raise ValueError(f"{self.config.data_dir} belongs to cluster {self.cluster_id}, "
+                                     f"but seed {seed} is in cluster {cid}")
+                self.cluster_id = cid
+                if r.get("state") is not None:
+                    self._fetched = Metadata.restore(r["state"])
+                    self._dial_members(self._fetched)
+                life = await self._claim_life([r.get("leader"), *r.get("voters", []), seed])
+                if life is not None:
+                    self.life = life
+                    self._save_identity()
+                    log.info("%s: joining cluster %s as life %d (%s)", self.node_id, cid, life, self.pid)
+                    self._open_meta(False)
+                    return
+            await asyncio.sleep(0.2)
+
+    async def _claim_life(self, targets: list[Any]) -> int | None:
+        tried: set[str] = set()
+        queue = [t for t in targets if isinstance(t, str) and t != self.node_id]
+        while queue:
+            target = queue.pop(0)
+            if target in tried:
+                continue
+            tried.add(target)
+            try:
+                result = await self.rpc.call(target, "meta.propose", cmd_claim_life(self.node_id), timeout_s=2.0)
+            except RpcError as exc:
+                if exc.code == "not_leader" and exc.message:
+                    queue.insert(0, exc.message)
+                continue
+            if result.get("ok") and isinstance(result.get("life"), int):
+                life: int = result["life"]
+                return life
+        return None
+
+    def _send(self, dst: str, frame: list[Any]) -> None:
+        """Send ``frame`` to node ``dst``, stamped with our cluster id (KeyError: unknown peer)."""
+        self.transport.send(dst, [self.cluster_id or "", frame])
 
     @property
     def peer_address(self) -> Address:
@@ -311,7 +417,8 @@ class ClusterNode:
         md = self.metadata
         meta = self.meta.status()
         return {
-            "node": self.node_id, "incarnation": self.incarnation, "epoch": md.epoch,
+            "node": self.node_id, "incarnation": self.incarnation, "life": self.life, "pid": self.pid,
+            "cluster": self.cluster_id, "epoch": md.epoch,
             "peer": list(self.peer_address), "api": list(self.config.api_address),
             "meta": meta, "groups": [g.status() for gid, g in sorted(self.groups.items()) if gid != META_GROUP],
         }
@@ -346,6 +453,7 @@ class ClusterNode:
             partitions.append({
                 "table": p.table, "group": p.group_id, "hash_lo": p.hash_lo, "hash_last": p.hash_hi - 1,
                 "replicas": list(p.replicas), "leader": leader, "epoch": p.epoch, "commit": top,
+                "voters": (reps.get(leader) or {}).get("voter_ids", []) if leader is not None else [],
                 "lag": {r: top - c for r, c in commits.items()},
             })
         meta = self.meta.status()
@@ -355,12 +463,14 @@ class ClusterNode:
             known = seen.get(n.node_id)
             nodes.append({
                 "node": n.node_id, "state": n.state, "up": known is not None, "incarnation": n.incarnation,
+                "life": n.life,
                 "peer": list(n.peer_address), "api": list(n.api_address),
                 "meta": known["meta"]["role"] if known is not None and n.node_id in known["meta"]["voters"] else "-",
                 "partitions": sum(1 for p in partitions if n.node_id in p["replicas"]),
                 "leaders": sum(1 for p in partitions if p["leader"] == n.node_id),
             })
-        return {"node": self.node_id, "epoch": md.epoch, "meta": {"leader": meta_leader, "voters": meta["voters"]},
+        return {"node": self.node_id, "cluster": self.cluster_id, "epoch": md.epoch,
+                "meta": {"leader": meta_leader, "voters": meta["voters"], "voter_ids": meta["voter_ids"]},
                 "nodes": nodes, "partitions": partitions, "tables": md.table_names()}
 
     # -- groups ------------------------------------------------------------------------------
@@ -368,8 +478,8 @@ class ClusterNode:
     def _open_group(self, group_id: str, sm: StateMachine, partition: PartitionInfo | None,
                     initial_voters: tuple[str, ...] | None) -> Group:
         storage = self.logs.storage(group_id)
-        replica = Replica(group_id, self.node_id, self.config.paxos, storage, self._rng,
-                          initial_voters=initial_voters)
+        replica = Replica(group_id, self.pid, self.config.paxos, storage, self._rng,
+                          initial_voters=initial_voters, cluster_id=self.cluster_id or "")
         g = Group(group_id, replica, storage, sm, partition)
         self.groups[group_id] = g
         return g
@@ -383,7 +493,8 @@ class ClusterNode:
         mine = {p.group_id: p for p in md.groups_of(self.node_id)}
         for gid, p in mine.items():
             if gid not in self.groups:
-                founders = p.founders if self.node_id in p.founders else None
+                # Only a founder's own life bootstraps the group (a later life joins it empty).
+                founders = p.founders if self.pid in p.founders else None
                 self._open_group(gid, self.partition_factory(p, self.handle(gid)), p, founders)
                 self._drain(self.groups[gid])
             else:
@@ -413,7 +524,7 @@ class ClusterNode:
             persist_ready(g.storage, ready)  # durable (fsync) before anything is sent
             for m in ready.messages:
                 with contextlib.suppress(KeyError):  # a peer we do not know yet: it retransmits
-                    self.transport.send(m.dst, [_PAXOS, to_wire(m)])
+                    self._send(node_name(m.dst), [_PAXOS, to_wire(m)])
             if ready.apply_snapshot is not None:
                 snap = ready.apply_snapshot
                 g.sm.restore(snap.data)
@@ -441,14 +552,14 @@ class ClusterNode:
             return
         match reply:
             case ProposalCommitted():
-                if applied or rid == self._voter_change_rid:
+                if applied or rid == self._voter_changes.get(g.group_id):
                     fut.set_result(result)
                 else:  # the slot was chosen, but not with our command in it
                     fut.set_exception(GroupError(ReplyReason.DROPPED.value))
             case ReadGranted():
                 fut.set_result(None)
             case ProposalRejected() | ReadRejected():
-                fut.set_exception(GroupError(reply.reason.value, reply.leader_hint))
+                fut.set_exception(GroupError(reply.reason.value, _name(reply.leader_hint)))
 
     def _rid(self) -> str:
         return f"{self.node_id}.{self.incarnation}.{next(self._ids)}"
@@ -462,28 +573,44 @@ class ClusterNode:
         try:
             return await asyncio.wait_for(fut, timeout_s)
         except TimeoutError as exc:
-            raise GroupError("timeout", g.replica.leader_id) from exc
+            raise GroupError("timeout", _name(g.replica.leader_id)) from exc
         finally:
             g.waiting.pop(rid, None)
             g.results.pop(rid, None)
 
     def _on_message(self, src: str, payload: Any) -> None:
-        if not isinstance(payload, list) or not payload:
+        if (not isinstance(payload, list) or len(payload) != 2 or not isinstance(payload[0], str)
+                or not isinstance(payload[1], list) or not payload[1]):
             return
-        kind = payload[0]
-        if kind == _PAXOS and len(payload) == 2:
+        cid, frame = payload
+        kind = frame[0]
+        if cid != (self.cluster_id or ""):
+            # Only two frames cross a cluster-id mismatch: a joiner's meta.fetch (it has no id
+            # yet) and the answers it gets.
+            joiner_fetch = cid == "" and kind == "q" and len(frame) == 4 and frame[2] == "meta.fetch"
+            if not (joiner_fetch or (self.cluster_id is None and kind == "r")):
+                if src not in self._foreign:
+                    self._foreign.add(src)
+                    log.warning("%s: dropping frames from %s: it is in cluster %r, not %r",
+                                self.node_id, src, cid, self.cluster_id)
+                return
+        if kind == _PAXOS and len(frame) == 2:
             try:
-                msg = from_wire(payload[1])
+                msg = from_wire(frame[1])
             except ValueError:
                 log.warning("%s: malformed message from %s", self.node_id, src)
                 return
             g = self.groups.get(msg.group_id)
-            if g is None or msg.src != src or msg.dst != self.node_id:
-                return  # e.g. a partition group not created here yet: the leader retransmits
+            if g is None or node_name(msg.src) != src or msg.dst != self.pid:
+                # e.g. a group not created here yet (the leader retransmits), or a message for
+                # an earlier life of this node (whose promises this one does not have).
+                return
             g.replica.step(msg, monotonic_ms())
             self._drain(g)
         elif kind in KINDS:
-            self.rpc.on_frame(src, payload)
+            if self._meta is None and kind != "r":
+                return  # still learning who we are: we only read answers to our own calls
+            self.rpc.on_frame(src, frame)
 
     # -- the manager -------------------------------------------------------------------------
 
@@ -502,9 +629,11 @@ class ClusterNode:
         self._dial_members(md)
         self._reconcile_groups(md)
         me = md.nodes.get(self.node_id)
-        if (me is None or me.incarnation != self.incarnation or me.state != "active") and not self._joining:
+        if (me is None or me.incarnation != self.incarnation or me.life != self.life
+                or me.state != "active") and not self._joining:
             self._joining = True
             self._spawn(self._join())
+        self._replace_lives(md)
         if self._is_meta_voter():
             if self.meta.replica.leader_ready:
                 self._manage_meta_voters(md)
@@ -524,7 +653,8 @@ class ClusterNode:
 
     async def _join(self) -> None:
         try:
-            cmd = cmd_join(self.node_id, self.incarnation, self.peer_address, self.config.api_address)
+            assert self.life is not None
+            cmd = cmd_join(self.node_id, self.incarnation, self.peer_address, self.config.api_address, self.life)
             result = await self.meta_propose(cmd, timeout_s=5.0)
             if not result.get("ok"):
                 log.warning("%s: join refused: %s", self.node_id, result.get("error"))
@@ -537,29 +667,44 @@ class ClusterNode:
             self._changed.set()
 
     def _manage_meta_voters(self, md: Metadata) -> None:
-        if self._voter_change_rid is not None:
-            return
         m = self.meta.replica.membership
         assert m is not None
-        target = meta_voter_target(md.active_nodes(), m.voters, md.left_nodes())
-        if not target:
+        names = meta_voter_target(md.active_nodes(), [node_name(v) for v in m.voters], md.left_nodes())
+        if names:
+            self._step_voters(self.meta, tuple(sorted(_current_pid(md, n, m.voters) for n in names)))
+
+    def _replace_lives(self, md: Metadata) -> None:
+        """On the partition groups this node leads: a voter whose node has started a new life
+        (its disk was lost) is replaced by that life, add first, then remove."""
+        for gid, g in self.groups.items():
+            m = g.replica.membership
+            if gid == META_GROUP or m is None or not g.replica.leader_ready:
+                continue
+            target = tuple(sorted({_current_pid(md, node_name(v), m.voters) for v in m.voters}))
+            self._step_voters(g, target)
+
+    def _step_voters(self, g: Group, target: tuple[str, ...]) -> None:
+        """Take one one-voter step from ``g``'s voters towards ``target`` (one change pending
+        per group; a refused change is tried again on a later round)."""
+        m = g.replica.membership
+        if g.group_id in self._voter_changes or m is None:
             return
         step = next_voter_change(m.voters, target)
         if step is None:
             return
-        rid = self._voter_change_rid = self._rid()
-        fut = self._wait(self.meta, rid)
-        action, node = step
-        log.info("%s: meta group: %s voter %s", self.node_id, action, node)
+        rid = self._voter_changes[g.group_id] = self._rid()
+        fut = self._wait(g, rid)
+        action, voter = step
+        log.info("%s: group %s: %s voter %s", self.node_id, g.group_id, action, voter)
         if action == "add":
-            self.meta.replica.change_membership(rid, add=node)
+            g.replica.change_membership(rid, add=voter)
         else:
-            self.meta.replica.change_membership(rid, remove=node)
-        self._drain(self.meta)
+            g.replica.change_membership(rid, remove=voter)
+        self._drain(g)
 
         def done(f: asyncio.Future[Any]) -> None:
-            self._voter_change_rid = None
-            self.meta.waiting.pop(rid, None)
+            self._voter_changes.pop(g.group_id, None)
+            g.waiting.pop(rid, None)
             if not f.cancelled():
                 f.exception()  # retrieved: a refused change is simply tried again
             self._changed.set()
@@ -568,15 +713,16 @@ class ClusterNode:
 
     def _is_meta_voter(self) -> bool:
         m = self.meta.replica.membership
-        return m is not None and self.node_id in m.voters
+        return m is not None and self.pid in m.voters
 
     def _meta_leader(self) -> str | None:
-        return self.meta.replica.leader_id if self._is_meta_voter() else self._meta_hint
+        return _name(self.meta.replica.leader_id) if self._is_meta_voter() else self._meta_hint
 
     def _meta_targets(self) -> list[str]:
         """Whom to ask for the meta leader: the voters, the seeds, then any member we know."""
         m = self.meta.replica.membership
-        voters = list(m.voters) if m is not None and self.node_id in m.voters else self._meta_voters_hint
+        voters = ([node_name(v) for v in m.voters] if m is not None and self.pid in m.voters
+                  else self._meta_voters_hint)
         members = [n for n in self.metadata.active_nodes() if n not in voters]
         return [v for v in voters + self._seeds + members if v != self.node_id]
 
@@ -598,7 +744,7 @@ class ClusterNode:
 
     async def _rpc_meta_propose(self, src: str, payload: Any) -> Any:
         if self.meta.replica.role is not Role.LEADER:
-            raise RpcError("not_leader", self.meta.replica.leader_id or "")
+            raise RpcError("not_leader", _name(self.meta.replica.leader_id) or "")
         try:
             return await self.propose(META_GROUP, pack(payload), timeout_s=5.0)
         except GroupError as exc:
@@ -608,9 +754,10 @@ class ClusterNode:
         md = self.metadata
         since = payload.get("epoch", -1) if isinstance(payload, dict) else -1
         m = self.meta.replica.membership
-        voters = list(m.voters) if m is not None and self._is_meta_voter() else self._meta_voters_hint
+        voters = ([node_name(v) for v in m.voters] if m is not None and self._is_meta_voter()
+                  else self._meta_voters_hint)
         return {"epoch": md.epoch, "state": md.snapshot() if md.epoch > since else None,
-                "voters": voters, "leader": self._meta_leader()}
+                "voters": voters, "leader": self._meta_leader(), "cluster": self.cluster_id}
 
     async def _rpc_status(self, src: str, payload: Any) -> Any:
         return self.local_status()
@@ -636,7 +783,7 @@ class _Handle:
 
     def leader(self) -> str | None:
         g = self.node.groups.get(self.group_id)
-        return g.replica.leader_id if g is not None else None
+        return _name(g.replica.leader_id) if g is not None else None
 
     def is_leader(self) -> bool:
         g = self.node.groups.get(self.group_id)
@@ -664,22 +811,39 @@ def _fail_waiters(g: Group, reason: str) -> None:
     g.waiting.clear()
 
 
-def _next_incarnation(data_dir: str, node_id: str) -> int:
-    """Bump and persist this node's incarnation (one per process start)."""
-    path = os.path.join(data_dir, "node.json")
-    incarnation = 0
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-        if saved.get("node_id") != node_id:
-            raise ValueError(f"{data_dir} belongs to node {saved.get('node_id')!r}, not {node_id!r}")
-        incarnation = int(saved.get("incarnation", 0))
-    incarnation += 1
+IDENTITY_FILE = "node.json"
+
+
+def _name(replica_id: str | None) -> str | None:
+    """The node a replica id (``incarnation_id``) runs on: what the transport routes by."""
+    return node_name(replica_id) if replica_id is not None else None
+
+
+def _current_pid(md: Metadata, name: str, voters: tuple[str, ...]) -> str:
+    """The replica id ``name`` should vote under: its current life's, or (for a founder not
+    registered yet) the one it votes under now."""
+    pid = md.pid_of(name)
+    if pid is not None:
+        return pid
+    return next(v for v in voters if node_name(v) == name)
+
+
+def _load_identity(data_dir: str, node_id: str) -> dict[str, Any]:
+    """What ``node.json`` in ``data_dir`` says (empty for a new data directory)."""
+    path = os.path.join(data_dir, IDENTITY_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        saved: dict[str, Any] = json.load(f)
+    if saved.get("node_id") != node_id:
+        raise ValueError(f"{data_dir} belongs to node {saved.get('node_id')!r}, not {node_id!r}")
+    return saved
+
+
+def _write_json(path: str, value: dict[str, Any]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"node_id": node_id, "incarnation": incarnation}, f)
+        json.dump(value, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    return incarnation
-

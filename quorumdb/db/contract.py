@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from quorumdb.errors import ResourceInUseError
 from quorumdb.model.backups import BackupDef
@@ -73,6 +73,9 @@ class WriteOp:
     # True when ``mutate`` ignores the old item (BatchWriteItem's puts and deletes): its value
     # ``mutate(None)`` can then be computed by the router and shipped to a remote partition.
     constant: bool = False
+    # A msgpack-able description of ``mutate`` (``quorumdb.db.recipes``): a router can ship a
+    # conditional write to a remote partition leader, which rebuilds the mutation from it.
+    recipe: tuple[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quorumdb.cluster.launcher import NodeSpec, cluster_ready, ensure_secret, fetch_status, plan
+from quorumdb.cluster.launcher import (
+    NodeSpec,
+    cluster_ready,
+    ensure_secret,
+    fetch_status,
+    plan,
+    seeds_for,
+)
 from quorumdb.model.keys import partition_hash
 from tests.cluster.workload import client_for
 
@@ -28,6 +35,7 @@ class LocalCluster:
     specs: list[NodeSpec] = field(default_factory=list)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stopped: set[str] = field(default_factory=set)  # SIGSTOPped
+    started: set[str] = field(default_factory=set)  # started at least once
 
     def __post_init__(self) -> None:
         self.secret = ensure_secret(str(self.root))
@@ -49,8 +57,11 @@ class LocalCluster:
                "--node-id", s.node_id, "--host", "127.0.0.1", "--port", str(s.api_port),
                "--peer-port", str(s.peer_port), "--data-dir", s.data_dir,
                "--cluster-secret-file", self.secret, "--log-level", os.environ.get("QUORUMDB_TEST_NODE_LOG", "warning")]
-        if s.node_id != self.specs[0].node_id:
-            cmd += ["--join", f"127.0.0.1:{self.specs[0].peer_port}"]
+        i = self.specs.index(s)
+        seeds = seeds_for(self.specs, i, "127.0.0.1", first_start=node not in self.started)
+        if seeds:
+            cmd += ["--join", seeds]
+        self.started.add(node)
         log = open(Path(s.data_dir + ".log"), "ab")
         self.procs[node] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                             env=dict(os.environ, **self.env))

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from quorumdb.cluster.metadata import (
     Metadata,
+    cmd_claim_life,
     cmd_create_table,
     cmd_delete_table,
     cmd_join,
@@ -53,6 +54,23 @@ def test_join_create_route_and_query() -> None:
     rec = m.table_record("t")
     assert rec is not None
     assert TableDef.from_record(rec).table_id == 1, "the metadata assigns table ids"
+
+
+def test_lives_are_claimed_once_and_founders_are_recorded_with_theirs() -> None:
+    m, results = _run([_join(1), _join(2), _join(3), cmd_create_table(table_def("t").to_record(), 2),
+                       cmd_claim_life("n1"), cmd_claim_life("n1"), cmd_claim_life("n9")])
+    assert all(r["ok"] for r in results)
+    assert [r["life"] for r in results[4:]] == [2, 3, 1], "never the same life twice; 1 for a new name"
+    assert all(sorted(p.founders) == ["n1", "n2", "n3"] for p in m.partitions("t"))
+    rejoin = cmd_join("n1", 1, ("127.0.0.1", 7001), ("127.0.0.1", 8001), life=3)
+    assert m.apply(8, rejoin)["ok"]
+    assert m.pid_of("n1") == "n1@3" and m.nodes["n1"].life == 3
+    stale = cmd_join("n1", 5, ("127.0.0.1", 7001), ("127.0.0.1", 8001), life=2)
+    assert m.apply(9, stale) == {"ok": False, "error": "stale life 2 < 3"}, "an older copy of the data"
+    assert m.apply(10, cmd_claim_life("n1"))["life"] == 4
+    m.apply(11, cmd_create_table(table_def("u").to_record(), 1))
+    assert sorted(m.partitions("u")[0].founders) == ["n1@3", "n2", "n3"]
+    assert Metadata.restore(m.snapshot()).to_wire() == m.to_wire()
 
 
 def test_refused_commands_change_nothing() -> None:

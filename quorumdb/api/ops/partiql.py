@@ -21,6 +21,7 @@ accounting. Nothing here parses text itself or evaluates conditions itself.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from quorumdb.api.ops.transactions import (
     transact_write_response,
 )
 from quorumdb.api.registry import RequestContext, operation
+from quorumdb.db import recipes
 from quorumdb.db.contract import Mutator, WriteOp, WriteResult
 from quorumdb.errors import DuplicateItemError, DynamoError, ValidationError
 from quorumdb.expr import Condition, Projection, Update
@@ -372,6 +374,32 @@ def _plan_write(
     return _WritePlan(kind=kind, op=op, update=update, returning=returning, size=item_size(key))
 
 
+_RECIPE = "partiql"
+
+
+class _OneTable:
+    """The catalog a rebuilt statement resolves its table in: the one the router chose."""
+
+    def __init__(self, table: TableDef) -> None:
+        self._table = table
+
+    def table(self, name: str) -> TableDef:
+        if name != self._table.name:
+            raise ValidationError("A write recipe names another table")
+        return self._table
+
+
+def _rebuild(table: TableDef, data: Any) -> tuple[Key, Mutator]:
+    """A BatchExecuteStatement write, rebuilt on the partition's leader from its statement."""
+    text, params, fail_old = data
+    statement, bound = _bind({"Statement": text, "Parameters": params or None})
+    plan = _plan_write(_OneTable(table), statement, bound, bool(fail_old), "Conditional writes")
+    return plan.op.key, plan.op.mutate
+
+
+recipes.register(_RECIPE, _rebuild)
+
+
 def _returned(plan: _WritePlan, res: WriteResult) -> Item | None:
     r = plan.returning
     if r == "ALL OLD":
@@ -482,7 +510,9 @@ async def _batch_writes(
         if ident in seen:
             raise ValidationError(_DUPLICATE_KEYS)
         seen.add(ident)
-        planned.append((i, plan))
+        # Each statement stands alone: a cluster router may ship it to its partition's leader.
+        recipe = (_RECIPE, [specs[i]["Statement"], specs[i].get("Parameters") or [], fail_old])
+        planned.append((i, dataclasses.replace(plan, op=dataclasses.replace(plan.op, recipe=recipe))))
     results = await ctx.db.write_many([p.op for _, p in planned])
     for (i, plan), res in zip(planned, results, strict=True):
         table = plan.op.table
