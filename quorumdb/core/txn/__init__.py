@@ -25,8 +25,9 @@ Wiring into the cluster (what the drivers must provide):
 * Participant: ``ItemStore.read`` over the partition's applied state plus its pending overlay,
   returning the item with a version (its last write's log index) and the write timestamp (kept
   with the item, and kept on delete); ``Evaluator.evaluate`` runs the action's condition and
-  update (the payload must be msgpack-able: e.g. the action's request JSON, re-parsed with the
-  cached expression parser) and returns the new item image as the effect. Each Ready's records
+  update (the payload must be msgpack-able: a write recipe of ``quorumdb.db.recipes``, i.e. the
+  action's request JSON that the leader rebuilds into its mutation) and returns the new item
+  image as the effect. Each Ready's records
   go into the partition's log as one command; its messages and replies leave once that command
   is applied. Prepared records are part of the partition's replicated state, so a new leader
   builds its ``Participant(prepared=...)`` from them. Plain writes must pass through
