@@ -72,11 +72,13 @@ def test_the_slice_exercises_every_fault_and_every_outcome() -> None:
     for seed in range(SLICE_SEEDS):
         r = slice_run(seed)
         faults.update(r.faults)
+        faults.update({k: v for k, v in r.network.items() if k in ("dropped", "duplicated", "slowed")})
         stats.update(r.stats)
         committed += r.committed
         reads += r.reads_checked
     for kind in ("coordinator_crash", "crash_mid_commit", "participant_crash", "ledger_outage",
-                 "link_cut", "recoveries", "ledger_sweeps", "lost_unsynced_records"):
+                 "link_cut", "recoveries", "ledger_sweeps", "lost_unsynced_records", "dropped",
+                 "duplicated", "slowed"):
         assert faults[kind] > 0, kind
     for what in ("write_conflicts", "read_conflicts", "plain_conflicts", "write_condition_failed",
                  "transfer_success_replayed", "replay_success_replayed",

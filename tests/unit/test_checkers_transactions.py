@@ -107,6 +107,17 @@ def test_double_apply_and_decision_changes_are_caught_as_they_happen() -> None:
     assert {"double-apply", "decision-changed"} <= verdict(c)
 
 
+def test_a_participant_that_only_checked_items_may_commit_again_without_writing() -> None:
+    c = checker()
+    c.decided(T1, TxnState.COMMITTED)
+    c.applied("p0", T1, TS1, (A,))
+    c.applied("p1", T1, TS1, ())
+    c.applied("p1", T1, TS1, ())  # re-locked by a late Prepare, committed again: writes nothing
+    assert verdict(c, final=(10, 10)) == set()
+    c.applied("p0", T1, TS1, (A,))
+    assert "double-apply" in verdict(c, final=(10, 10))
+
+
 def test_timestamp_order() -> None:
     c = checker()
     committed(c, T2, TS2)

@@ -11,7 +11,7 @@ which transactions it saw. ``check`` then returns every violation of:
   other account T wrote; it never saw a write that was not applied;
 * atomicity: every transaction was applied at all of its participants or at none, exactly as the
   ledger decided (COMMITTED: all; CANCELLED or never begun: none);
-* double-apply: no participant applied a transaction twice;
+* double-apply: no participant applied a transaction's writes twice;
 * timestamp-order: at every account, transactions were applied in increasing timestamp order;
 * decision-changed: the ledger never answered two different decisions for one transaction;
 * acknowledged: a SUCCESS answer (first or replayed) names a transaction applied everywhere, a
@@ -98,6 +98,10 @@ class BankChecker:
     def applied(self, partition: str, txn_id: TxnId, ts: Timestamp,
                 written: tuple[ItemRef, ...]) -> None:
         if partition in self.applied_at[txn_id]:
+            if not written:
+                # A participant that only checked items was locked again by a late Prepare and
+                # got the same decision again: nothing is written twice.
+                return
             self._fail("double-apply", f"{partition} applied {txn_id} twice")
         self.applied_at[txn_id].append(partition)
         for ref in written:

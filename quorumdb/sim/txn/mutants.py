@@ -99,12 +99,15 @@ class TxnMutant:
 
 
 # Sweep profiles. "crashy": coordinators die often, many of them in the middle of a commit, so
-# recovery races the coordinator. "skewed": coordinators' clocks
-# start far apart. "contended": few accounts, many movers and readers.
+# recovery races the coordinator. "contended": few accounts, many movers and readers.
 CRASHY: dict[str, Any] = {"steps": 6000, "coordinator_crash_weight": 1.0,
                           "crash_mid_commit_weight": 4.0, "participant_crash_weight": 0.3,
                           "ledger_outage_weight": 0.3, "fault_interval_ms": 200.0}
-SKEWED: dict[str, Any] = {"steps": 4000, "clock_offset_ms_max": 3000.0, "fault_interval_ms": 800.0}
+# "late-duplicates": messages are often duplicated or held up for long, and participants keep no
+# cache of recent decisions (as after a restart), so a Prepare can arrive after its transaction
+# committed: only timestamp order stops it from being prepared, and applied, a second time.
+LATE_DUPLICATES: dict[str, Any] = {"steps": 6000, "duplicate": 0.1, "slow": 0.05,
+                                   "decided_cache": 0}
 CONTENDED: dict[str, Any] = {"steps": 4000, "accounts": 4, "movers": 6, "readers": 3,
                              "fault_interval_ms": 800.0}
 # "flaky-links": only cut links, often and briefly: a read's request to one partition is held up
@@ -114,6 +117,8 @@ FLAKY_LINKS: dict[str, Any] = {"steps": 4000, "readers": 4, "touchers": 0, "amou
                                "participant_crash_weight": 0.0, "ledger_outage_weight": 0.0,
                                "link_cut_weight": 1.0, "fault_interval_ms": 50.0,
                                "downtime_ms_max": 200.0}
+# "participant-crashes": participants die often, half of the time right after a write and before
+# its fsync, with slow disks.
 PARTICIPANT_CRASHES: dict[str, Any] = {"steps": 6000, "participant_crash_weight": 4.0,
                                        "coordinator_crash_weight": 0.2, "fsync_ms_max": 10.0,
                                        "fault_interval_ms": 200.0}
@@ -122,7 +127,7 @@ TXN_MUTANTS: tuple[TxnMutant, ...] = (
     TxnMutant(name="commit-before-ledger-write", description=CommitBeforeLedgerWrite.__doc__ or "",
               write_class=CommitBeforeLedgerWrite, profile=CRASHY),
     TxnMutant(name="ignore-timestamp-order", description=IgnoreTimestampOrder.__doc__ or "",
-              participant_class=IgnoreTimestampOrder, profile=SKEWED),
+              participant_class=IgnoreTimestampOrder, profile=LATE_DUPLICATES),
     TxnMutant(name="release-on-vote", description=ReleaseOnVote.__doc__ or "",
               participant_class=ReleaseOnVote, profile=CONTENDED),
     TxnMutant(name="recovery-without-cas", description=RecoveryWithoutCas.__doc__ or "",

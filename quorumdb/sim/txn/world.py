@@ -104,6 +104,8 @@ class TxnSimConfig:
     duplicate: float = 0.02
     delay_ms_min: float = 1.0
     delay_ms_max: float = 20.0
+    slow: float = 0.01  # share of messages held up to slow_ms_max longer (a long tail)
+    slow_ms_max: float = 400.0
     fault_fraction: float = 0.7
     fault_interval_ms: float = 400.0
     coordinator_crash_weight: float = 1.0
@@ -126,6 +128,7 @@ class TxnSimConfig:
     recovery_retry_ms: int = 300
     ledger_stale_ms: int = 1500
     read_attempts: int = 5
+    decided_cache: int = 10_000  # TxnConfig.decided_cache_max of the participants
     quiet_ms_max: float = 30_000.0
     wire: bool = True  # every message travels as to_wire -> msgpack -> from_wire
     mutant: str = ""  # TEST ONLY: a broken core from quorumdb.sim.txn.mutants ("" = the real one)
@@ -140,6 +143,7 @@ class TxnSimConfig:
                          recovery_retry_ms=self.recovery_retry_ms,
                          ledger_stale_ms=self.ledger_stale_ms, read_retry_ms=20,
                          read_attempts_max=self.read_attempts,
+                         decided_cache_max=self.decided_cache,
                          read_timeout_ms=int(self.client_timeout_ms))
 
 
@@ -239,7 +243,7 @@ class TxnWorld:
         self.clock = VirtualClock()
         self.network = SimNetwork(
             NetworkConfig(delay_ms_min=c.delay_ms_min, delay_ms_max=c.delay_ms_max, drop=c.drop,
-                          duplicate=c.duplicate),
+                          duplicate=c.duplicate, slow=c.slow, slow_ms_max=c.slow_ms_max),
             self.rng,
         )
         self.mutant: TxnMutant | None = txn_mutant(c.mutant)
@@ -711,7 +715,8 @@ class TxnWorld:
             config=self.config, steps=self.steps, virtual_ms=self.clock.now_ms,
             committed=committed, cancelled=cancelled, stats=stats, faults=dict(self.faults),
             network={"sent": self.network.sent, "dropped": self.network.dropped,
-                     "duplicated": self.network.duplicated, "delivered": self.network.delivered},
+                     "duplicated": self.network.duplicated, "slowed": self.network.slowed,
+                     "delivered": self.network.delivered},
             violations=tuple(violations), settled=self.settled,
             reads_checked=len(self.checker.reads), trace_hash=self._trace.hexdigest()[:16],
         )
