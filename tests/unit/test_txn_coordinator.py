@@ -5,6 +5,7 @@ recovery after a coordinator dies, idempotency tokens, the two-phase read."""
 from __future__ import annotations
 
 import pytest
+from test_txn_harness import Net, add, check, put, ref
 
 from quorumdb.core.txn import (
     CANCELLED_BY_RECOVERY,
@@ -29,7 +30,6 @@ from quorumdb.core.txn import (
     WriteRequest,
     WriteTxn,
 )
-from tests.unit.test_txn_harness import Net, add, check, put, ref
 
 
 def codes(net: Net, txn_id: str) -> list[str]:

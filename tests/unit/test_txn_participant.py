@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import pytest
+from test_txn_harness import FAST, DictStore, KVEvaluator, add, check, put, ref
 
 from quorumdb.core.txn import (
     NO_REASON,
@@ -35,7 +36,6 @@ from quorumdb.core.txn import (
     Vote,
     txn_id_of,
 )
-from tests.unit.test_txn_harness import FAST, DictStore, KVEvaluator, add, check, put, ref
 
 
 class CountingEvaluator(KVEvaluator):

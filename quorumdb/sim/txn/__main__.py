@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                       faults=report.faults_injected, steps=report.steps)
         totals.update({f"fault:{k}": v for k, v in report.faults.items()})
         totals.update({f"stat:{k}": v for k, v in report.stats.items()})
+        totals.update({f"net:{k}": v for k, v in report.network.items()})
         if not report.ok:
             failed.append(seed)
         if quiet or seeds > 1:
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                                     if k.startswith("fault:")))
         print("workload: " + " ".join(f"{k[5:]}={v}" for k, v in sorted(totals.items())
                                       if k.startswith("stat:")))
+        print("network: " + " ".join(f"{k[4:]}={v}" for k, v in sorted(totals.items())
+                                     if k.startswith("net:")))
         if failed:
             print("failing seeds: " + " ".join(map(str, failed)))
     return 1 if failed else 0
