@@ -178,13 +178,14 @@ def _serve_cluster_node(
         format=f"%(asctime)s {node_id} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from quorumdb.cluster.node import ClusterConfig
+    from quorumdb.cluster.node import DEAD_AFTER_ENV, ClusterConfig
     from quorumdb.cluster.serve import free_port, run_node
 
     api_port = port or free_port(host)
     config = ClusterConfig(
         node_id=node_id, peer_address=(host, peer_port), api_address=(host, api_port),
         data_dir=os.path.abspath(data_dir), join=_addresses(join), secret=secret,
+        dead_after_ms=int(1000 * float(os.environ.get(DEAD_AFTER_ENV, "600") or 600)),
     )
     try:
         code = run_node(config, host)
