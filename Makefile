@@ -45,6 +45,8 @@ test-faults: $(VENV)/.installed-test
 sim: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m slow tests/sim
 	$(BIN)/python -m quorumdb.sim --catalogue --seeds 100
+	$(BIN)/python -m quorumdb.sim.txn --seeds 300 --quiet
+	$(BIN)/python -m quorumdb.sim.txn --catalogue --seeds 100
 	$(BIN)/python -m quorumdb.sim.bench
 
 bench: $(VENV)/.installed-test

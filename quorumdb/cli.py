@@ -178,13 +178,14 @@ def _serve_cluster_node(
         format=f"%(asctime)s {node_id} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from quorumdb.cluster.node import ClusterConfig
+    from quorumdb.cluster.node import DEAD_AFTER_ENV, ClusterConfig
     from quorumdb.cluster.serve import free_port, run_node
 
     api_port = port or free_port(host)
     config = ClusterConfig(
         node_id=node_id, peer_address=(host, peer_port), api_address=(host, api_port),
         data_dir=os.path.abspath(data_dir), join=_addresses(join), secret=secret,
+        dead_after_ms=int(1000 * float(os.environ.get(DEAD_AFTER_ENV, "600") or 600)),
     )
     try:
         code = run_node(config, host)
@@ -221,6 +222,88 @@ def cluster_up(nodes: int, data_dir: str, base_port: int | None, host: str, log_
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)
+
+
+@cluster.command("add-node")
+@click.option("--data-dir", default="./cluster", show_default=True, type=click.Path(file_okay=False),
+              help="The directory of a cluster started with `cluster up`.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--log-level", default="warning", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False)
+)
+def cluster_add_node(data_dir: str, host: str, log_level: str) -> None:
+    """Start one more node (in the foreground); replicas move to it in the background."""
+    from quorumdb.cluster.launcher import add_node
+
+    try:
+        code = add_node(data_dir, host=host, log_level=log_level.lower(), echo=lambda s: click.echo(s))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
+
+
+@cluster.command("remove-node")
+@click.argument("node")
+@click.option("--data-dir", default="./cluster", show_default=True, type=click.Path(file_okay=False),
+              help="The cluster's directory (its secret authorizes the request; the node leaves its plan).")
+@click.option("--endpoint", default=None, help="Any other node's HTTP endpoint [default: from the plan].")
+@click.option("--timeout", "timeout_s", default=600.0, show_default=True, help="Seconds to wait for the hand-off.")
+def cluster_remove_node(node: str, data_dir: str, endpoint: str | None, timeout_s: float) -> None:
+    """Remove NODE: its replicas move to the other nodes (one at a time), then it holds
+    nothing and can be stopped. Works for a node that is down too (its replicas are re-created
+    from the surviving ones)."""
+    import time
+
+    from quorumdb.cluster.launcher import (
+        SECRET_FILE,
+        admin_token,
+        drop_node_spec,
+        fetch_status,
+        plan,
+        post_admin,
+        read_secret,
+    )
+
+    try:
+        secret = read_secret(os.path.join(data_dir, SECRET_FILE))
+        specs = plan(0, data_dir, "127.0.0.1", None)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"no cluster in {data_dir}: {exc}") from exc
+    endpoints = [endpoint] if endpoint else [f"http://127.0.0.1:{s.api_port}" for s in specs if s.node_id != node]
+    answer: dict[str, Any] | None = None
+    for e in endpoints:
+        try:
+            answer = post_admin(e, "leave", node, admin_token(secret, "leave", node))
+            endpoint = e
+            break
+        except OSError:
+            continue
+    if answer is None or endpoint is None:
+        raise click.ClickException("no node of the cluster answered")
+    if not answer.get("ok"):
+        raise click.ClickException(f"refused: {answer.get('error')}")
+    from rich.progress import Progress
+
+    deadline = time.monotonic() + timeout_s
+    with Progress() as bar:
+        task = bar.add_task(f"moving {node}'s replicas away", total=None)
+        while True:
+            try:
+                status = fetch_status(endpoint)
+            except (OSError, ValueError):
+                time.sleep(0.5)
+                continue
+            held = sum(1 for p in status["partitions"] if node in p["replicas"])
+            voter = node in status["meta"]["voters"]
+            total = max(held, int(bar.tasks[0].total or 0))
+            bar.update(task, total=total, completed=total - held)
+            if held == 0 and not voter:
+                break
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"{node} still holds {held} replicas after {timeout_s:.0f} s")
+            time.sleep(0.5)
+    drop_node_spec(data_dir, node)
+    click.echo(f"{node} holds no replica and no metadata vote: it can be stopped now.")
 
 
 @cluster.command("status")
@@ -271,6 +354,14 @@ def _print_status(status: dict[str, Any]) -> None:
                       ", ".join(p.get("voters") or p["replicas"]),
                       p["leader"] or "[red]none[/red]", str(p["commit"]), lag)
     console.print(parts if status.get("partitions") else "No partitions (no tables yet).")
+    moves = [p for p in status.get("partitions", []) if p.get("moving")]
+    if moves:
+        console.print("[bold]Replica moves in progress[/bold]")
+        for p in moves:
+            m = p["moving"]
+            done = int(30 * m["progress"])
+            console.print(f"  {p['table']} {p['group']}: {m['from'] or '(new)'} -> {m['to']}  "
+                          f"[{'#' * done}{'.' * (30 - done)}] {100 * m['progress']:.0f}%")
 def _verifier(auth: bool, credentials_file: str | None) -> Verifier | None:
     """The signature checker of ``--auth`` (None without it); bad or no keys are a usage error."""
     if not auth:

@@ -122,7 +122,7 @@ _UNSUPPORTED_ENCODING = 3
 _DISPATCH, _HEALTH, _NOT_FOUND, _PREFLIGHT, _REJECT, _ROUTE = range(6)
 
 # A GET route: a coroutine answering (status, JSON body).
-Route = Callable[[], Coroutine[Any, Any, tuple[int, bytes]]]
+Route = Callable[[bytes], Coroutine[Any, Any, tuple[int, bytes]]]  # (request target) -> (status, JSON)
 
 
 class _Request:
@@ -364,7 +364,14 @@ class HttpProtocol(asyncio.Protocol):
             return
         method = self.parser.get_method()
         keep_alive = self.parser.should_keep_alive() and not self.closing_after_idle
-        if method == b"POST" and (self.ct_ok or not self.body_bytes):
+        if self.server.routes and method in (b"GET", b"POST") and self.url.split(b"?", 1)[0] in self.server.routes:
+            # A cluster node's own routes (status, operator commands), before the DynamoDB API.
+            self.body_parts = []
+            req = _Request(_ROUTE, keep_alive)
+            req.route = self.server.routes[self.url.split(b"?", 1)[0]]
+            req.target = self.url
+            req.json_ct = True
+        elif method == b"POST" and (self.ct_ok or not self.body_bytes):
             parts = self.body_parts
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             self.body_parts = []
@@ -389,10 +396,6 @@ class HttpProtocol(asyncio.Protocol):
                 req.reply = error_body(refusal)
             req.json_ct = self.json_ct
             req.gzip_ok = self.gzip_ok
-        elif method == b"GET" and self.server.routes and self.url.split(b"?", 1)[0] in self.server.routes:
-            req = _Request(_ROUTE, keep_alive)
-            req.route = self.server.routes[self.url.split(b"?", 1)[0]]
-            req.json_ct = True
         elif (method == b"GET" or method == b"HEAD") and self.url.split(b"?", 1)[0] == b"/":
             req = _Request(_HEALTH, keep_alive)
             req.head_only = method == b"HEAD"
@@ -473,7 +476,7 @@ class HttpProtocol(asyncio.Protocol):
             if req.kind == _DISPATCH or req.kind == _ROUTE:
                 rid = f"{self.rid_prefix}{next(self.rid_counter):012X}"
                 if req.route is not None:
-                    coro = req.route()
+                    coro = req.route(req.target or b"")
                 else:
                     coro = self.dispatcher.handle(req.target, req.body, rid, req.signed)
                 try:

@@ -250,6 +250,10 @@ class PartitionReplica:
             return
         self.store.restore(data, snapshot_index(data))
 
+    def drop(self) -> None:
+        """This node no longer holds the partition: delete its data."""
+        self.store.clear()
+
     # -- reads -----------------------------------------------------------------------------------
 
     def part(self, table: TableDef) -> Partition:
@@ -561,7 +565,9 @@ class ClusterDataPlane:
     async def _run_on_leader(self, p: Any, job: Callable[[WriteBatch], Any], table: TableDef) -> Any:
         """Run ``job`` here if this node leads ``p`` (waiting out its election), else raise
         Forward to the leader, before anything was written."""
-        for _attempt in range(_MAX_SKIPS):
+        deadline = self._clock() + self.leader_wait_s
+        skips = 0
+        while skips < _MAX_SKIPS and self._clock() < deadline:
             local = self.host.replica(p.group_id)
             if local is not None and local.handle.is_leader():
                 try:
@@ -569,6 +575,7 @@ class ClusterDataPlane:
                 except NotLeaderError as e:
                     if e.leader and e.leader != self.host.node_id:
                         raise Forward(e.leader) from None
+                    skips += 1
                     continue
             leader = await self._leader_of(p)
             if leader != self.host.node_id:

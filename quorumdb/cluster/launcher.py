@@ -13,12 +13,17 @@ This module starts processes and speaks HTTP; it never touches a node's storage.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
+import itertools
 import json
 import os
 import secrets
 import socket
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -61,9 +66,10 @@ def plan(n: int, data_dir: str, host: str, base_port: int | None) -> list[NodeSp
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             saved = [NodeSpec(**spec) for spec in json.load(f)]
-        if len(saved) == n:
-            return saved
-        raise ValueError(f"{data_dir} holds a cluster of {len(saved)} nodes, not {n}")
+        if len(saved) >= n:
+            return saved  # the cluster as it is now (nodes may have been added since)
+        raise ValueError(f"{data_dir} holds a cluster of {len(saved)} nodes, not {n}: "
+                         "add nodes with `quorumdb cluster add-node`")
     if base_port is None:
         ports = _free_ports(host, 2 * n)
         api, peer = ports[:n], ports[n:]
@@ -78,8 +84,65 @@ def plan(n: int, data_dir: str, host: str, base_port: int | None) -> list[NodeSp
     return specs
 
 
+def save_plan(data_dir: str, specs: list[NodeSpec]) -> None:
+    path = os.path.join(data_dir, PLAN_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump([_spec_dict(s) for s in specs], f, indent=1)
+    os.replace(tmp, path)
+
+
+def add_node_spec(data_dir: str, host: str) -> tuple[list[NodeSpec], NodeSpec]:
+    """Add the next node (free ports) to the plan of the cluster in ``data_dir``."""
+    if not os.path.exists(os.path.join(data_dir, PLAN_FILE)):
+        raise ValueError(f"no cluster in {data_dir} (start one with `quorumdb cluster up`)")
+    specs = plan(0, data_dir, host, None)
+    taken = {s.node_id for s in specs}
+    i = next(i for i in itertools.count(1) if f"n{i}" not in taken)
+    api, peer = _free_ports(host, 2)
+    spec = NodeSpec(node_id=f"n{i}", api_port=api, peer_port=peer, data_dir=os.path.join(data_dir, f"n{i}"))
+    specs = [*specs, spec]
+    save_plan(data_dir, specs)
+    return specs, spec
+
+
+def drop_node_spec(data_dir: str, node_id: str) -> None:
+    """Forget a removed node in the plan (its data directory is kept)."""
+    specs = plan(0, data_dir, "127.0.0.1", None)
+    save_plan(data_dir, [s for s in specs if s.node_id != node_id])
+
+
+def add_node(data_dir: str, *, host: str = "127.0.0.1", log_level: str = "warning", echo: Any = print) -> int:
+    """Start one more node of the cluster in ``data_dir`` in the foreground: it joins the
+    cluster, and the metadata service moves replicas to it."""
+    data_dir = os.path.abspath(data_dir)
+    specs, spec = add_node_spec(data_dir, host)
+    secret_file = ensure_secret(data_dir)
+    with Supervisor() as sup:
+        proc = sup.start(_command(spec, host, secret_file, seeds_for(specs, specs.index(spec), host, False), log_level))
+        assert proc.stdout is not None
+        if not proc.stdout.readline():
+            echo(f"node {spec.node_id} failed to start (exit status {proc.wait()})")
+            return 1
+        echo(f"node {spec.node_id} joined: http://{host}:{spec.api_port}  (peer {host}:{spec.peer_port}); "
+             f"replicas move to it in the background (`quorumdb cluster status`). Ctrl-C stops it.")
+        clean = sup.wait(lambda code: echo(f"node {spec.node_id} exited (status {code})"))
+        return 0 if clean else 1
+
+
 def _spec_dict(s: NodeSpec) -> dict[str, Any]:
     return {"node_id": s.node_id, "api_port": s.api_port, "peer_port": s.peer_port, "data_dir": s.data_dir}
+
+
+def admin_token(secret: bytes, action: str, node_id: str) -> str:
+    """What an operator command sent to a node's HTTP port must carry to be obeyed: only who
+    holds the cluster secret can ask a node to be removed."""
+    return hmac.new(secret, f"{action}:{node_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def read_secret(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read().strip()
 
 
 def ensure_secret(data_dir: str) -> str:
@@ -91,6 +154,19 @@ def ensure_secret(data_dir: str) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32) + "\n")
     return path
+
+
+def post_admin(endpoint: str, action: str, node_id: str, token: str, *, timeout_s: float = 15.0) -> dict[str, Any]:
+    """Send an operator command (``/cluster/<action>``) to a node; its JSON answer."""
+    url = f"{endpoint}/cluster/{action}?{urllib.parse.urlencode({'node': node_id, 'token': token})}"
+    req = urllib.request.Request(url, data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        data = json.loads(exc.read() or b"{}")
+        data.setdefault("ok", False)
+    return data
 
 
 def fetch_status(endpoint: str, *, timeout_s: float = 5.0) -> dict[str, Any]:
@@ -155,7 +231,7 @@ def up(n: int, data_dir: str, *, host: str = "127.0.0.1", base_port: int | None 
                 return 1
             time.sleep(0.2)
         if not sup.stopping:
-            echo(f"QuorumDB cluster of {n} nodes is up (data: {data_dir}, meta leader: {status['meta']['leader']})")
+            echo(f"QuorumDB cluster of {len(specs)} nodes is up (data: {data_dir}, meta leader: {status['meta']['leader']})")
             for spec in specs:
                 echo(f"  {spec.node_id}  http://{host}:{spec.api_port}  (peer {host}:{spec.peer_port})")
             echo(f"status: quorumdb cluster status --endpoint {endpoint}    stop: Ctrl-C")

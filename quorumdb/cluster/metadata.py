@@ -56,6 +56,8 @@ __all__ = [
     "cmd_set_replicas",
     "cmd_index_ready",
     "index_space",
+    "cmd_move",
+    "cmd_finish_move",
     "meta_voter_target",
     "next_voter_change",
 ]
@@ -110,11 +112,31 @@ class PartitionInfo:
     # bootstrap it with themselves as voters; a replica added later (or a founder's later life)
     # starts empty and is caught up by the group.
     founders: tuple[str, ...] = ()
+    # The replica id of each of ``replicas`` (same order): the voters the group's leader
+    # converges its membership to. A node placed on the group again later gets a new id, so a
+    # replica never comes back as a voter that forgot its promises. Default: the founders.
+    voters: tuple[str, ...] = ()
+    # A replica move in progress: (node leaving or None for a pure addition, node arriving).
+    # The arriving node is already in ``replicas``; ``finish_move`` drops the leaving one.
+    moving: tuple[str | None, str] | None = None
     index: str = ""  # a global secondary index of ``table`` (its hash ranges are of the index key)
 
     def __post_init__(self) -> None:
         assert 0 <= self.hash_lo < self.hash_hi <= HASH_SPACE, (self.hash_lo, self.hash_hi)
         assert self.replicas and len(set(self.replicas)) == len(self.replicas)
+        if not self.voters:
+            object.__setattr__(self, "voters", self.founders if len(self.founders) == len(self.replicas)
+                               else self.replicas)
+        assert len(self.voters) == len(self.replicas)
+
+    @property
+    def replication(self) -> int:
+        """How many replicas the partition should have (those it was created with)."""
+        return len(self.founders) or len(self.replicas)
+
+    def replica_id(self, node_id: str) -> str:
+        """The replica id ``node_id`` runs this group under (it must be one of ``replicas``)."""
+        return self.voters[self.replicas.index(node_id)]
 
     @property
     def space(self) -> str:
@@ -124,7 +146,8 @@ class PartitionInfo:
         # "last" (inclusive) because 2**64 does not fit a msgpack integer.
         out = {"table": self.table, "group": self.group_id, "lo": self.hash_lo, "last": self.hash_hi - 1,
                "replicas": list(self.replicas), "epoch": self.epoch,
-               "founders": list(self.founders)}
+               "founders": list(self.founders), "voters": list(self.voters),
+               "moving": list(self.moving) if self.moving else None}
         if self.index:
             out["index"] = self.index
         return out
@@ -133,7 +156,9 @@ class PartitionInfo:
     def from_wire(raw: dict[str, Any]) -> PartitionInfo:
         return PartitionInfo(table=raw["table"], group_id=raw["group"], hash_lo=raw["lo"], hash_hi=raw["last"] + 1,
                              replicas=tuple(raw["replicas"]), epoch=raw["epoch"],
-                             founders=tuple(raw["founders"]), index=raw.get("index", ""))
+                             founders=tuple(raw["founders"]), voters=tuple(raw.get("voters") or ()),
+                             moving=(raw["moving"][0], raw["moving"][1]) if raw.get("moving") else None,
+                             index=raw.get("index", ""))
 
 
 def index_space(table: str, index: str = "") -> str:
@@ -190,6 +215,17 @@ def cmd_index_ready(table: str, index: str, index_id: int) -> dict[str, Any]:
     return {"op": "index_ready", "table": table, "index": index, "index_id": index_id}
 
 
+def cmd_move(group_id: str, src: str | None, dst: str) -> dict[str, Any]:
+    """Start moving ``group_id``'s replica from node ``src`` (None: add one) to node ``dst``:
+    ``dst`` joins the replicas at once (with a new replica id); ``src`` stays until
+    ``cmd_finish_move``, so the group never has fewer replicas than it should."""
+    return {"op": "move", "group": group_id, "src": src, "dst": dst}
+
+
+def cmd_finish_move(group_id: str) -> dict[str, Any]:
+    return {"op": "finish_move", "group": group_id}
+
+
 def _refuse(error: str) -> dict[str, Any]:
     return {"ok": False, "error": error}
 
@@ -241,10 +277,20 @@ class Metadata:
             # An older copy of the node's data came back after a newer life joined: its
             # replicas were replaced, and its promises are no longer anyone's to keep.
             return _refuse(f"stale life {life} < {old.life if old else 1}")
+        if old is not None and old.state == LEFT and life == old.life:
+            return _refuse("this node left the cluster; start it over an empty data directory to join again")
         if old is not None and life == old.life and node.incarnation < old.incarnation:
             return _refuse(f"stale incarnation {node.incarnation} < {old.incarnation}")
         self.nodes[node.node_id] = node
         self.lives[node.node_id] = max(self.lives.get(node.node_id, 0), life)
+        if old is not None and life > old.life:
+            # Its data is gone: each of its replicas comes back as the new life's replica id,
+            # which the group's leader adds as a voter (caught up by snapshot) before it removes
+            # the old one.
+            for p in self.groups_of(node.node_id):
+                self._replace_part(p, voters=tuple(node.pid if r == node.node_id else v
+                                                   for r, v in zip(p.replicas, p.voters, strict=True)),
+                                   epoch=self.epoch + 1)  # the epoch this command ends at
         if old is None or old.state != ACTIVE:
             self._retoken()
         return {"ok": True, "epoch": self._bump()}
@@ -369,10 +415,48 @@ class Metadata:
         if found is None:
             return _refuse("no such group")
         epoch = self._bump()
-        parts = self._parts[found.space]
-        i = parts.index(found)
-        parts[i] = replace(found, replicas=replicas, epoch=epoch)
+        voters = tuple(found.replica_id(r) if r in found.replicas else self._fresh_replica_id(r, epoch)
+                       for r in replicas)
+        self._replace_part(found, replicas=replicas, voters=voters, moving=None, epoch=epoch)
         return {"ok": True, "epoch": epoch}
+
+    def _move(self, c: dict[str, Any]) -> dict[str, Any]:
+        p = self.partition(_str(c["group"]))
+        src = None if c.get("src") is None else _str(c["src"])
+        dst = _str(c["dst"])
+        if p is None:
+            return _refuse("no such group")
+        if p.moving is not None:
+            return _refuse("a move of this group is in progress")
+        if src is not None and src not in p.replicas:
+            return _refuse(f"{src} holds no replica of {p.group_id}")
+        info = self.nodes.get(dst)
+        if info is None or info.state != ACTIVE or dst in p.replicas:
+            return _refuse(f"{dst} cannot take a replica of {p.group_id}")
+        epoch = self._bump()
+        self._replace_part(p, replicas=(*p.replicas, dst), voters=(*p.voters, self._fresh_replica_id(dst, epoch)),
+                           moving=(src, dst), epoch=epoch)
+        return {"ok": True, "epoch": epoch}
+
+    def _finish_move(self, c: dict[str, Any]) -> dict[str, Any]:
+        p = self.partition(_str(c["group"]))
+        if p is None or p.moving is None:
+            return _refuse("no move in progress")
+        src = p.moving[0]
+        keep = [i for i, r in enumerate(p.replicas) if r != src]
+        epoch = self._bump()
+        self._replace_part(p, replicas=tuple(p.replicas[i] for i in keep), voters=tuple(p.voters[i] for i in keep),
+                           moving=None, epoch=epoch)
+        return {"ok": True, "epoch": epoch}
+
+    def _fresh_replica_id(self, node_id: str, epoch: int) -> str:
+        """A replica id never used before: the node's current life, qualified by the epoch."""
+        return f"{node_id}@{self.nodes[node_id].life}.{epoch}"
+
+    def _replace_part(self, p: PartitionInfo, **changes: Any) -> None:
+        changes.setdefault("epoch", self.epoch)
+        parts = self._parts[p.space]
+        parts[parts.index(p)] = replace(p, **changes)
 
     def _set_parts(self, space: str, parts: list[PartitionInfo]) -> None:
         parts.sort(key=lambda p: p.hash_lo)
@@ -524,6 +608,8 @@ _OPS = {
     "delete_table": Metadata._delete_table,
     "set_replicas": Metadata._set_replicas,
     "index_ready": Metadata._index_ready,
+    "move": Metadata._move,
+    "finish_move": Metadata._finish_move,
 }
 
 

@@ -56,10 +56,12 @@ from quorumdb.cluster.metadata import (
     PartitionInfo,
     cmd_claim_life,
     cmd_join,
+    cmd_leave,
     meta_voter_target,
     next_voter_change,
 )
 from quorumdb.cluster.placement import HASH_SPACE
+from quorumdb.cluster.rebalance import Observed, next_moves
 from quorumdb.cluster.rpc import KINDS, Rpc, RpcError, RpcHandler
 from quorumdb.cluster.statemachine import (
     GroupHandle,
@@ -107,6 +109,7 @@ def _paxos_default() -> PaxosConfig:
 # listed in <data dir>/faults.json ({"cut": [...]}) while the file lists them.
 FAULT_INJECTION_ENV = "QUORUMDB_FAULT_INJECTION"
 FAULT_FILE = "faults.json"
+DEAD_AFTER_ENV = "QUORUMDB_DEAD_AFTER_SECONDS"  # ClusterConfig.dead_after_ms for `serve`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +123,11 @@ class ClusterConfig:
     tick_ms: int = 10
     manage_ms: int = 100
     meta_refresh_ms: int = 250
+    rebalance_ms: int = 1000  # how often the meta leader plans replica moves (0: never)
+    max_moves: int = 1  # replica moves in flight at once (each a snapshot transfer)
+    # A member the meta leader has not reached for this long is declared dead (it leaves, and
+    # its replicas are re-created from the survivors); 0: only the operator does it.
+    dead_after_ms: int = 600_000
     paxos: PaxosConfig = field(default_factory=_paxos_default)
     partition_factory: PartitionFactory = KVStateMachine  # (PartitionInfo, GroupHandle) -> StateMachine
 
@@ -189,6 +197,10 @@ class ClusterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._joining = False
         self._voter_changes: dict[str, str] = {}  # group -> request id of its pending voter change
+        self._leaving: dict[str, int] = {}  # group moved away from this node -> since when (ms)
+        self._rebalancing = False
+        self._last_rebalance_ms = 0
+        self._down_since: dict[str, int] = {}  # member -> when the meta leader last found it down
         self._last_fetch_ms = 0
         self._changed = asyncio.Event()
         for method, handler in (
@@ -454,6 +466,9 @@ class ClusterNode:
                 "table": p.table, "index": p.index, "group": p.group_id, "hash_lo": p.hash_lo, "hash_last": p.hash_hi - 1,
                 "replicas": list(p.replicas), "leader": leader, "epoch": p.epoch, "commit": top,
                 "voters": (reps.get(leader) or {}).get("voter_ids", []) if leader is not None else [],
+                "moving": None if p.moving is None else {
+                    "from": p.moving[0], "to": p.moving[1],
+                    "progress": min(1.0, commits.get(p.moving[1], 0) / top) if top else 0.0},
                 "lag": {r: top - c for r, c in commits.items()},
             })
         meta = self.meta.status()
@@ -476,31 +491,59 @@ class ClusterNode:
     # -- groups ------------------------------------------------------------------------------
 
     def _open_group(self, group_id: str, sm: StateMachine, partition: PartitionInfo | None,
-                    initial_voters: tuple[str, ...] | None) -> Group:
+                    initial_voters: tuple[str, ...] | None, replica_id: str | None = None) -> Group:
         storage = self.logs.storage(group_id)
-        replica = Replica(group_id, self.pid, self.config.paxos, storage, self._rng,
-                          initial_voters=initial_voters, cluster_id=self.cluster_id or "")
+        replica_id = replica_id or self.pid
+        try:
+            replica = Replica(group_id, replica_id, self.config.paxos, storage, self._rng,
+                              initial_voters=initial_voters, cluster_id=self.cluster_id or "")
+        except ValueError:
+            # The log of an earlier replica of this group on this node (it left the group while
+            # this node was down, and is placed here again under a new id): start empty.
+            log.info("%s: group %s: dropping the log of an earlier replica", self.node_id, group_id)
+            self.logs.drop(group_id)
+            storage = self.logs.storage(group_id)
+            replica = Replica(group_id, replica_id, self.config.paxos, storage, self._rng,
+                              initial_voters=initial_voters, cluster_id=self.cluster_id or "")
         g = Group(group_id, replica, storage, sm, partition)
         self.groups[group_id] = g
         return g
 
     def _stop_group(self, group_id: str) -> None:
         g = self.groups.pop(group_id)
+        self._leaving.pop(group_id, None)
         _fail_waiters(g, "no_group")
         self.logs.drop(group_id)
+        drop = getattr(g.sm, "drop", None)
+        if drop is not None:
+            drop()  # the partition's data goes with its log
 
     def _reconcile_groups(self, md: Metadata) -> None:
         mine = {p.group_id: p for p in md.groups_of(self.node_id)}
+        now = monotonic_ms()
         for gid, p in mine.items():
-            if gid not in self.groups:
-                # Only a founder's own life bootstraps the group (a later life joins it empty).
-                founders = p.founders if self.pid in p.founders else None
-                self._open_group(gid, self.partition_factory(p, self.handle(gid)), p, founders)
+            rid = p.replica_id(self.node_id)
+            g = self.groups.get(gid)
+            if g is not None and g.replica.node_id != rid:
+                self._stop_group(gid)  # placed here again: a new replica, never the old one
+                g = None
+            if g is None:
+                # Only the founders' own replica ids bootstrap the group; any other replica
+                # starts empty and is caught up once the leader has added it.
+                founders = p.founders if rid in p.founders else None
+                self._open_group(gid, self.partition_factory(p, self.handle(gid)), p, founders, rid)
                 self._drain(self.groups[gid])
             else:
-                self.groups[gid].partition = p
+                g.partition = p
         for gid in [gid for gid in self.groups if gid != META_GROUP and gid not in mine]:
-            self._stop_group(gid)
+            # Moved away: serve on (as a voter the leader has not removed yet, or as a leader
+            # that removes itself) until the committed membership no longer has this replica.
+            g = self.groups[gid]
+            m = g.replica.membership
+            since = self._leaving.setdefault(gid, now)
+            if (m is None or g.replica.node_id not in m.voters or md.partition(gid) is None
+                    or now - since > LEAVE_GRACE_MS):
+                self._stop_group(gid)
 
     # -- the Ready loop ----------------------------------------------------------------------
 
@@ -601,7 +644,7 @@ class ClusterNode:
                 log.warning("%s: malformed message from %s", self.node_id, src)
                 return
             g = self.groups.get(msg.group_id)
-            if g is None or node_name(msg.src) != src or msg.dst != self.pid:
+            if g is None or node_name(msg.src) != src or msg.dst != g.replica.node_id:
                 # e.g. a group not created here yet (the leader retransmits), or a message for
                 # an earlier life of this node (whose promises this one does not have).
                 return
@@ -629,14 +672,20 @@ class ClusterNode:
         self._dial_members(md)
         self._reconcile_groups(md)
         me = md.nodes.get(self.node_id)
+        left = me is not None and me.state != "active" and me.life == self.life
         if (me is None or me.incarnation != self.incarnation or me.life != self.life
-                or me.state != "active") and not self._joining:
+                or me.state != "active") and not self._joining and not left:
             self._joining = True
             self._spawn(self._join())
-        self._replace_lives(md)
+        self._converge_voters(md)
         if self._is_meta_voter():
             if self.meta.replica.leader_ready:
                 self._manage_meta_voters(md)
+                now = monotonic_ms()
+                if (self.config.rebalance_ms > 0 and not self._rebalancing
+                        and now - self._last_rebalance_ms >= self.config.rebalance_ms):
+                    self._rebalancing, self._last_rebalance_ms = True, now
+                    self._spawn(self._rebalance())
         elif monotonic_ms() - self._last_fetch_ms >= self.config.meta_refresh_ms:
             self._last_fetch_ms = monotonic_ms()
             self._spawn(self._fetch_metadata())
@@ -673,15 +722,15 @@ class ClusterNode:
         if names:
             self._step_voters(self.meta, tuple(sorted(_current_pid(md, n, m.voters) for n in names)))
 
-    def _replace_lives(self, md: Metadata) -> None:
-        """On the partition groups this node leads: a voter whose node has started a new life
-        (its disk was lost) is replaced by that life, add first, then remove."""
+    def _converge_voters(self, md: Metadata) -> None:
+        """On the partition groups this node leads: bring the membership to the replica ids the
+        map gives (a moved replica, a node's new life after its disk was lost), one voter
+        change at a time, adds first."""
         for gid, g in self.groups.items():
-            m = g.replica.membership
-            if gid == META_GROUP or m is None or not g.replica.leader_ready:
+            p = md.partition(gid) if gid != META_GROUP else None
+            if p is None or g.replica.membership is None or not g.replica.leader_ready:
                 continue
-            target = tuple(sorted({_current_pid(md, node_name(v), m.voters) for v in m.voters}))
-            self._step_voters(g, target)
+            self._step_voters(g, tuple(sorted(p.voters)))
 
     def _step_voters(self, g: Group, target: tuple[str, ...]) -> None:
         """Take one one-voter step from ``g``'s voters towards ``target`` (one change pending
@@ -710,6 +759,37 @@ class ClusterNode:
             self._changed.set()
 
         fut.add_done_callback(done)
+
+    async def _rebalance(self) -> None:
+        """On the meta leader: observe every group through its leader and propose the next
+        replica moves (``cluster.rebalance``)."""
+        try:
+            status = await self.cluster_status()
+            await self._declare_dead(status)
+            observed = {p["group"]: Observed(voters=frozenset(p["voters"]), lag=p["lag"])
+                        for p in status["partitions"] if p["leader"] is not None}
+            for cmd in next_moves(self.metadata, observed, max_moves=self.config.max_moves):
+                result = await self.meta_propose(cmd, timeout_s=5.0)
+                log.info("%s: %s %s: %s", self.node_id, cmd["op"], cmd["group"], result)
+        except GroupError as exc:
+            log.info("%s: rebalancing paused (%s)", self.node_id, exc.reason)
+        finally:
+            self._rebalancing = False
+
+    async def _declare_dead(self, status: dict[str, Any]) -> None:
+        """A member down for ``dead_after_ms`` leaves the cluster (``cmd_leave``), so the
+        planner re-creates its replicas on the others; it may come back only as a new life."""
+        now = monotonic_ms()
+        for n in status["nodes"]:
+            if n["up"] or n["state"] != "active":
+                self._down_since.pop(n["node"], None)
+                continue
+            since = self._down_since.setdefault(n["node"], now)
+            if self.config.dead_after_ms > 0 and now - since >= self.config.dead_after_ms:
+                result = await self.meta_propose(cmd_leave(n["node"]), timeout_s=5.0)
+                log.warning("%s: %s down for %d s: declared dead (%s)", self.node_id, n["node"],
+                            (now - since) // 1000, result)
+                self._down_since.pop(n["node"], None)
 
     def _is_meta_voter(self) -> bool:
         m = self.meta.replica.membership
@@ -812,6 +892,9 @@ def _fail_waiters(g: Group, reason: str) -> None:
 
 
 IDENTITY_FILE = "node.json"
+# How long a replica moved away from this node keeps serving while it waits to be removed
+# from the group's membership (the leader normally does it within a few manager rounds).
+LEAVE_GRACE_MS = 30_000
 
 
 def _name(replica_id: str | None) -> str | None:

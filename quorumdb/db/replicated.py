@@ -216,6 +216,18 @@ class PartitionStore:
             raise
         self._pending.clear()
 
+    def clear(self) -> None:
+        """Delete the whole state (the replica left its group)."""
+        txn = self.engine.begin_write()
+        try:
+            for k, _v in list(txn.iterate()):
+                txn.delete(k)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        self._pending.clear()
+
     def keys(self) -> Iterator[bytes]:
         with self.engine.snapshot() as snap:
             yield from (k for k, _v in snap.iterate())

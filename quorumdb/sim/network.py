@@ -1,4 +1,5 @@
-"""The simulated network: delays, reorders, drops, duplicates and partitions messages.
+"""The simulated network: delays (with an optional long tail), reorders, drops, duplicates and
+partitions messages.
 
 Every choice comes from the world's one seeded ``random.Random``. A message sent at time t is
 delivered at t + a random delay (so messages overtake each other — reordering), unless it is
@@ -25,13 +26,20 @@ class NetworkConfig:
     delay_ms_max: float = 15.0
     drop: float = 0.0
     duplicate: float = 0.0
+    # A long tail: with probability ``slow`` a copy is held up to ``slow_ms_max`` more (a
+    # retransmission deep in TCP, a paused switch queue). Off by default; when off it draws no
+    # randomness, so runs without it keep their traces.
+    slow: float = 0.0
+    slow_ms_max: float = 0.0
     in_flight_max: int = 100_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.delay_ms_min <= self.delay_ms_max:
             raise ValueError("need 0 <= delay_ms_min <= delay_ms_max")
-        if not (0 <= self.drop < 1 and 0 <= self.duplicate < 1):
-            raise ValueError("drop and duplicate are probabilities below 1")
+        if not (0 <= self.drop < 1 and 0 <= self.duplicate < 1 and 0 <= self.slow < 1):
+            raise ValueError("drop, duplicate and slow are probabilities below 1")
+        if self.slow_ms_max < 0:
+            raise ValueError("slow_ms_max must be >= 0")
 
 
 @dataclass(slots=True)
@@ -43,6 +51,7 @@ class SimNetwork:
     sent: int = 0
     dropped: int = 0
     duplicated: int = 0
+    slowed: int = 0
     delivered: int = 0
 
     def plan(self, src: str, dst: str) -> list[float]:
@@ -59,6 +68,11 @@ class SimNetwork:
             copies = 2
             self.duplicated += 1
         delays = [self.rng.uniform(self.config.delay_ms_min, self.config.delay_ms_max) for _ in range(copies)]
+        if self.config.slow:
+            for i in range(copies):
+                if self.rng.random() < self.config.slow:
+                    delays[i] += self.rng.uniform(0, self.config.slow_ms_max)
+                    self.slowed += 1
         self.in_flight += copies
         return delays
 

@@ -15,10 +15,14 @@ from typing import Any
 
 from quorumdb.cluster.launcher import (
     NodeSpec,
+    add_node_spec,
+    admin_token,
     cluster_ready,
     ensure_secret,
     fetch_status,
     plan,
+    post_admin,
+    read_secret,
     seeds_for,
 )
 from quorumdb.model.keys import partition_hash
@@ -70,6 +74,18 @@ class LocalCluster:
         for s in self.specs:
             self.start(s.node_id)
         self.wait(lambda st: cluster_ready(st, [s.node_id for s in self.specs]), timeout_s, "cluster ready")
+
+    def add_node(self) -> str:
+        """Start one more node (``quorumdb cluster add-node``'s plan change); its name."""
+        self.specs, spec = add_node_spec(str(self.root), "127.0.0.1")
+        self.started.add(spec.node_id)  # a new node joins through its seeds, never bootstraps
+        self.start(spec.node_id)
+        return spec.node_id
+
+    def remove_node(self, node: str, via: str) -> dict[str, Any]:
+        """Ask (through node ``via``) for ``node`` to be removed, as ``cluster remove-node``."""
+        secret = read_secret(self.secret)
+        return post_admin(self.endpoint(via), "leave", node, admin_token(secret, "leave", node))
 
     def kill9(self, node: str) -> None:
         p = self.procs.pop(node)

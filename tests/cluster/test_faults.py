@@ -79,7 +79,7 @@ def _run_cycles(tmp_path: Path, cycles: int, fault: str, keys: list[str] = KEYS)
     finally:
         cluster.stop_all()
     figures = {"cycles": cycles, "failover_s": failovers, "operations": len(history.ops),
-               "ok_ops": clients.done, "unknown_ops": clients.unknown, "acked_writes": len(ledger.acked),
+               "ok_ops": clients.done, "unknown_ops": clients.unknown, "acked_writes": len(ledger.acked), "failed_writes": ledger.failed,
                "lost": lost, "linearizable": verdict.describe()}
     print(f"\n{fault}: {figures}")
     assert clients.errors == [], clients.errors[:5]

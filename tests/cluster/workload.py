@@ -31,12 +31,14 @@ from quorumdb.sim.checkers.history import History, OpKind
 __all__ = ["Recorder", "RegisterClients", "Ledger", "client_for"]
 
 
-def client_for(endpoint: str, *, timeout_s: float = 3.0) -> Any:
-    """A boto3 client that never retries (a retry would hide the outcome of the first try)."""
+def client_for(endpoint: str, *, timeout_s: float = 3.0, retries: bool = False) -> Any:
+    """A boto3 client that never retries (a retry would hide the outcome of the first try), or
+    with ``retries`` one in boto3's standard retry mode, as an application would use."""
+    retry = {"mode": "standard"} if retries else {"total_max_attempts": 1}
     return boto3.client(
         "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
         aws_access_key_id="AKIDQUORUMTEST", aws_secret_access_key="secret",
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=timeout_s,
+        config=Config(retries=retry, connect_timeout=timeout_s,  # type: ignore[arg-type]
                       read_timeout=timeout_s, max_pool_connections=4),
     )
 
@@ -175,8 +177,12 @@ class Ledger:
     endpoints: Sequence[str]
     table: str
     writers: int = 2
+    retries: bool = False  # boto3's standard retry mode (an application's client)
     acked: set[str] = field(default_factory=set)
     failed: int = 0
+    failed_5xx: int = 0  # failures whose (last) answer was an HTTP 5xx
+    errors_5xx: list[str] = field(default_factory=list)
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (end time, seconds) of acked puts
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -193,20 +199,28 @@ class Ledger:
             t.join(timeout=30)
 
     def _run(self, writer: int) -> None:
-        clients = [client_for(e) for e in self.endpoints]
+        clients = [client_for(e, retries=self.retries) for e in self.endpoints]
         n = 0
         while not self._stop.is_set():
             n += 1
             key = f"w{writer}-{n}"
             client = clients[n % len(clients)]
+            start = time.monotonic()
             try:
                 client.put_item(TableName=self.table, Item={"k": {"S": key}, "v": {"N": str(n)}})
-            except Exception:  # noqa: BLE001 - not acknowledged: it may or may not be there
+            except Exception as exc:  # noqa: BLE001 - not acknowledged: it may or may not be there
+                response = getattr(exc, "response", None) or {}
+                status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                 with self._lock:
                     self.failed += 1
+                    self.failed_5xx += status >= 500
+                    if status >= 500:
+                        self.errors_5xx.append(str(exc))
                 continue
+            end = time.monotonic()
             with self._lock:
                 self.acked.add(key)
+                self.latencies.append((end, end - start))
 
     def missing(self, endpoint: str) -> list[str]:
         """Acknowledged keys a consistent read cannot find now."""
