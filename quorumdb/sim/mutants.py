@@ -142,13 +142,16 @@ MUTANTS: tuple[Mutant, ...] = (
            equivalent="a change governs only the slots after it once committed, and "
                       "CONFIG_PENDING already covers the new leader's whole log (the slots it "
                       "re-proposed included), so the base it starts from is the membership every "
-                      "replica will fold to; waiting for the no-op adds nothing"),
+                      "replica will fold to; waiting for the no-op adds nothing (Ongaro's Raft "
+                      "counterexample replayed on this mutant: tests/unit/"
+                      "test_paxos_config_counterexamples.py)"),
     Mutant(name="two-config-changes-pending", description=TwoConfigChangesPending.__doc__ or "",
            replica_class=TwoConfigChangesPending, profile=RECONFIG, seeds=8,
            equivalent="a membership governs slot j only as the fold of the committed slots "
                       "below j, and a candidate needs a majority of every membership along its "
                       "merged log, so phase 1 chases every chosen change however many are in "
-                      "flight"),
+                      "flight (the disjoint-majorities trace replayed on this mutant: tests/unit/"
+                      "test_paxos_config_counterexamples.py)"),
     Mutant(name="commit-without-majority", description=CommitWithoutMajority.__doc__ or "",
            replica_class=CommitWithoutMajority),
     Mutant(name="send-before-fsync",
