@@ -76,6 +76,14 @@ def main() -> None:
     help="How long tables and indexes report CREATING / UPDATING / DELETING (as DynamoDB does "
     "while it works) [default: 0, or $QUORUMDB_TABLE_STATUS_DELAY_MS].",
 )
+@click.option(
+    "--enforce-capacity",
+    is_flag=True,
+    help="Throttle provisioned tables as DynamoDB does (token buckets per partition, 300 s of "
+    "burst, ProvisionedThroughputExceededException) [default: off, or $QUORUMDB_ENFORCE_CAPACITY=1; "
+    "a table tagged quorumdb:enforce-capacity=true is enforced either way]. Implies --workers 1 "
+    "unless given.",
+)
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Internal: a worker of --workers.")
 @click.option("--node-id", default=None, help="Run as this node of a cluster (with --peer-port).")
 @click.option(
@@ -98,6 +106,7 @@ def serve(
     table_status_delay_ms: int | None,
     auth: bool,
     credentials_file: str | None,
+    enforce_capacity: bool,
     reuse_port: bool,
     node_id: str | None,
     peer_port: int | None,
@@ -106,6 +115,8 @@ def serve(
 ) -> None:
     """Serve the DynamoDB API on HTTP until SIGINT/SIGTERM."""
     if node_id is not None or peer_port is not None or join or cluster_secret_file:
+        if enforce_capacity:
+            raise click.UsageError("--enforce-capacity is not available on a cluster node yet")
         _serve_cluster_node(host, port, data_dir, in_memory, log_level, workers, node_id, peer_port, join,
                             cluster_secret_file)
         return
@@ -115,10 +126,20 @@ def serve(
     if table_status_delay_ms is not None:
         # Read by the handlers; worker processes inherit it with the environment.
         os.environ[STATUS_DELAY_ENV] = str(table_status_delay_ms)
+    from quorumdb.api.throttle import ENFORCE_ENV, SHARE_ENV, enforced_by_env
+
+    if enforce_capacity:
+        os.environ[ENFORCE_ENV] = "1"  # read by the server; worker processes inherit it
+    enforced = enforced_by_env()
     if workers is None:
-        workers = 1 if in_memory or reuse_port else (os.cpu_count() or 1)
+        # Token buckets live in each process: one process enforces the rates exactly.
+        workers = 1 if in_memory or reuse_port or enforced else (os.cpu_count() or 1)
     if workers > 1 and in_memory:
         raise click.UsageError("--workers needs a data directory: in-memory data cannot be shared")
+    if workers > 1:
+        # Each of N workers enforces 1/N of every table's capacity (connections are spread
+        # over them by the kernel, so the sum is the provisioned rate only on average).
+        os.environ[SHARE_ENV] = repr(1 / workers)
     verifier = _verifier(auth, credentials_file)
     if reuse_port:
         _die_with_supervisor()

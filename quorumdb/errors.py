@@ -168,7 +168,19 @@ class DuplicateItemError(DynamoError):
 
 
 class ProvisionedThroughputExceededError(DynamoError):
+    """Throttled. ``reasons``: DynamoDB's ``ThrottlingReasons`` (``reason``, ``resource`` ARN)."""
+
     type_name = "ProvisionedThroughputExceededException"
+
+    def __init__(self, message: str = "", reasons: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+
+    def body(self) -> dict[str, Any]:
+        out = super().body()
+        if self.reasons:
+            out["ThrottlingReasons"] = self.reasons
+        return out
 
 
 class ThrottlingError(DynamoError):

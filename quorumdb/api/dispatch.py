@@ -29,6 +29,7 @@ import quorumdb.api.ops  # noqa: F401  (registers the handlers)
 from quorumdb.api.auth import SignedRequest, Verifier
 from quorumdb.api.registry import OPERATIONS, STREAMS_OPERATIONS, Handler, RequestContext
 from quorumdb.api.spec import SPECS, STREAMS_SPECS, OperationSpec
+from quorumdb.api.throttle import Throttle
 from quorumdb.db.contract import DataPlane, Forward
 from quorumdb.errors import (
     DynamoError,
@@ -79,7 +80,7 @@ ForwardHook = Callable[[str, bytes | None, bytes, str], Awaitable[tuple[int, byt
 class Dispatcher:
     """Routes requests of one server to the handlers, over one data plane."""
 
-    __slots__ = ("db", "clock", "forward", "verifier", "_routes")
+    __slots__ = ("db", "clock", "forward", "verifier", "throttle", "_routes")
 
     def __init__(
         self,
@@ -89,11 +90,13 @@ class Dispatcher:
         forward: ForwardHook | None = None,
         verifier: Verifier | None = None,
         services: Mapping[str, Service] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.forward = forward
         self.verifier = verifier  # None: any credentials are accepted (as DynamoDB Local)
+        self.throttle = throttle  # None: capacity is never enforced
         self._routes: dict[bytes, Route] = {
             (prefix + name).encode(): Route(name=name, handler=h, spec=specs.get(name))
             for prefix, (ops, specs) in (SERVICES if services is None else services).items()
@@ -132,7 +135,7 @@ class Dispatcher:
                 route.spec.validate(req)
             elif req.__class__ is not dict:
                 raise SerializationError("Start of structure or map found where not expected")
-            ctx = RequestContext(db=self.db, request_id=request_id, now=self.clock)
+            ctx = RequestContext(db=self.db, request_id=request_id, now=self.clock, capacity=self.throttle)
             try:
                 out = await route.handler(ctx, req)
             except ValidationError:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quorumdb.db.contract import DataPlane
+
+if TYPE_CHECKING:
+    from quorumdb.api.throttle import Throttle
 
 __all__ = ["RequestContext", "Handler", "OPERATIONS", "STREAMS_OPERATIONS", "operation", "streams_operation"]
 
@@ -23,6 +26,8 @@ class RequestContext:
     db: DataPlane
     request_id: str
     now: Callable[[], float]  # wall clock, seconds since the epoch; injected for tests
+    # Provisioned-capacity enforcement (``quorumdb.api.throttle``); None: nothing is throttled.
+    capacity: Throttle | None = None
 
 
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any] | bytes]]

@@ -56,6 +56,7 @@ from quorumdb.api import early_stop
 from quorumdb.api.auth import SignedRequest, Verifier
 from quorumdb.api.dispatch import Dispatcher, error_body
 from quorumdb.api.ops import control
+from quorumdb.api.throttle import from_env as throttle_from_env
 from quorumdb.errors import (
     DynamoError,
     InternalServerError,
@@ -862,7 +863,8 @@ async def serve(
     db = open_local(path, **options)
     await db.start()
     try:
-        server = Server(Dispatcher(db, verifier=verifier))
+        throttle = throttle_from_env(db)
+        server = Server(Dispatcher(db, verifier=verifier, throttle=throttle))
         await server.start(host, port, reuse_port=reuse_port)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -880,6 +882,8 @@ async def serve(
         where = "in memory" if path is None else f"data: {path}, LMDB"
         if verifier is not None:
             where += f", SigV4 auth with {len(verifier.keys)} keys"
+        if throttle.on:
+            where += ", provisioned capacity enforced"
         if not stop.is_set():
             (announce or _print_line)(f"QuorumDB listening on {server.url} ({where})")
         await stop.wait()

@@ -840,6 +840,8 @@ async def update_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
     if req.get("SSESpecification") is not None:
         changes["sse"] = sse
     updated = await ctx.db.update_table(dataclasses.replace(table, **changes))
+    if ctx.capacity is not None:
+        ctx.capacity.refit(updated)  # new RCU/WCU: the token buckets are resized now
     return {"TableDescription": describe_table(ctx, updated, status="UPDATING")}
 
 

@@ -35,6 +35,7 @@ from quorumdb.api.common import (
     validate_item_for_table,
 )
 from quorumdb.api.registry import RequestContext, operation
+from quorumdb.api.throttle import Throttle, item_position, meter
 from quorumdb.db.contract import WriteOp, WriteResult
 from quorumdb.errors import (
     ConditionalCheckFailedError,
@@ -133,6 +134,34 @@ def write_capacity(table: TableDef, mode: str | None, res: WriteResult) -> dict[
     return capacity.consumed(table.name, mode, units)
 
 
+async def _metered_write(
+    ctx: RequestContext, table: TableDef, op: WriteOp, pre_units: float, item: Item | None
+) -> WriteResult:
+    """``ctx.db.write(op)`` under capacity enforcement: ``pre_units`` (the cost known before the
+    write) are taken first, or the write is throttled without effect; the rest of the cost
+    (old item larger, index maintenance) is charged afterwards."""
+    cap = meter(ctx.capacity, table)
+    if cap is None:
+        return await ctx.db.write(op)
+    pos = item_position(table.key_schema, op.key)
+    assert pos is not None
+    err = cap.admit_write(table, pos, pre_units, item)
+    if err is not None:
+        raise err
+    res = await ctx.db.write(op)  # a failed condition keeps what was taken: it consumed capacity
+    _settle_write(cap, table, pos, pre_units, res)
+    return res
+
+
+def _settle_write(cap: Throttle, table: TableDef, pos: int, pre_units: float, res: WriteResult) -> None:
+    units = capacity.write_units(res.old_size, res.new_size)
+    if table.indexes:
+        local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
+        cap.settle_write(table, pos, units - pre_units + sum(local.values()), glob, res.old, res.new)
+    else:
+        cap.settle_write(table, pos, units - pre_units, {}, res.old, res.new)
+
+
 def _finish_write(
     table: TableDef, key: Key, req: dict[str, Any], res: WriteResult, attributes: Item | None
 ) -> dict[str, Any]:
@@ -165,7 +194,8 @@ async def put_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
     check_expression_params(req, _COND_EXPR, _COND_LEGACY)
     item = validate_item(req["Item"])
     want_old = _check_return_values_put_delete(req)
-    if item_size(item) > MAX_ITEM_BYTES:
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
         raise ValidationError(_ITEM_TOO_BIG)
     parsed = parse_expressions(req, legacy_expected=True)
     table = table_of(ctx.db, req["TableName"])
@@ -173,9 +203,12 @@ async def put_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
     if parsed.condition is not None:
         refuse_if_leaderless(table, "Conditional writes")
     fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
-    res = await ctx.db.write(
-        WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, item, fail_old))
-    )
+    op = WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, item, fail_old))
+    cap = ctx.capacity
+    if cap is not None and (cap.on or table.tags):
+        res = await _metered_write(ctx, table, op, capacity.write_units(0, size), item)
+    else:
+        res = await ctx.db.write(op)
     return _finish_write(table, key, req, res, res.old if want_old else None)
 
 
@@ -193,9 +226,13 @@ async def delete_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any
     if parsed.condition is not None:
         refuse_if_leaderless(table, "Conditional writes")
     fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
-    res = await ctx.db.write(
-        WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, None, fail_old))
-    )
+    op = WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, None, fail_old))
+    cap = ctx.capacity
+    if cap is not None and (cap.on or table.tags):
+        # The size of the item deleted is known only afterwards: 1 unit up front.
+        res = await _metered_write(ctx, table, op, capacity.write_units(0, 0), None)
+    else:
+        res = await ctx.db.write(op)
     return _finish_write(table, key, req, res, res.old if want_old else None)
 
 
@@ -246,13 +283,13 @@ async def update_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any
             check_update_index_types(table, update)
             check_key_paths(table, update.updated_paths)
     fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
-    res = await ctx.db.write(
-        WriteOp(
-            table=table,
-            key=key,
-            mutate=update_mutator(table, key, parsed.condition, update, fail_old),
-        )
-    )
+    op = WriteOp(table=table, key=key, mutate=update_mutator(table, key, parsed.condition, update, fail_old))
+    cap = ctx.capacity
+    if cap is not None and (cap.on or table.tags):
+        # The updated item's size is known only afterwards: 1 unit up front.
+        res = await _metered_write(ctx, table, op, capacity.write_units(0, 0), None)
+    else:
+        res = await ctx.db.write(op)
     attributes: Item | None
     if rv == "NONE":
         attributes = None
@@ -291,7 +328,20 @@ async def get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
     if projection is not None:
         check_key_paths(table, projection.paths)
     consistent = bool(req.get("ConsistentRead"))
-    stored = await ctx.db.get(table, key, consistent=consistent)
+    cap = ctx.capacity
+    if cap is not None and (cap.on or table.tags) and (cap := meter(cap, table)) is not None:
+        # The item's size is known only once read: the minimum up front, the rest afterwards.
+        pos = item_position(table.key_schema, key)
+        assert pos is not None
+        pre = capacity.read_units(0, consistent=consistent)
+        err = cap.admit_read(table, None, pos, pre)
+        if err is not None:
+            raise err
+        stored = await ctx.db.get(table, key, consistent=consistent)
+        if stored is not None:
+            cap.settle_read(table, None, pos, capacity.read_units(stored.size, consistent=consistent) - pre)
+    else:
+        stored = await ctx.db.get(table, key, consistent=consistent)
     mode = capacity.wants_capacity(req)
     cc = None
     if mode is not None:
@@ -353,14 +403,27 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
     cap_entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
     size_total = 0
     full = False
+    read = 0
+    throttled: ProvisionedThroughputExceededError | None = None
     for name, table, spec, projection, keys in resolved:
         consistent = bool(spec.get("ConsistentRead"))
         items = responses.setdefault(name, [])
         units = 0.0
+        cap = meter(ctx.capacity, table)
+        pre = capacity.read_units(0, consistent=consistent)
         for key in keys:
             if full:
                 _unprocessed_key(unprocessed, name, spec, key)
                 continue
+            pos = 0
+            if cap is not None:  # a throttled key is returned unprocessed, not an error
+                pos = item_position(table.key_schema, key) or 0
+                err = cap.admit_read(table, None, pos, pre)
+                if err is not None:
+                    throttled = throttled or err
+                    _unprocessed_key(unprocessed, name, spec, key)
+                    continue
+            read += 1
             stored = await ctx.db.get(table, key, consistent=consistent)
             if stored is None:
                 units += capacity.read_units(0, consistent=consistent)
@@ -371,11 +434,16 @@ async def batch_get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, 
                 _unprocessed_key(unprocessed, name, spec, key)
                 continue
             size_total += size
-            units += capacity.read_units(size, consistent=consistent)
+            item_units = capacity.read_units(size, consistent=consistent)
+            units += item_units
+            if cap is not None:
+                cap.settle_read(table, None, pos, item_units - pre)
             item = stored.item
             items.append(projection.apply(item) if projection is not None else item)
         if mode is not None:
             cap_entries.append((table.name, units, {}, {}))
+    if throttled is not None and read == 0:
+        raise throttled  # nothing could be read: DynamoDB fails the whole call
     out: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
     if mode is not None:
         out["ConsumedCapacity"] = capacity.merge_by_table(mode, cap_entries)
@@ -442,6 +510,7 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
     # 2. Tables, keys, duplicates.
     ops: list[WriteOp] = []
     origins: list[tuple[str, TableDef, dict[str, Any]]] = []  # (name as requested, table, request)
+    new_items: list[Item | None] = []  # the validated item of each put (None: a delete)
     for name, reqs in staged:
         table = table_of(ctx.db, name)
         seen: set[tuple[Any, ...]] = set()
@@ -462,18 +531,26 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
             new_item = data if is_put else None
             ops.append(WriteOp(table=table, key=key, mutate=_constant(new_item), constant=True))
             origins.append((name, table, wr))
-    # 3. Write.
+            new_items.append(new_item)
+    # 3. Capacity (when enforced): a throttled request is returned unprocessed, not written.
+    unprocessed: dict[str, list[dict[str, Any]]] = {}
+    pre_units: list[tuple[Throttle, int, float] | None] | None = None
+    cap = ctx.capacity
+    if cap is not None and (cap.on or any(t.tags for _, t, _ in origins)):
+        ops, origins, pre_units = _admit_batch_writes(cap, ops, origins, new_items, unprocessed)
+    # 4. Write.
     results = await ctx.db.write_many(ops)
     mode = capacity.wants_capacity(req)
-    unprocessed: dict[str, list[dict[str, Any]]] = {}
     cap_entries: list[tuple[str, float, dict[str, float], dict[str, float]]] = []
     metrics: dict[str, list[dict[str, Any]]] = {}
-    for (name, table, wr), op, res in zip(origins, ops, results, strict=True):
+    for i, ((name, table, wr), op, res) in enumerate(zip(origins, ops, results, strict=True)):
         if isinstance(res, BaseException):
             if isinstance(res, _RETRYABLE):
                 unprocessed.setdefault(name, []).append(wr)
                 continue
             raise res
+        if pre_units is not None and (taken := pre_units[i]) is not None:
+            _settle_write(taken[0], table, taken[1], taken[2], res)
         if mode is not None:
             units = capacity.write_units(res.old_size, res.new_size)
             local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
@@ -487,6 +564,42 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
     if req.get("ReturnItemCollectionMetrics") == "SIZE":
         out["ItemCollectionMetrics"] = metrics
     return out
+
+
+def _admit_batch_writes(
+    throttle: Throttle,
+    ops: list[WriteOp],
+    origins: list[tuple[str, TableDef, dict[str, Any]]],
+    new_items: list[Item | None],
+    unprocessed: dict[str, list[dict[str, Any]]],
+) -> tuple[list[WriteOp], list[tuple[str, TableDef, dict[str, Any]]], list[tuple[Throttle, int, float] | None]]:
+    """The writes that may run now, their origins and what each took (None: not metered);
+    the others go to ``unprocessed``. Raises when none may run (DynamoDB's rule)."""
+    kept: list[WriteOp] = []
+    kept_origins: list[tuple[str, TableDef, dict[str, Any]]] = []
+    taken: list[tuple[Throttle, int, float] | None] = []
+    throttled: ProvisionedThroughputExceededError | None = None
+    for op, origin, item in zip(ops, origins, new_items, strict=True):
+        name, table, wr = origin
+        cap = meter(throttle, table)
+        if cap is None:
+            taken.append(None)
+        else:
+            # A put's size is known now; a delete's only afterwards (1 unit up front).
+            pre = capacity.write_units(0, item_size(item) if item is not None else 0)
+            pos = item_position(table.key_schema, op.key)
+            assert pos is not None
+            err = cap.admit_write(table, pos, pre, item)
+            if err is not None:
+                throttled = throttled or err
+                unprocessed.setdefault(name, []).append(wr)
+                continue
+            taken.append((cap, pos, pre))
+        kept.append(op)
+        kept_origins.append(origin)
+    if throttled is not None and not kept:
+        raise throttled
+    return kept, kept_origins, taken
 
 
 def _constant(item: Item | None) -> Callable[[Item | None], Item | None]:

@@ -29,6 +29,7 @@ from quorumdb.api.common import (
     table_of,
 )
 from quorumdb.api.registry import RequestContext, operation
+from quorumdb.api.throttle import Throttle, hash_position, item_position, meter
 from quorumdb.db.contract import SortKeyRange, StoredItem
 from quorumdb.db.partition import segment_range
 from quorumdb.errors import ResourceNotFoundError, ValidationError
@@ -280,6 +281,8 @@ class Page:
     scanned: int
     last_key: Key | None
     capacity: dict[str, Any] | None
+    read_bytes: int = 0  # of the items read (before the filter): what the page costs
+    fetched_bytes: int = 0  # of the table items an LSI read fetched for unprojected attributes
 
 
 async def read_page(
@@ -370,6 +373,8 @@ async def read_page(
         scanned=scanned,
         last_key=lek,
         capacity=cc,
+        read_bytes=size,
+        fetched_bytes=fetched_size,
     )
 
 
@@ -384,6 +389,7 @@ async def _page(
     filt: Any,
     projection: Any,
     consistent: bool,
+    taken: tuple[Throttle, int, float] | None = None,
 ) -> dict[str, Any] | bytes:
     page = await read_page(
         ctx,
@@ -397,6 +403,11 @@ async def _page(
         limit=req.get("Limit"),
         mode=capacity.wants_capacity(req),
     )
+    if taken is not None:
+        cap, pos, pre = taken
+        units = capacity.read_units(page.read_bytes, consistent=consistent) - pre
+        fetched = capacity.read_units(page.fetched_bytes, consistent=consistent) if page.fetched_bytes else 0.0
+        cap.settle_read(table, index, pos, units, fetched)
     lek, cc = page.last_key, page.capacity
     if page.raws is not None:
         n = str(page.scanned).encode()
@@ -418,6 +429,21 @@ async def _page(
     if cc is not None:
         out["ConsumedCapacity"] = cc
     return out
+
+
+def _admit_read(
+    ctx: RequestContext, table: TableDef, index: IndexDef | None, position: int, consistent: bool
+) -> tuple[Throttle, int, float] | None:
+    """Take a Query/Scan page's minimum cost when capacity is enforced on ``table`` (the rest
+    is charged once the page is read), or raise ProvisionedThroughputExceededException."""
+    cap = meter(ctx.capacity, table)
+    if cap is None:
+        return None
+    pre = capacity.read_units(0, consistent=consistent)
+    err = cap.admit_read(table, index, position, pre)
+    if err is not None:
+        raise err
+    return cap, position, pre
 
 
 def _check_gsi_select(index: IndexDef | None, select: str) -> None:
@@ -515,6 +541,10 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
         start = check_start_key(table, index, esk, is_query=True)
         _check_query_start(schema, kc, start)
 
+    taken = None
+    cap = ctx.capacity
+    if cap is not None and (cap.on or table.tags):
+        taken = _admit_read(ctx, table, index, hash_position(kc.hash_values), consistent)
     it = await ctx.db.query(
         table,
         index,
@@ -535,6 +565,7 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
         filt=filt,
         projection=parsed.projection,
         consistent=consistent,
+        taken=taken,
     )
 
 
@@ -581,6 +612,15 @@ async def scan(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | byt
         if total is not None and total > 1:
             _check_segment(table, index, start, segment or 0, total)
     _check_paths(table, parsed)
+    taken = None
+    cap = ctx.capacity
+    if cap is not None and (cap.on or table.tags):
+        # A page is charged to the partition it starts in.
+        schema = index.key_schema if index is not None else table.key_schema
+        pos = item_position(schema, start) if start is not None else None
+        if pos is None:
+            pos = segment_range(segment or 0, total or 1)[0]
+        taken = _admit_read(ctx, table, index, pos, consistent)
     it = await ctx.db.scan(
         table,
         index,
@@ -600,4 +640,5 @@ async def scan(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | byt
         filt=parsed.filter,
         projection=parsed.projection,
         consistent=consistent,
+        taken=taken,
     )

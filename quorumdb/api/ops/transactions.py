@@ -38,6 +38,12 @@ from quorumdb.api.common import (
 )
 from quorumdb.api.ops.items import conditional_mutator, update_mutator
 from quorumdb.api.registry import RequestContext, operation
+from quorumdb.api.throttle import (
+    admit_transact_gets,
+    admit_transact_writes,
+    settle_transact_gets,
+    settle_transact_writes,
+)
 from quorumdb.db.contract import StoredItem, WriteOp, WriteResult
 from quorumdb.errors import ConditionalCheckFailedError, ValidationError
 from quorumdb.model.keys import extract_key
@@ -154,11 +160,15 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
     if total_bytes > TRANSACT_BYTES_MAX:
         raise ValidationError(_TOO_BIG)
 
+    # Provisioned capacity (when enforced): all actions admitted, or the call is cancelled.
+    taken = admit_transact_writes(ctx.capacity, [(op.table, op.key, p.item) for op, p in zip(ops, planned, strict=True)])
     token: str | None = req.get("ClientRequestToken")
     if token is None:
         results = await ctx.db.transact_write(ops)
     else:
         results = await ctx.db.transact_write(ops, token=token, fingerprint=request_fingerprint(req))
+    if taken is not None:
+        settle_transact_writes(taken, results)
     return transact_write_response(req, ops, [p.kind for p in planned], results)
 
 
@@ -266,7 +276,10 @@ async def transact_get_items(ctx: RequestContext, req: dict[str, Any]) -> dict[s
             raise ValidationError(_MULTIPLE_OPS)
         seen.add(ident)
         keys.append((table, key))
+    taken = admit_transact_gets(ctx.capacity, keys)
     found = await ctx.db.transact_get(keys)
+    if taken is not None:
+        settle_transact_gets(taken, found)
     shapes = [_identity if projection is None else projection.apply for _, _, projection in staged]
     return transact_get_response(req, keys, found, shapes)
 
