@@ -351,3 +351,33 @@ def test_sigterm_while_a_single_process_server_starts_exits_cleanly(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+# -- --enforce-capacity ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "env"), [(["--enforce-capacity"], {}), ([], {"QUORUMDB_ENFORCE_CAPACITY": "1"})])
+def test_enforce_capacity_runs_one_process_and_says_so(tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
+    proc, _, where = start("--data-dir", str(tmp_path / "d"), *args, cwd=tmp_path, env=env)
+    try:
+        # On disk without --workers: one process (token buckets live in a process).
+        assert where == f"data: {tmp_path / 'd'}, LMDB, provisioned capacity enforced"
+    finally:
+        assert stop(proc, signal.SIGTERM) == 0
+
+
+def test_enforce_capacity_is_off_by_default(tmp_path: Path) -> None:
+    proc, _, where = start("--in-memory", cwd=tmp_path, env={"QUORUMDB_ENFORCE_CAPACITY": ""})
+    try:
+        assert where == "in memory"
+    finally:
+        assert stop(proc, signal.SIGTERM) == 0
+
+
+def test_enforce_capacity_is_refused_on_a_cluster_node(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "quorumdb", "serve", "--enforce-capacity", "--node-id", "n1", "--peer-port", "0"],
+        capture_output=True, timeout=30, cwd=tmp_path,
+    )
+    assert out.returncode == 2
+    assert b"--enforce-capacity is not available on a cluster node yet" in out.stderr
