@@ -305,3 +305,31 @@ def test_transactions_cost_double_and_are_cancelled_whole(hot: Client, clock: Fa
             hot.call("TransactGetItems", {"TransactItems": [{"Get": {"TableName": "t", "Key": {"pk": {"S": "c1"}}}}]})
             reads += 1
     assert reads == 750  # 1,500 RCU / 2
+
+
+def test_partiql_statements_are_metered(hot: Client, clock: FakeClock) -> None:
+    def insert(pk: str) -> dict[str, Any]:
+        return hot.call("ExecuteStatement", {"Statement": f"INSERT INTO t VALUE {{'pk': '{pk}'}}"})
+
+    done = 0
+    with pytest.raises(ProvisionedThroughputExceededError):
+        for i in range(2000):
+            insert(f"i{i}")
+            done += 1
+    assert done == 1500
+    clock.now += 1.0  # 5 units
+    out = hot.call("BatchExecuteStatement", {"Statements": [
+        {"Statement": f"INSERT INTO t VALUE {{'pk': 'b{i}'}}"} for i in range(7)]})
+    codes = [r.get("Error", {}).get("Code") for r in out["Responses"]]
+    assert codes == [None] * 5 + ["ProvisionedThroughputExceeded"] * 2
+    with pytest.raises(TransactionCanceledError):
+        hot.call("ExecuteTransaction", {"TransactStatements": [{"Statement": "INSERT INTO t VALUE {'pk': 'x'}"}]})
+    select = {"Statement": "SELECT * FROM t WHERE pk = 'b0'", "ConsistentRead": True}
+    reads = 0
+    with pytest.raises(ProvisionedThroughputExceededError):
+        for _ in range(2000):
+            assert hot.call("ExecuteStatement", select)["Items"] == [{"pk": {"S": "b0"}}]
+            reads += 1
+    assert reads == 1500
+    with pytest.raises(ProvisionedThroughputExceededError):
+        hot.call("ExecuteStatement", {"Statement": "SELECT * FROM t"})  # a Scan

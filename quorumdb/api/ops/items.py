@@ -36,7 +36,7 @@ from quorumdb.api.common import (
 )
 from quorumdb.api.registry import RequestContext, operation
 from quorumdb.api.throttle import Throttle, item_position, meter
-from quorumdb.db.contract import WriteOp, WriteResult
+from quorumdb.db.contract import StoredItem, WriteOp, WriteResult
 from quorumdb.errors import (
     ConditionalCheckFailedError,
     ProvisionedThroughputExceededError,
@@ -61,6 +61,9 @@ __all__ = [
     "conditional_mutator",
     "update_mutator",
     "write_capacity",
+    "metered_write",
+    "metered_get",
+    "settle_write",
 ]
 
 _COND_EXPR = ("ConditionExpression",)
@@ -134,7 +137,7 @@ def write_capacity(table: TableDef, mode: str | None, res: WriteResult) -> dict[
     return capacity.consumed(table.name, mode, units)
 
 
-async def _metered_write(
+async def metered_write(
     ctx: RequestContext, table: TableDef, op: WriteOp, pre_units: float, item: Item | None
 ) -> WriteResult:
     """``ctx.db.write(op)`` under capacity enforcement: ``pre_units`` (the cost known before the
@@ -149,11 +152,29 @@ async def _metered_write(
     if err is not None:
         raise err
     res = await ctx.db.write(op)  # a failed condition keeps what was taken: it consumed capacity
-    _settle_write(cap, table, pos, pre_units, res)
+    settle_write(cap, table, pos, pre_units, res)
     return res
 
 
-def _settle_write(cap: Throttle, table: TableDef, pos: int, pre_units: float, res: WriteResult) -> None:
+async def metered_get(ctx: RequestContext, table: TableDef, key: Key, consistent: bool) -> StoredItem | None:
+    """``ctx.db.get`` under capacity enforcement: the item's size is known only once read, so
+    the minimum is taken up front (or the read is throttled) and the rest charged afterwards."""
+    cap = meter(ctx.capacity, table)
+    if cap is None:
+        return await ctx.db.get(table, key, consistent=consistent)
+    pos = item_position(table.key_schema, key)
+    assert pos is not None
+    pre = capacity.read_units(0, consistent=consistent)
+    err = cap.admit_read(table, None, pos, pre)
+    if err is not None:
+        raise err
+    stored = await ctx.db.get(table, key, consistent=consistent)
+    if stored is not None:
+        cap.settle_read(table, None, pos, capacity.read_units(stored.size, consistent=consistent) - pre)
+    return stored
+
+
+def settle_write(cap: Throttle, table: TableDef, pos: int, pre_units: float, res: WriteResult) -> None:
     units = capacity.write_units(res.old_size, res.new_size)
     if table.indexes:
         local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
@@ -206,7 +227,7 @@ async def put_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
     op = WriteOp(table=table, key=key, mutate=conditional_mutator(parsed.condition, item, fail_old))
     cap = ctx.capacity
     if cap is not None and (cap.on or table.tags):
-        res = await _metered_write(ctx, table, op, capacity.write_units(0, size), item)
+        res = await metered_write(ctx, table, op, capacity.write_units(0, size), item)
     else:
         res = await ctx.db.write(op)
     return _finish_write(table, key, req, res, res.old if want_old else None)
@@ -230,7 +251,7 @@ async def delete_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any
     cap = ctx.capacity
     if cap is not None and (cap.on or table.tags):
         # The size of the item deleted is known only afterwards: 1 unit up front.
-        res = await _metered_write(ctx, table, op, capacity.write_units(0, 0), None)
+        res = await metered_write(ctx, table, op, capacity.write_units(0, 0), None)
     else:
         res = await ctx.db.write(op)
     return _finish_write(table, key, req, res, res.old if want_old else None)
@@ -287,7 +308,7 @@ async def update_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any
     cap = ctx.capacity
     if cap is not None and (cap.on or table.tags):
         # The updated item's size is known only afterwards: 1 unit up front.
-        res = await _metered_write(ctx, table, op, capacity.write_units(0, 0), None)
+        res = await metered_write(ctx, table, op, capacity.write_units(0, 0), None)
     else:
         res = await ctx.db.write(op)
     attributes: Item | None
@@ -329,17 +350,8 @@ async def get_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] |
         check_key_paths(table, projection.paths)
     consistent = bool(req.get("ConsistentRead"))
     cap = ctx.capacity
-    if cap is not None and (cap.on or table.tags) and (cap := meter(cap, table)) is not None:
-        # The item's size is known only once read: the minimum up front, the rest afterwards.
-        pos = item_position(table.key_schema, key)
-        assert pos is not None
-        pre = capacity.read_units(0, consistent=consistent)
-        err = cap.admit_read(table, None, pos, pre)
-        if err is not None:
-            raise err
-        stored = await ctx.db.get(table, key, consistent=consistent)
-        if stored is not None:
-            cap.settle_read(table, None, pos, capacity.read_units(stored.size, consistent=consistent) - pre)
+    if cap is not None and (cap.on or table.tags):
+        stored = await metered_get(ctx, table, key, consistent)
     else:
         stored = await ctx.db.get(table, key, consistent=consistent)
     mode = capacity.wants_capacity(req)
@@ -550,7 +562,7 @@ async def batch_write_item(ctx: RequestContext, req: dict[str, Any]) -> dict[str
                 continue
             raise res
         if pre_units is not None and (taken := pre_units[i]) is not None:
-            _settle_write(taken[0], table, taken[1], taken[2], res)
+            settle_write(taken[0], table, taken[1], taken[2], res)
         if mode is not None:
             units = capacity.write_units(res.old_size, res.new_size)
             local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)

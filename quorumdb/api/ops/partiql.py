@@ -40,8 +40,21 @@ from quorumdb.api.common import (
     updated_attributes,
     validate_item_for_table,
 )
-from quorumdb.api.ops.items import conditional_mutator, update_mutator, write_capacity
-from quorumdb.api.ops.reads import check_start_key, read_page, resolve_index
+from quorumdb.api.ops.items import (
+    conditional_mutator,
+    metered_get,
+    metered_write,
+    settle_write,
+    update_mutator,
+    write_capacity,
+)
+from quorumdb.api.ops.reads import (
+    admit_page,
+    check_start_key,
+    read_page,
+    resolve_index,
+    settle_page,
+)
 from quorumdb.api.ops.transactions import (
     TRANSACT_BYTES_MAX,
     check_only,
@@ -50,6 +63,16 @@ from quorumdb.api.ops.transactions import (
     transact_write_response,
 )
 from quorumdb.api.registry import RequestContext, operation
+from quorumdb.api.throttle import (
+    Throttle,
+    admit_transact_gets,
+    admit_transact_writes,
+    hash_position,
+    item_position,
+    meter,
+    settle_transact_gets,
+    settle_transact_writes,
+)
 from quorumdb.db import recipes
 from quorumdb.db.contract import Mutator, WriteOp, WriteResult
 from quorumdb.errors import DuplicateItemError, DynamoError, ValidationError
@@ -223,8 +246,13 @@ async def _select(ctx: RequestContext, req: dict[str, Any], sel: Select, params:
     plan = _plan_read(ctx.db, sel, params, consistent)
     table, index = plan.table, plan.index
     mode = capacity.wants_capacity(req)
+    cap = ctx.capacity
+    metered = cap is not None and (cap.on or bool(table.tags))
     if plan.key is not None:
-        stored = await ctx.db.get(table, plan.key, consistent=consistent)
+        if metered:
+            stored = await metered_get(ctx, table, plan.key, consistent)
+        else:
+            stored = await ctx.db.get(table, plan.key, consistent=consistent)
         item = None if stored is None else _shape(plan)(stored.item)
         out: dict[str, Any] = {"Items": [] if item is None else [item]}
         if mode is not None:
@@ -236,6 +264,14 @@ async def _select(ctx: RequestContext, req: dict[str, Any], sel: Select, params:
     token = req.get("NextToken")
     start = None if token is None else _start_key(req, token, plan)
     limit: int | None = req.get("Limit")
+    taken = None
+    if metered:
+        if plan.hash_value is not None:
+            hv = plan.hash_value
+            pos = hash_position(hv if isinstance(hv, tuple) else (hv,))
+        else:  # a Scan page is charged to the partition it starts in
+            pos = (item_position((index or table).key_schema, start) if start is not None else None) or 0
+        taken = admit_page(ctx, table, index, pos, consistent)
     if plan.hash_value is not None:
         it = await ctx.db.query(
             table,
@@ -267,6 +303,8 @@ async def _select(ctx: RequestContext, req: dict[str, Any], sel: Select, params:
         limit=limit,
         mode=mode,
     )
+    if taken is not None:
+        settle_page(taken, table, index, page, consistent)
     extra: dict[str, Any] = {}
     if page.last_key is not None:
         extra["NextToken"] = _next_token(req, page.last_key)
@@ -423,7 +461,13 @@ async def execute_statement(ctx: RequestContext, req: dict[str, Any]) -> dict[st
         raise ValidationError(EXISTS_ONLY_IN_TRANSACTIONS)
     fail_old = req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
     plan = _plan_write(ctx.db, statement, params, fail_old, "Conditional writes")
-    res = await ctx.db.write(plan.op)
+    cap = ctx.capacity
+    if cap is not None and (cap.on or plan.op.table.tags):
+        # An INSERT's size is known now; the others' only afterwards (1 unit up front).
+        pre = capacity.write_units(0, plan.size if plan.kind == "Put" else 0)
+        res = await metered_write(ctx, plan.op.table, plan.op, pre, None)
+    else:
+        res = await ctx.db.write(plan.op)
     returned = _returned(plan, res)
     out: dict[str, Any] = {"Items": [returned] if returned else []}
     mode = capacity.wants_capacity(req)
@@ -473,9 +517,13 @@ async def _batch_reads(
             raise ValidationError(_DUPLICATE_KEYS)
         seen.add(ident)
         planned.append((i, plan, plan.key, consistent))
+    cap = ctx.capacity
     for i, plan, key, consistent in planned:
-        try:
-            stored = await ctx.db.get(plan.table, key, consistent=consistent)
+        try:  # a throttled statement answers its own error (ProvisionedThroughputExceeded)
+            if cap is not None and (cap.on or plan.table.tags):
+                stored = await metered_get(ctx, plan.table, key, consistent)
+            else:
+                stored = await ctx.db.get(plan.table, key, consistent=consistent)
         except DynamoError as e:
             responses[i] = {**_batch_error(e), "TableName": plan.table.name}
             continue
@@ -513,18 +561,48 @@ async def _batch_writes(
         # Each statement stands alone: a cluster router may ship it to its partition's leader.
         recipe = (_RECIPE, [specs[i]["Statement"], specs[i].get("Parameters") or [], fail_old])
         planned.append((i, dataclasses.replace(plan, op=dataclasses.replace(plan.op, recipe=recipe))))
+    taken: list[tuple[Throttle, int, float] | None] = [None] * len(planned)
+    cap = ctx.capacity
+    if cap is not None and (cap.on or any(p.op.table.tags for _, p in planned)):
+        planned, taken = _admit_batch_writes(cap, planned, responses)
     results = await ctx.db.write_many([p.op for _, p in planned])
-    for (i, plan), res in zip(planned, results, strict=True):
+    for (i, plan), res, t in zip(planned, results, taken, strict=True):
         table = plan.op.table
         if isinstance(res, DynamoError):
             responses[i] = {**_batch_error(res), "TableName": table.name}
             continue
         if isinstance(res, BaseException):
             raise res
+        if t is not None:
+            settle_write(t[0], table, t[1], t[2], res)
         responses[i] = {"TableName": table.name}
         units = capacity.write_units(res.old_size, res.new_size)
         local, glob = capacity.index_units(table, res.old, res.new, res.index_writes)
         entries.append((table.name, units, local, glob))
+
+
+def _admit_batch_writes(
+    throttle: Throttle, planned: list[tuple[int, _WritePlan]], responses: list[dict[str, Any]]
+) -> tuple[list[tuple[int, _WritePlan]], list[tuple[Throttle, int, float] | None]]:
+    """The statements that may run now and what each took; a throttled one answers its error."""
+    kept: list[tuple[int, _WritePlan]] = []
+    taken: list[tuple[Throttle, int, float] | None] = []
+    for i, plan in planned:
+        table = plan.op.table
+        cap = meter(throttle, table)
+        if cap is None:
+            taken.append(None)
+        else:
+            pre = capacity.write_units(0, plan.size if plan.kind == "Put" else 0)
+            pos = item_position(table.key_schema, plan.op.key)
+            assert pos is not None
+            err = cap.admit_write(table, pos, pre, None)
+            if err is not None:
+                responses[i] = {**_batch_error(err), "TableName": table.name}
+                continue
+            taken.append((cap, pos, pre))
+        kept.append((i, plan))
+    return kept, taken
 
 
 @operation("BatchExecuteStatement")
@@ -584,7 +662,10 @@ async def execute_transaction(ctx: RequestContext, req: dict[str, Any]) -> dict[
             once(read.table, read.key)
             keys_.append((read.table, read.key))
             shapes.append(_shape(read))
+        taken_reads = admit_transact_gets(ctx.capacity, keys_)
         found = await ctx.db.transact_get(keys_)
+        if taken_reads is not None:
+            settle_transact_gets(taken_reads, found)
         return transact_get_response(req, keys_, found, shapes)
 
     plans: list[_WritePlan] = []
@@ -599,9 +680,12 @@ async def execute_transaction(ctx: RequestContext, req: dict[str, Any]) -> dict[
     if total_bytes > TRANSACT_BYTES_MAX:
         raise ValidationError(_TRANSACTION_TOO_BIG)
     ops = [p.op for p in plans]
+    taken = admit_transact_writes(ctx.capacity, [(op.table, op.key, None) for op in ops])
     token: str | None = req.get("ClientRequestToken")
     if token is None:
         results = await ctx.db.transact_write(ops)
     else:
         results = await ctx.db.transact_write(ops, token=token, fingerprint=request_fingerprint(req))
+    if taken is not None:
+        settle_transact_writes(taken, results)
     return transact_write_response(req, ops, [p.kind for p in plans], results)

@@ -46,7 +46,10 @@ from quorumdb.model.schema import MAX_KEY_ATTRIBUTES, IndexDef, KeySchema, Table
 from quorumdb.model.types import AttributeValue, Item, Key
 from quorumdb.model.values import validate_item, validate_value
 
-__all__ = ["query", "scan", "PAGE_BYTES_MAX", "Page", "read_page", "resolve_index", "check_start_key"]
+__all__ = [
+    "query", "scan", "PAGE_BYTES_MAX", "Page", "read_page", "resolve_index", "check_start_key", "admit_page",
+    "settle_page",
+]
 
 PAGE_BYTES_MAX = 1024 * 1024
 _BAD_START = "The provided starting key is invalid"
@@ -404,10 +407,7 @@ async def _page(
         mode=capacity.wants_capacity(req),
     )
     if taken is not None:
-        cap, pos, pre = taken
-        units = capacity.read_units(page.read_bytes, consistent=consistent) - pre
-        fetched = capacity.read_units(page.fetched_bytes, consistent=consistent) if page.fetched_bytes else 0.0
-        cap.settle_read(table, index, pos, units, fetched)
+        settle_page(taken, table, index, page, consistent)
     lek, cc = page.last_key, page.capacity
     if page.raws is not None:
         n = str(page.scanned).encode()
@@ -431,7 +431,7 @@ async def _page(
     return out
 
 
-def _admit_read(
+def admit_page(
     ctx: RequestContext, table: TableDef, index: IndexDef | None, position: int, consistent: bool
 ) -> tuple[Throttle, int, float] | None:
     """Take a Query/Scan page's minimum cost when capacity is enforced on ``table`` (the rest
@@ -444,6 +444,16 @@ def _admit_read(
     if err is not None:
         raise err
     return cap, position, pre
+
+
+def settle_page(
+    taken: tuple[Throttle, int, float], table: TableDef, index: IndexDef | None, page: Page, consistent: bool
+) -> None:
+    """Charge what a page read beyond what ``admit_page`` took (may leave a debt)."""
+    cap, pos, pre = taken
+    units = capacity.read_units(page.read_bytes, consistent=consistent) - pre
+    fetched = capacity.read_units(page.fetched_bytes, consistent=consistent) if page.fetched_bytes else 0.0
+    cap.settle_read(table, index, pos, units, fetched)
 
 
 def _check_gsi_select(index: IndexDef | None, select: str) -> None:
@@ -544,7 +554,7 @@ async def query(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | by
     taken = None
     cap = ctx.capacity
     if cap is not None and (cap.on or table.tags):
-        taken = _admit_read(ctx, table, index, hash_position(kc.hash_values), consistent)
+        taken = admit_page(ctx, table, index, hash_position(kc.hash_values), consistent)
     it = await ctx.db.query(
         table,
         index,
@@ -620,7 +630,7 @@ async def scan(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any] | byt
         pos = item_position(schema, start) if start is not None else None
         if pos is None:
             pos = segment_range(segment or 0, total or 1)[0]
-        taken = _admit_read(ctx, table, index, pos, consistent)
+        taken = admit_page(ctx, table, index, pos, consistent)
     it = await ctx.db.scan(
         table,
         index,
