@@ -222,6 +222,8 @@ class Throttle:
     ) -> ProvisionedThroughputExceededError | None:
         """Take the read's minimum cost ``units`` from the partition at ``position`` of the
         table (or of a GSI), or return the error to raise."""
+        if index is not None and not index.local and index.throughput.read_units <= 0:
+            return None  # a GSI without provisioned reads (not one DynamoDB accepts): unmetered
         now = self.clock()
         b = self._index(table, index, now) if index is not None and not index.local else self._table(table, now)
         if b.reads[partition_of(position, len(b.reads))].take(units, now):
@@ -235,6 +237,8 @@ class Throttle:
         ``table_units``: the table reads of an LSI Query fetching unprojected attributes."""
         now = self.clock()
         if index is not None and not index.local:
+            if index.throughput.read_units <= 0:
+                return
             b = self._index(table, index, now)
             b.reads[partition_of(position, len(b.reads))].charge(units, now)
             if table_units:
@@ -260,7 +264,7 @@ class Throttle:
         if not bucket.admits(units, now):
             return b.error("Write", TABLE_MESSAGE)
         for ix in table.indexes:
-            if ix.local:
+            if ix.local or ix.throughput.write_units <= 0:
                 continue
             g = self._index(table, ix, now)
             ipos = item_position(ix.key_schema, item) if item is not None else None
@@ -290,7 +294,7 @@ class Throttle:
             b.writes[partition_of(position, len(b.writes))].charge(extra_units, now)
         for name, units in glob.items():
             ix = table.index(name)
-            if ix is None or ix.local:
+            if ix is None or ix.local or ix.throughput.write_units <= 0:
                 continue
             g = self._index(table, ix, now)
             src = new if new is not None and item_position(ix.key_schema, new) is not None else old
@@ -309,16 +313,6 @@ class Throttle:
         now = self.clock()
         b = self._table(table, now)
         b.reads[partition_of(position, len(b.reads))].charge(-units, now)
-
-    def describe(self) -> dict[str, Any]:
-        """Bucket balances, for tests and debugging: {arn: {"read": [...], "write": [...]}}."""
-        now = self.clock()
-        out: dict[str, Any] = {}
-        for b in (*self._tables.values(), *self._indexes.values()):
-            for x in (*b.reads, *b.writes):
-                x.refill(now)
-            out[b.arn] = {"read": [x.tokens for x in b.reads], "write": [x.tokens for x in b.writes]}
-        return out
 
 
 def enforced_by_env(environ: Mapping[str, str] | None = None) -> bool:

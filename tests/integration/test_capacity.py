@@ -182,3 +182,31 @@ def test_the_tag_turns_enforcement_on_for_one_table(lenient: str) -> None:
         drain(client(lenient), table)
     finally:
         factory.cleanup()
+
+
+def test_a_gsi_short_of_write_capacity_throttles_the_table(enforcing: str) -> None:
+    factory = TableFactory(client(enforcing), "cap")
+    table = factory(
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 1000},
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "g", "AttributeType": "S"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "byg", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "ALL"},
+            "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 1},
+        }],
+    )
+    ddb = client(enforcing)
+    try:
+        for i in range(3000):  # the GSI's 300 units of burst are 30 puts; the table's 30,000
+            try:
+                ddb.put_item(TableName=table, Item={**item(i), "g": {"S": "x"}})
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+                assert "global secondary indexes" in e.response["Error"]["Message"]
+                break
+        else:
+            raise AssertionError("never throttled")
+        assert i >= 30
+        ddb.put_item(TableName=table, Item=item(99_999))  # no GSI key: no entry, not held back
+    finally:
+        factory.cleanup()
