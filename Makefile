@@ -28,7 +28,7 @@ lint: $(VENV)/.installed-test
 # The black-box tests that also run against a local 3-node cluster in `make test`.
 CLUSTER_SLICE := tests/integration/test_items.py tests/integration/test_query_scan.py \
 	tests/integration/test_batch.py tests/integration/test_transactions.py \
-	tests/integration/test_partiql.py
+	tests/integration/test_partiql.py tests/integration/test_indexes.py
 
 test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q

@@ -178,13 +178,14 @@ def _serve_cluster_node(
         format=f"%(asctime)s {node_id} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from quorumdb.cluster.node import ClusterConfig
+    from quorumdb.cluster.node import DEAD_AFTER_ENV, ClusterConfig
     from quorumdb.cluster.serve import free_port, run_node
 
     api_port = port or free_port(host)
     config = ClusterConfig(
         node_id=node_id, peer_address=(host, peer_port), api_address=(host, api_port),
         data_dir=os.path.abspath(data_dir), join=_addresses(join), secret=secret,
+        dead_after_ms=int(1000 * float(os.environ.get(DEAD_AFTER_ENV, "600") or 600)),
     )
     try:
         code = run_node(config, host)
@@ -348,7 +349,8 @@ def _print_status(status: dict[str, Any]) -> None:
         parts.add_column(col)
     for p in status.get("partitions", []):
         lag = ", ".join(f"{r}:{v}" for r, v in p["lag"].items() if v) or "0"
-        parts.add_row(p["table"], p["group"], f"{p['hash_lo']:016x}-{p['hash_last']:016x}",
+        name = p["table"] + (f"/{p['index']}" if p.get("index") else "")  # a global index's partitions
+        parts.add_row(name, p["group"], f"{p['hash_lo']:016x}-{p['hash_last']:016x}",
                       ", ".join(p.get("voters") or p["replicas"]),
                       p["leader"] or "[red]none[/red]", str(p["commit"]), lag)
     console.print(parts if status.get("partitions") else "No partitions (no tables yet).")

@@ -17,9 +17,14 @@ replicas of some partitions (``ClusterHost``, provided by the node runtime):
   other reads go to any replica (this node's if it has one) and may be stale, as in DynamoDB;
 - Query reads one partition; Scan walks the partitions of its segment in hash order and
   returns one page's worth; ItemCount/TableSizeBytes add up the partitions' counters.
+- A global secondary index has partitions of its own, by the hash of the index key: Query and
+  Scan on it read those (eventually consistent, as DynamoDB's GSIs are: ConsistentRead is
+  refused), and its ItemCount/IndexSizeBytes add up their counters. Base partitions stage each
+  index change in an outbox with the item, and their leaders propagate it to the index
+  partitions in the background (``db.gsi`` for the data, ``cluster.indexes`` for the driver).
 
-Global secondary indexes and transactions that span partitions belong to the next stage of the
-cluster: until then they are refused with a ValidationException, never written partially.
+Transactions that span partitions belong to the next stage of the cluster: until then they are
+refused with a ValidationException, never written partially.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from quorumdb.db import recipes
+from quorumdb.cluster.indexes import IndexWork
+from quorumdb.db import gsi, recipes
 from quorumdb.db.contract import Forward, StoredItem, WriteOp, WriteResult
 from quorumdb.db.local import expire_mutator, ttl_expired
 from quorumdb.db.partition import HASH_SPACE, Partition, segment_range
@@ -48,7 +54,7 @@ from quorumdb.errors import (
     ResourceNotFoundError,
     ValidationError,
 )
-from quorumdb.model.keys import partition_hash
+from quorumdb.model.keys import encode_partition, partition_hash
 from quorumdb.model.schema import IndexDef, TableDef
 from quorumdb.model.types import AttributeValue, Item, Key, SortKeyRange
 
@@ -72,7 +78,7 @@ _CROSS_PARTITION = (
     "Transactions that span more than one partition are not supported by this QuorumDB cluster "
     "yet: keep the items of one transaction under one partition key, or use a single node"
 )
-_NO_GSI = "Global secondary indexes are not supported by this QuorumDB cluster yet"
+GSI_CONSISTENT = "Consistent reads are not supported on global secondary indexes"
 _CROSS_LEADER_BATCH = (
     "Conditional writes in one batch whose partitions are led by different nodes are not "
     "supported by this QuorumDB cluster yet: send them one by one"
@@ -131,12 +137,21 @@ class ClusterHost(Protocol):
         """PartitionInfo (table, group_id, hash_lo, hash_hi, replicas, epoch) in hash order."""
         ...
 
+    def index_partitions(self, table: str, index: str, hash_lo: int = 0, hash_hi: int = HASH_SPACE) -> list[Any]:
+        """The partitions of global secondary index ``index`` (hashes of the index key), in hash order."""
+        ...
+
     def replica(self, group_id: str) -> PartitionReplica | None:
         """This node's replica of ``group_id`` if it hosts one."""
         ...
 
     async def meta_propose(self, command: dict[str, Any]) -> dict[str, Any]:
         """Run a command through the metadata group (via its leader)."""
+        ...
+
+    async def await_epoch(self, epoch: int) -> None:
+        """Return once this node's copy of the metadata has reached ``epoch`` (or after a short
+        while: the copy catches up at its constant rate anyway)."""
         ...
 
     async def call(self, node_id: str, method: str, payload: Any) -> Any:
@@ -211,6 +226,7 @@ class PartitionReplica:
         self._inflight = 0
         self._max_inflight = max_inflight
         self._applying = (0, 0)  # (log index, position of the next command in that entry)
+        self.on_apply: Callable[[], None] | None = None  # called after each applied command
 
     # -- the state machine the node drives -------------------------------------------------------
 
@@ -221,7 +237,10 @@ class PartitionReplica:
         last, pos = self._applying
         pos = pos if index == last else 0
         self._applying = (index, pos + 1)
-        return self.store.apply(index, command, pos)
+        applied = self.store.apply(index, command, pos)
+        if self.on_apply is not None:
+            self.on_apply()
+        return applied
 
     def snapshot(self) -> bytes:
         return self.store.snapshot()
@@ -316,6 +335,13 @@ class PartitionReplica:
             self._schedule()
 
 
+def _holding(parts: Sequence[Any], h: int) -> Any:
+    for p in parts:
+        if p.hash_lo <= h < p.hash_hi:
+            return p
+    raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+
+
 def _fail(fut: asyncio.Future[Any], err: BaseException) -> None:
     if not fut.done():
         fut.set_exception(err)
@@ -326,6 +352,13 @@ def _fail(fut: asyncio.Future[Any], err: BaseException) -> None:
 
 def _hash_int(v: AttributeValue) -> int:
     return int.from_bytes(partition_hash(v), "big")
+
+
+def _index_hash(index: IndexDef, hash_value: AttributeValue | Sequence[AttributeValue]) -> int:
+    """Where an index partition-key value (one attribute, or one value per attribute of a
+    multi-attribute key) falls in the index's hash space: its entries' hash bytes."""
+    values = (hash_value,) if isinstance(hash_value, dict) else tuple(hash_value)
+    return int.from_bytes(encode_partition(index.key_schema.hash_attrs, values)[:8], "big")
 
 
 def _collect(it: Iterator[Any], limit: int | None, budget: int = PAGE_BYTES) -> tuple[list[Any], bool]:
@@ -364,6 +397,9 @@ class ClusterDataPlane:
         self._stats_task: asyncio.Task[None] | None = None
         self._ttl_task: asyncio.Task[None] | None = None
         self.ttl_interval_s = ttl_interval_s
+        # Background work run with the stats refresh (e.g. dropping the data of deleted groups).
+        self.housekeeping: list[Callable[[], Any]] = []
+        self.indexes = IndexWork(self)
 
     # -- catalog -------------------------------------------------------------------------------
 
@@ -377,8 +413,6 @@ class ClusterDataPlane:
         return sorted(self.host.table_names())
 
     def _refuse_unsupported(self, table: TableDef) -> None:
-        if any(not ix.local for ix in table.indexes):
-            raise ValidationError(_NO_GSI)
         if table.stream_spec:
             raise ValidationError(_NO_STREAMS)
 
@@ -391,6 +425,7 @@ class ClusterDataPlane:
             if res.get("error") == "table exists":
                 raise ResourceInUseError(f"Table already exists: {table.name}")
             raise InternalServerError(f"Internal server error ({res.get('error')})")
+        await self.host.await_epoch(res["epoch"])  # this node's next DescribeTable shows it
         return TableDef.from_record(res["table"])
 
     async def update_table(self, table: TableDef) -> TableDef:
@@ -399,12 +434,14 @@ class ClusterDataPlane:
         res = await self.host.meta_propose({"op": "update_table", "table": rec})
         if not res.get("ok"):
             raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+        await self.host.await_epoch(res["epoch"])
         return TableDef.from_record(res["table"])
 
     async def delete_table(self, name: str) -> TableDef:
         res = await self.host.meta_propose({"op": "delete_table", "name": name})
         if not res.get("ok"):
             raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+        await self.host.await_epoch(res["epoch"])
         return TableDef.from_record(res["table"])
 
     def table_stats(self, table: TableDef) -> tuple[int, int]:
@@ -413,9 +450,17 @@ class ClusterDataPlane:
     def index_stats(self, table: TableDef, index: IndexDef) -> tuple[int, int]:
         return self._sum_stats(table, index.index_id)
 
+    def _stats_partitions(self, table: TableDef, index_id: int | None) -> list[Any]:
+        """Where the counters of the table (``index_id`` None) or of one of its indexes are: a
+        global index's in its own partitions, the others' in the table's."""
+        ix = None if index_id is None else next((i for i in table.indexes if i.index_id == index_id), None)
+        if ix is not None and not ix.local:
+            return self.host.index_partitions(table.name, ix.name)
+        return self.host.partitions(table.name)
+
     def _sum_stats(self, table: TableDef, index_id: int | None) -> tuple[int, int]:
         n = b = 0
-        for p in self.host.partitions(table.name):
+        for p in self._stats_partitions(table, index_id):
             r = self.host.replica(p.group_id)
             c = r.counters(table, index_id) if r is not None else self._stats.get((p.group_id, index_id), (0, 0))
             n += c[0]
@@ -430,8 +475,12 @@ class ClusterDataPlane:
                 table = self.table(name)
             except ResourceNotFoundError:
                 continue
-            ids: list[int | None] = [None, *(ix.index_id for ix in table.indexes)]
-            for p in self.host.partitions(name):
+            # The table's partitions count the table and its local indexes; a global index's, itself.
+            local_ids: list[int | None] = [None, *(ix.index_id for ix in table.local_indexes)]
+            wanted: list[tuple[Any, list[int | None]]] = [(p, local_ids) for p in self.host.partitions(name)]
+            for ix in table.global_indexes:
+                wanted += [(p, [ix.index_id]) for p in self.host.index_partitions(name, ix.name)]
+            for p, ids in wanted:
                 if self.host.replica(p.group_id) is not None:
                     continue
                 for node in p.replicas:
@@ -446,12 +495,32 @@ class ClusterDataPlane:
     # -- routing -------------------------------------------------------------------------------
 
     def _partition(self, table: TableDef, hash_value: AttributeValue) -> Any:
-        parts = self.host.partitions(table.name, 0, HASH_SPACE)
-        h = _hash_int(hash_value)
-        for p in parts:
-            if p.hash_lo <= h < p.hash_hi:
-                return p
-        raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
+        return _holding(self.host.partitions(table.name, 0, HASH_SPACE), _hash_int(hash_value))
+
+    def index_partition(self, table: str, index: str, h: int) -> Any:
+        """The partition of global index ``index`` holding index-key hash ``h``."""
+        return _holding(self.host.index_partitions(table, index), h)
+
+    async def on_leader(self, p: Any, job: Callable[[WriteBatch], Any], table: TableDef, method: str,
+                        payload: dict[str, Any]) -> Any:
+        """Run ``job`` on the leader of ``p``: here if this node leads it, else by RPC ``method``
+        (whose handler runs the same job there). Background work's counterpart of Forward."""
+        for _attempt in range(_MAX_SKIPS):
+            local = self.host.replica(p.group_id)
+            if local is not None and local.handle.is_leader():
+                try:
+                    return await local.run(job, table)
+                except NotLeaderError:
+                    continue
+            leader = await self._leader_of(p)
+            if leader == self.host.node_id:
+                await asyncio.sleep(0.02)  # we lead but are not ready yet
+                continue
+            try:
+                return await self.host.call(leader, method, payload)
+            except NotLeaderError:
+                await asyncio.sleep(0.02)
+        raise InternalServerError("Internal server error (the partition's leader is moving)")
 
     async def _leader_of(self, p: Any) -> str:
         """The leader of partition ``p`` as far as this node knows, waiting for an election."""
@@ -602,11 +671,14 @@ class ClusterDataPlane:
         limit: int | None = None,
     ) -> Iterator[StoredItem]:
         if index is not None and not index.local:
-            raise ValidationError(_NO_GSI)
-        assert isinstance(hash_value, dict)  # tables and local indexes: one partition-key attribute
-        p = self._partition(table, hash_value)
+            if consistent:
+                raise ValidationError(GSI_CONSISTENT)
+            p = self.index_partition(table.name, index.name, _index_hash(index, hash_value))
+        else:
+            assert isinstance(hash_value, dict)  # tables and local indexes: one partition-key attribute
+            p = self._partition(table, hash_value)
         args = {"ix": None if index is None else index.name, "h": hash_value,
-                "s": None if sort is None else [sort.op, list(sort.values)], "f": forward,
+                "s": None if sort is None else [sort.op, list(sort.values), list(sort.prefix)], "f": forward,
                 "x": exclusive_start, "l": limit}
         raws, _more = await self._read(p, table, "query", args, consistent)
         return iter([Record(r) for r in raws])
@@ -622,14 +694,20 @@ class ClusterDataPlane:
         consistent: bool = False,
         limit: int | None = None,
     ) -> Iterator[StoredItem]:
-        if index is not None and not index.local:
-            raise ValidationError(_NO_GSI)
         lo, hi = segment_range(segment, total_segments)
-        if exclusive_start is not None:
-            lo = max(lo, _hash_int(exclusive_start[table.key_schema.hash.name]))
+        if index is not None and not index.local:
+            if consistent:
+                raise ValidationError(GSI_CONSISTENT)
+            if exclusive_start is not None:
+                lo = max(lo, _index_hash(index, [exclusive_start[a.name] for a in index.key_schema.hash_attrs]))
+            parts = self.host.index_partitions(table.name, index.name, lo, hi)
+        else:
+            if exclusive_start is not None:
+                lo = max(lo, _hash_int(exclusive_start[table.key_schema.hash.name]))
+            parts = self.host.partitions(table.name, lo, hi)
         out: list[Record] = []
         budget = PAGE_BYTES
-        for p in self.host.partitions(table.name, lo, hi):
+        for p in parts:
             want = None if limit is None else limit - len(out)
             args = {"ix": None if index is None else index.name, "lo": lo, "hi": None if hi >= HASH_SPACE else hi,
                     "x": exclusive_start, "l": want, "b": budget}
@@ -722,7 +800,7 @@ class ClusterDataPlane:
 
     # -- the RPCs other nodes send this one -----------------------------------------------------
 
-    RPC_METHODS = ("dp.read", "dp.write", "dp.stats", "dp.leader")
+    RPC_METHODS = ("dp.read", "dp.write", "dp.stats", "dp.leader", "dp.gsi_apply", "dp.gsi_state")
 
     async def handle_rpc(self, method: str, payload: dict[str, Any]) -> Any:
         """Serve ``dp.*`` RPCs from other nodes' routers. Raises NotLeaderError when a leader
@@ -743,6 +821,14 @@ class ClusterDataPlane:
             return await serve_write(local, table, payload["ops"])
         if method == "dp.stats":
             return [list(local.counters(table, iid)) for iid in payload["i"]]
+        if method == "dp.gsi_apply":  # changes a base partition propagates to this index partition
+            if not local.handle.is_leader():
+                raise NotLeaderError(local.handle.leader())
+            job = functools.partial(gsi.apply_changes, table=table, source=payload["s"], hi=payload["hi"],
+                                    changes=payload["c"])
+            return await local.run(job, table)
+        if method == "dp.gsi_state":  # has this base partition caught up with index "i"?
+            return gsi.caught_up(local.store.engine, payload["i"])
         raise ValidationError(f"unknown cluster RPC {method!r}")
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -752,6 +838,7 @@ class ClusterDataPlane:
             self._stats_task = asyncio.get_running_loop().create_task(self._stats_loop())
         if self._ttl_task is None and self.ttl_interval_s > 0:
             self._ttl_task = asyncio.get_running_loop().create_task(self._ttl_loop())
+        self.indexes.start()
 
     async def expire_now(self) -> int:
         """One TTL pass over the partitions this node leads: delete the items whose TTL
@@ -798,6 +885,11 @@ class ClusterDataPlane:
                 await self.refresh_stats()
             except Exception:  # noqa: BLE001 - stats are best effort
                 log.debug("stats refresh failed", exc_info=True)
+            for job in self.housekeeping:
+                try:
+                    await job()
+                except Exception:  # noqa: BLE001 - the next round tries again
+                    log.warning("housekeeping failed", exc_info=True)
             await asyncio.sleep(2.0)
 
     async def close(self) -> None:
@@ -805,6 +897,7 @@ class ClusterDataPlane:
             if task is not None:
                 task.cancel()
         self._stats_task = self._ttl_task = None
+        await self.indexes.close()
 
 
 # -- the server side of the RPCs -------------------------------------------------------------------
@@ -830,7 +923,7 @@ def serve_read(local: PartitionReplica, table: TableDef, kind: str, args: dict[s
             raise ResourceNotFoundError(_RESOURCE_NOT_FOUND)
     if kind == "query":
         s = args["s"]
-        sort = None if s is None else SortKeyRange(op=s[0], values=tuple(s[1]))
+        sort = None if s is None else SortKeyRange(op=s[0], values=tuple(s[1]), prefix=tuple(s[2]) if len(s) > 2 else ())
         it = part.query(table, index, args["h"], sort, forward=args["f"], exclusive_start=args["x"])
         recs, more = _collect(it, args["l"])
     elif kind == "scan":

@@ -10,6 +10,14 @@ partition carries the epoch of its last change, so a router can tell a stale map
 Routers query it: ``partition_for(table, hash)``, ``partitions(table)`` (hash order),
 ``groups_of(node)``, ``epoch``. ``snapshot()`` / ``restore()`` serialize the whole state.
 
+A global secondary index is partitioned by its own key and replicated like a table: it has its
+own partitions (``PartitionInfo.index`` names it), cut and placed as its table's are, created
+with the table or by the UpdateTable that adds the index, removed with the index or the table
+(``index_partitions(table, index)``). The metadata also gives new global indexes their ids
+(never reused within a table, so a change left over for a dropped index cannot reach a new
+one) and keeps their backfill state: an index added to a table is CREATING and backfilling
+until ``index_ready`` says it has caught up; a table record sent by a client cannot undo that.
+
 This module must never do I/O, read a clock or draw randomness: ``apply`` is deterministic.
 """
 
@@ -46,6 +54,8 @@ __all__ = [
     "cmd_update_table",
     "cmd_delete_table",
     "cmd_set_replicas",
+    "cmd_index_ready",
+    "index_space",
     "cmd_move",
     "cmd_finish_move",
     "meta_voter_target",
@@ -109,6 +119,7 @@ class PartitionInfo:
     # A replica move in progress: (node leaving or None for a pure addition, node arriving).
     # The arriving node is already in ``replicas``; ``finish_move`` drops the leaving one.
     moving: tuple[str | None, str] | None = None
+    index: str = ""  # a global secondary index of ``table`` (its hash ranges are of the index key)
 
     def __post_init__(self) -> None:
         assert 0 <= self.hash_lo < self.hash_hi <= HASH_SPACE, (self.hash_lo, self.hash_hi)
@@ -127,19 +138,33 @@ class PartitionInfo:
         """The replica id ``node_id`` runs this group under (it must be one of ``replicas``)."""
         return self.voters[self.replicas.index(node_id)]
 
+    @property
+    def space(self) -> str:
+        return index_space(self.table, self.index)
+
     def to_wire(self) -> dict[str, Any]:
         # "last" (inclusive) because 2**64 does not fit a msgpack integer.
-        return {"table": self.table, "group": self.group_id, "lo": self.hash_lo, "last": self.hash_hi - 1,
-                "replicas": list(self.replicas), "epoch": self.epoch,
-                "founders": list(self.founders), "voters": list(self.voters),
-                "moving": list(self.moving) if self.moving else None}
+        out = {"table": self.table, "group": self.group_id, "lo": self.hash_lo, "last": self.hash_hi - 1,
+               "replicas": list(self.replicas), "epoch": self.epoch,
+               "founders": list(self.founders), "voters": list(self.voters),
+               "moving": list(self.moving) if self.moving else None}
+        if self.index:
+            out["index"] = self.index
+        return out
 
     @staticmethod
     def from_wire(raw: dict[str, Any]) -> PartitionInfo:
         return PartitionInfo(table=raw["table"], group_id=raw["group"], hash_lo=raw["lo"], hash_hi=raw["last"] + 1,
                              replicas=tuple(raw["replicas"]), epoch=raw["epoch"],
                              founders=tuple(raw["founders"]), voters=tuple(raw.get("voters") or ()),
-                             moving=(raw["moving"][0], raw["moving"][1]) if raw.get("moving") else None)
+                             moving=(raw["moving"][0], raw["moving"][1]) if raw.get("moving") else None,
+                             index=raw.get("index", ""))
+
+
+def index_space(table: str, index: str = "") -> str:
+    """The partition map's name for a table's partitions ("" index) or a global index's. Table
+    and index names have no "/", so the names never collide."""
+    return f"{table}/{index}" if index else table
 
 
 def _addr(raw: Any) -> Address:
@@ -183,6 +208,11 @@ def cmd_delete_table(name: str) -> dict[str, Any]:
 
 def cmd_set_replicas(group_id: str, replicas: Sequence[str]) -> dict[str, Any]:
     return {"op": "set_replicas", "group": group_id, "replicas": list(replicas)}
+
+
+def cmd_index_ready(table: str, index: str, index_id: int) -> dict[str, Any]:
+    """The backfill of global index ``index`` (id ``index_id``) has caught up: make it ACTIVE."""
+    return {"op": "index_ready", "table": table, "index": index, "index_id": index_id}
 
 
 def cmd_move(group_id: str, src: str | None, dst: str) -> dict[str, Any]:
@@ -301,18 +331,35 @@ class Metadata:
         epoch = self._bump()
         rec["table_id"] = self.next_table_id
         self.next_table_id += 1
+        # A new table has no items: its global indexes need no backfill.
+        rec["indexes"] = [dict(ix, status="ACTIVE", backfilling=False) if not ix["local"] else ix
+                          for ix in rec.get("indexes", [])]
+        rec[_NEXT_INDEX] = 1 + max((_int(ix["index_id"]) for ix in rec["indexes"]), default=0)
         self.tables[name] = rec
-        salt = table_salt(name)
+        self._place(name, "", count, n, epoch)
+        for ix in rec["indexes"]:
+            if not ix["local"]:
+                self._place(name, _str(ix["name"]), count, n, epoch)
+        return {"ok": True, "epoch": epoch, "table": rec}
+
+    def _place(self, table: str, index: str, count: int, n: int, epoch: int) -> None:
+        """Cut the table's (or its global index's) hash space into ``count`` partitions of ``n``
+        replicas each, placed on the ring."""
+        space = index_space(table, index)
+        salt = table_salt(space)
         parts = []
         for i in range(count):
             lo, hi = i * HASH_SPACE // count, (i + 1) * HASH_SPACE // count
             replicas = preference_list(self.tokens, ring_position(salt, lo), n)
-            parts.append(PartitionInfo(table=name, group_id=f"g{self.next_group}", hash_lo=lo, hash_hi=hi,
+            parts.append(PartitionInfo(table=table, group_id=f"g{self.next_group}", hash_lo=lo, hash_hi=hi,
                                        replicas=replicas, epoch=epoch,
-                                       founders=tuple(self.nodes[r].pid for r in replicas)))
+                                       founders=tuple(self.nodes[r].pid for r in replicas), index=index))
             self.next_group += 1
-        self._set_parts(name, parts)
-        return {"ok": True, "epoch": epoch, "table": rec}
+        self._set_parts(space, parts)
+
+    def _drop_space(self, space: str) -> None:
+        self._parts.pop(space, None)
+        self._los.pop(space, None)
 
     def _update_table(self, c: dict[str, Any]) -> dict[str, Any]:
         rec = dict(c["table"])
@@ -320,6 +367,31 @@ class Metadata:
         if old is None:
             return _refuse("no such table")
         rec["table_id"] = old["table_id"]
+        name = _str(rec["name"])
+        rec["indexes"], added, dropped = _merge_indexes(old, rec)
+        rec[_NEXT_INDEX] = max([old.get(_NEXT_INDEX, 1)] + [_int(ix["index_id"]) + 1 for ix in rec["indexes"]])
+        epoch = self._bump()
+        self.tables[name] = rec
+        base = self._parts.get(name, [])
+        for ix_name in dropped:
+            self._drop_space(index_space(name, ix_name))
+        for ix_name in added:
+            # As many partitions as the table, as many replicas as its first partition.
+            self._place(name, ix_name, max(1, len(base)), len(base[0].replicas) if base else REPLICATION_DEFAULT, epoch)
+        return {"ok": True, "epoch": epoch, "table": rec}
+
+    def _index_ready(self, c: dict[str, Any]) -> dict[str, Any]:
+        rec = self.tables.get(_str(c["table"]))
+        if rec is None:
+            return _refuse("no such table")
+        name, iid = _str(c["index"]), _int(c["index_id"])
+        ix = next((ix for ix in rec["indexes"] if ix["name"] == name and ix["index_id"] == iid), None)
+        if ix is None:
+            return _refuse("no such index")
+        if not ix["backfilling"]:
+            return {"ok": True, "epoch": self.epoch, "table": rec}
+        rec = dict(rec, version=_int(rec["version"]) + 1,
+                   indexes=[dict(i, status="ACTIVE", backfilling=False) if i is ix else i for i in rec["indexes"]])
         self.tables[rec["name"]] = rec
         return {"ok": True, "epoch": self._bump(), "table": rec}
 
@@ -328,8 +400,9 @@ class Metadata:
         rec = self.tables.pop(name, None)
         if rec is None:
             return _refuse("no such table")
-        self._parts.pop(name, None)
-        self._los.pop(name, None)
+        self._drop_space(name)
+        for ix in rec.get("indexes", []):
+            self._drop_space(index_space(name, ix["name"]))
         return {"ok": True, "epoch": self._bump(), "table": rec}
 
     def _set_replicas(self, c: dict[str, Any]) -> dict[str, Any]:
@@ -382,15 +455,16 @@ class Metadata:
 
     def _replace_part(self, p: PartitionInfo, **changes: Any) -> None:
         changes.setdefault("epoch", self.epoch)
-        parts = self._parts[p.table]
+        parts = self._parts[p.space]
         parts[parts.index(p)] = replace(p, **changes)
 
-    def _set_parts(self, table: str, parts: list[PartitionInfo]) -> None:
+    def _set_parts(self, space: str, parts: list[PartitionInfo]) -> None:
         parts.sort(key=lambda p: p.hash_lo)
         assert parts[0].hash_lo == 0 and parts[-1].hash_hi == HASH_SPACE
         assert all(a.hash_hi == b.hash_lo for a, b in zip(parts, parts[1:], strict=False))
-        self._parts[table] = parts
-        self._los[table] = [p.hash_lo for p in parts]
+        assert all(p.space == space for p in parts)
+        self._parts[space] = parts
+        self._los[space] = [p.hash_lo for p in parts]
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -416,6 +490,11 @@ class Metadata:
         """The partitions of ``table`` overlapping [hash_lo, hash_hi), in hash order."""
         parts = self._parts.get(table, [])
         return [p for p in parts if p.hash_lo < hash_hi and hash_lo < p.hash_hi]
+
+    def index_partitions(self, table: str, index: str, hash_lo: int = 0, hash_hi: int = HASH_SPACE) -> list[PartitionInfo]:
+        """The partitions of global index ``index`` of ``table`` overlapping [hash_lo, hash_hi)
+        (of the index key's hash), in hash order."""
+        return self.partitions(index_space(table, index), hash_lo, hash_hi)
 
     def partition_for(self, table: str, hash_value: int) -> PartitionInfo | None:
         """The partition of ``table`` holding partition-key hash ``hash_value`` (None: no table)."""
@@ -461,7 +540,7 @@ class Metadata:
         by_table: dict[str, list[PartitionInfo]] = {}
         for p in raw["parts"]:
             info_p = PartitionInfo.from_wire(p)
-            by_table.setdefault(info_p.table, []).append(info_p)
+            by_table.setdefault(info_p.space, []).append(info_p)
         for table, parts in by_table.items():
             m._set_parts(table, parts)
         m.next_table_id = raw["next_table_id"]
@@ -475,6 +554,37 @@ class Metadata:
     @staticmethod
     def restore(data: bytes) -> Metadata:
         return Metadata.from_wire(msgpack.unpackb(data, raw=False, strict_map_key=False))
+
+
+_NEXT_INDEX = "next_index_id"  # in a table record: the id the next global index added gets
+
+
+def _merge_indexes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The indexes of an updated table record, and the global indexes it adds and drops. An
+    index kept keeps its id and its backfill state (the cluster owns them; a client's copy of
+    the definition may be older); a global index added gets a fresh id and starts CREATING and
+    backfilling."""
+    before = {ix["name"]: ix for ix in old.get("indexes", [])}
+    next_id = max([_int(old.get(_NEXT_INDEX, 1))] + [_int(ix["index_id"]) + 1 for ix in before.values()])
+    out: list[dict[str, Any]] = []
+    added: list[str] = []
+    for ix in new.get("indexes", []):
+        prev = before.get(_str(ix["name"]))
+        if prev is None:
+            if ix["local"]:
+                raise ValueError("local secondary indexes cannot be added to a table")
+            ix = dict(ix, index_id=next_id, status="CREATING", backfilling=True)
+            next_id += 1
+            added.append(ix["name"])
+        elif prev["backfilling"]:
+            ix = dict(ix, index_id=prev["index_id"], status=prev["status"], backfilling=True)
+        else:
+            status = prev["status"] if ix["status"] == "CREATING" else ix["status"]
+            ix = dict(ix, index_id=prev["index_id"], status=status, backfilling=False)
+        out.append(ix)
+    kept = {ix["name"] for ix in out}
+    dropped = [name for name, ix in before.items() if name not in kept and not ix["local"]]
+    return out, added, dropped
 
 
 def _str(v: Any) -> str:
@@ -497,6 +607,7 @@ _OPS = {
     "update_table": Metadata._update_table,
     "delete_table": Metadata._delete_table,
     "set_replicas": Metadata._set_replicas,
+    "index_ready": Metadata._index_ready,
     "move": Metadata._move,
     "finish_move": Metadata._finish_move,
 }

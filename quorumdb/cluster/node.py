@@ -56,6 +56,7 @@ from quorumdb.cluster.metadata import (
     PartitionInfo,
     cmd_claim_life,
     cmd_join,
+    cmd_leave,
     meta_voter_target,
     next_voter_change,
 )
@@ -108,6 +109,7 @@ def _paxos_default() -> PaxosConfig:
 # listed in <data dir>/faults.json ({"cut": [...]}) while the file lists them.
 FAULT_INJECTION_ENV = "QUORUMDB_FAULT_INJECTION"
 FAULT_FILE = "faults.json"
+DEAD_AFTER_ENV = "QUORUMDB_DEAD_AFTER_SECONDS"  # ClusterConfig.dead_after_ms for `serve`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +125,9 @@ class ClusterConfig:
     meta_refresh_ms: int = 250
     rebalance_ms: int = 1000  # how often the meta leader plans replica moves (0: never)
     max_moves: int = 1  # replica moves in flight at once (each a snapshot transfer)
+    # A member the meta leader has not reached for this long is declared dead (it leaves, and
+    # its replicas are re-created from the survivors); 0: only the operator does it.
+    dead_after_ms: int = 600_000
     paxos: PaxosConfig = field(default_factory=_paxos_default)
     partition_factory: PartitionFactory = KVStateMachine  # (PartitionInfo, GroupHandle) -> StateMachine
 
@@ -195,6 +200,7 @@ class ClusterNode:
         self._leaving: dict[str, int] = {}  # group moved away from this node -> since when (ms)
         self._rebalancing = False
         self._last_rebalance_ms = 0
+        self._down_since: dict[str, int] = {}  # member -> when the meta leader last found it down
         self._last_fetch_ms = 0
         self._changed = asyncio.Event()
         for method, handler in (
@@ -457,7 +463,7 @@ class ClusterNode:
             top = max(commits.values(), default=0)
             leader = next((r for r, g in reps.items() if g is not None and g["role"] == "leader"), None)
             partitions.append({
-                "table": p.table, "group": p.group_id, "hash_lo": p.hash_lo, "hash_last": p.hash_hi - 1,
+                "table": p.table, "index": p.index, "group": p.group_id, "hash_lo": p.hash_lo, "hash_last": p.hash_hi - 1,
                 "replicas": list(p.replicas), "leader": leader, "epoch": p.epoch, "commit": top,
                 "voters": (reps.get(leader) or {}).get("voter_ids", []) if leader is not None else [],
                 "moving": None if p.moving is None else {
@@ -759,6 +765,7 @@ class ClusterNode:
         replica moves (``cluster.rebalance``)."""
         try:
             status = await self.cluster_status()
+            await self._declare_dead(status)
             observed = {p["group"]: Observed(voters=frozenset(p["voters"]), lag=p["lag"])
                         for p in status["partitions"] if p["leader"] is not None}
             for cmd in next_moves(self.metadata, observed, max_moves=self.config.max_moves):
@@ -768,6 +775,21 @@ class ClusterNode:
             log.info("%s: rebalancing paused (%s)", self.node_id, exc.reason)
         finally:
             self._rebalancing = False
+
+    async def _declare_dead(self, status: dict[str, Any]) -> None:
+        """A member down for ``dead_after_ms`` leaves the cluster (``cmd_leave``), so the
+        planner re-creates its replicas on the others; it may come back only as a new life."""
+        now = monotonic_ms()
+        for n in status["nodes"]:
+            if n["up"] or n["state"] != "active":
+                self._down_since.pop(n["node"], None)
+                continue
+            since = self._down_since.setdefault(n["node"], now)
+            if self.config.dead_after_ms > 0 and now - since >= self.config.dead_after_ms:
+                result = await self.meta_propose(cmd_leave(n["node"]), timeout_s=5.0)
+                log.warning("%s: %s down for %d s: declared dead (%s)", self.node_id, n["node"],
+                            (now - since) // 1000, result)
+                self._down_since.pop(n["node"], None)
 
     def _is_meta_voter(self) -> bool:
         m = self.meta.replica.membership

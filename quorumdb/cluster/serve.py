@@ -2,7 +2,8 @@
 
 ``quorumdb serve --node-id ...`` lands here. The HTTP server answers DynamoDB requests through
 ``make_dataplane(node)``, ``GET /cluster/status`` with the cluster's status as JSON (every
-member asked, see ``ClusterNode.cluster_status``) and ``POST /cluster/leave?node=N&token=T``
+member asked, see ``ClusterNode.cluster_status``), ``GET /cluster/indexes`` with this node's
+global-index outboxes and ``POST /cluster/leave?node=N&token=T``
 (an operator removing node N: its replicas move to the other nodes first; T is
 ``launcher.admin_token`` of the cluster secret). Prints one ``QuorumDB node ... listening``
 line once both the peer and the HTTP ports listen; stops cleanly on SIGINT/SIGTERM.
@@ -34,11 +35,12 @@ from quorumdb.cluster.rpc import RpcError
 from quorumdb.cluster.wiring import MAX_HOPS, hops, make_dataplane
 from quorumdb.errors import InternalServerError
 
-__all__ = ["serve_node", "run_node", "STATUS_PATH"]
+__all__ = ["serve_node", "run_node", "STATUS_PATH", "INDEXES_PATH"]
 
 log = logging.getLogger(__name__)
 
 STATUS_PATH = b"/cluster/status"
+INDEXES_PATH = b"/cluster/indexes"  # this node's global-index outboxes (``IndexWork.status``)
 LEAVE_PATH = b"/cluster/leave"
 FORWARD_WAIT_S = 10.0  # how long a request may wait for its partition's leader to settle
 RETRY_PAUSE_S = 0.2
@@ -89,8 +91,12 @@ async def serve_node(
             return 503, orjson.dumps({"error": f"the metadata group did not answer ({exc.reason})"})
         return (200 if result.get("ok") else 409), orjson.dumps(result)
 
+    async def indexes(target: bytes) -> tuple[int, bytes]:
+        return 200, orjson.dumps(db.indexes.status())
+
     server.routes[STATUS_PATH] = status
     server.routes[LEAVE_PATH] = leave
+    server.routes[INDEXES_PATH] = indexes
     try:
         await server.start(host, config.api_address[1])
         stop = stop or asyncio.Event()

@@ -71,6 +71,7 @@ from quorumdb.errors import (
     DuplicateItemError,
     DynamoError,
     ItemCollectionSizeLimitExceededError,
+    ProvisionedThroughputExceededError,
     TransactionConflictError,
 )
 from quorumdb.model.keys import encode_primary_key
@@ -207,6 +208,8 @@ class _Evaluator:
             return Evaluation.failed(ReasonCode.ITEM_COLLECTION_SIZE_LIMIT_EXCEEDED, e.message)
         except TransactionConflictError as e:
             return Evaluation.failed(ReasonCode.TRANSACTION_CONFLICT, e.message)
+        except ProvisionedThroughputExceededError as e:  # e.g. a global index's backlog is full
+            return Evaluation.failed(ReasonCode.PROVISIONED_THROUGHPUT_EXCEEDED, e.message)
         except DynamoError as e:
             return Evaluation.failed(ReasonCode.VALIDATION_ERROR, e.message)
         return Evaluation.passed([key, new, res.old_size, res.new_size, res.index_writes,

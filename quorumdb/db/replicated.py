@@ -33,7 +33,7 @@ from quorumdb.model.schema import TableDef
 from quorumdb.storage.engine import Engine, StorageFullError
 from quorumdb.storage.prefixed import OverlayTxn
 
-from .records import CATALOG_VERSION, dumps, pack_u64, table_def_key, unpack_u64
+from .records import CATALOG_VERSION, dumps, loads, pack_u64, table_def_key, unpack_u64
 from .writer import WriteBatch, WriterState
 
 __all__ = ["Command", "PartitionStore", "Outcome", "decode_command", "snapshot_index", "APPLIED_KEY", "LAST_KEY"]
@@ -242,9 +242,16 @@ def snapshot_index(blob: bytes) -> int:
 
 
 def _define(txn: OverlayTxn, table: TableDef) -> None:
-    """Write ``table`` into the partition's catalog if it is not there in this version."""
+    """Write ``table`` into the partition's catalog if it is not there in this version. Never
+    an older version of the same table: a router with a stale map must not take a change back
+    (e.g. a global index added meanwhile, whose entries writes must maintain from then on)."""
     key = table_def_key(table.name)
     rec = dumps(table.to_record())
-    if txn.get(key) != rec:
+    cur = txn.get(key)
+    if cur is not None and cur != rec:
+        stored = loads(cur)
+        if stored.get("table_id") == table.table_id and int(stored.get("version", 0)) > table.version:
+            return
+    if cur != rec:
         txn.put(key, rec)
         txn.put(CATALOG_VERSION, pack_u64(unpack_u64(txn.get(CATALOG_VERSION)) + 1))

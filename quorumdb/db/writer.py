@@ -108,6 +108,7 @@ __all__ = [
     "purge_tokens",
     "purge_streams",
     "claim_ttl_pass",
+    "GlobalIndexSink",
 ]
 
 RESOURCE_NOT_FOUND = "Requested resource not found"
@@ -144,6 +145,10 @@ class CatalogView:
         )
 
 
+# (staged writes, table, old item, old record, new item, new record) -> entry bytes per GSI name
+GlobalIndexSink = Callable[["Staged", TableDef, Item | None, bytes | None, Item | None, bytes | None], dict[str, int]]
+
+
 class WriterState:
     """What the writer keeps between batches (its cached catalog view) and its settings."""
 
@@ -154,8 +159,13 @@ class WriterState:
         clock: Callable[[], float] | None = None,
         token_window_s: float = TOKEN_WINDOW_S,
         stream_settings: streams.StreamSettings | None = None,
+        global_index_sink: GlobalIndexSink | None = None,
     ) -> None:
         self.catalog: CatalogView | None = None
+        # None: global secondary index entries are written here, with their item (a single
+        # node). Set (a cluster's base partition): GSI entries live elsewhere; each item write
+        # hands its change to the sink instead (``db.gsi.stage_changes``).
+        self.global_index_sink = global_index_sink
         self.collection_limit = collection_limit
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.token_window_s = token_window_s
@@ -532,7 +542,8 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
                 raise InternalServerError("a mutation changed the item's key")
         new_size = item_size(new)
         new_rec = make_record(new, new_size)
-    changes = _index_changes(t, st, old, old_rec, new, new_rec) if t.indexes else None
+    sink = batch.state.global_index_sink
+    changes = _index_changes(t, st, old, old_rec, new, new_rec, sink is None) if t.indexes else None
     collection: int | None = None
     if ckey is not None:
         # Everything is computed before anything is staged: a refused write stages nothing.
@@ -568,6 +579,8 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
     dcount = (new_rec is not None) - (old_rec is not None)
     st.count(counter_key(t.table_id, None), dcount, new_size - old_size)
     index_writes = None if changes is None else _apply_index_changes(t, st, changes)
+    if sink is not None and changes is not None:
+        index_writes = {**(index_writes or {}), **sink(st, t, old, old_rec, new, new_rec)}
     return WriteResult(
         old=old,
         new=new,
@@ -588,10 +601,14 @@ def _index_changes(
     old_rec: bytes | None,
     new: Item | None,
     new_rec: bytes | None,
+    with_global: bool = True,
 ) -> list[tuple[IndexDef, _Entry | None, _Entry | None]]:
-    """Per index whose entry changes: (index, entry to remove, entry to write)."""
+    """Per index whose entry changes: (index, entry to remove, entry to write); only the local
+    indexes unless ``with_global``."""
     out: list[tuple[IndexDef, _Entry | None, _Entry | None]] = []
     for ix in t.indexes:
+        if not (with_global or ix.local):
+            continue
         oe = index_entry(t, ix, old, old_rec)
         ne = index_entry(t, ix, new, new_rec)
         if oe is None and ne is None:

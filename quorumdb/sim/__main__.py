@@ -13,30 +13,16 @@ a checker catches (exit status 1 if one is never caught).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
-import traceback
 
 from quorumdb.sim.mutants import MUTANTS, first_catch, mutant
-from quorumdb.sim.world import SimConfig, run
+from quorumdb.sim.runner import settings_parser, sweep
+from quorumdb.sim.world import SimConfig, SimReport, run
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m quorumdb.sim", description=__doc__.splitlines()[0])
-    defaults = SimConfig(seed=0)
-    for f in dataclasses.fields(SimConfig):
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            p.add_argument(flag, type=type(default), default=default)
-    p.add_argument("--seeds", type=int, default=1, help="sweep this many consecutive seeds")
-    p.add_argument("--quiet", action="store_true", help="one line per seed")
-    p.add_argument("--catalogue", action="store_true",
-                   help="first catching seed of every mutant (or of --mutant) within --seeds")
-    return p
+    return settings_parser("python -m quorumdb.sim", __doc__ or "", SimConfig)
 
 
 def catalogue(name: str, seeds: int) -> int:
@@ -67,35 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     mutant(args["mutant"])  # an unknown name fails here, before any run
     base = SimConfig(**args)
     print("settings: " + " ".join(f"{k}={v}" for k, v in base.settings().items()), flush=True)
-    failed: list[int] = []
     totals = {"ops": 0, "commits": 0, "virtual_ms": 0.0}
     started = time.perf_counter()
-    for seed in range(base.seed, base.seed + seeds):
-        cfg = dataclasses.replace(base, seed=seed)
-        t0 = time.perf_counter()
-        try:
-            report = run(cfg)
-        except Exception:
-            failed.append(seed)
-            print(f"seed={seed} ERROR (rerun: python -m quorumdb.sim --seed {seed} ...)", flush=True)
-            traceback.print_exc()
-            continue
-        elapsed = time.perf_counter() - t0
+
+    def count(report: SimReport) -> None:
         totals["ops"] += report.ops
         totals["commits"] += report.commits
         totals["virtual_ms"] += report.virtual_ms
-        if not report.ok:
-            failed.append(seed)
-        if quiet or seeds > 1:
-            print(f"seed={seed} {'PASS' if report.ok else 'FAIL'} ops={report.ops} commits={report.commits} "
-                  f"faults={sum(v for k, v in report.faults.items() if k in ('crash', 'pause', 'partition', 'power_loss'))} "
-                  f"trace={report.trace_hash} wall={elapsed:.2f}s", flush=True)
-            if not report.ok:
-                print(report.summary(), flush=True)
-        else:
-            print(f"seed: {seed}")
-            print(report.summary())
-            print(f"wall time: {elapsed:.2f}s, commits per wall second: {report.commits / max(elapsed, 1e-9):.0f}")
+
+    def line(seed: int, report: SimReport, elapsed: float) -> str:
+        faults = sum(v for k, v in report.faults.items() if k in ("crash", "pause", "partition", "power_loss"))
+        return (f"seed={seed} {'PASS' if report.ok else 'FAIL'} ops={report.ops} commits={report.commits} "
+                f"faults={faults} trace={report.trace_hash} wall={elapsed:.2f}s")
+
+    failed = sweep(base, seeds, run=run, prog="python -m quorumdb.sim", quiet=quiet, line=line, on_report=count,
+                   footer=lambda r, elapsed: f"wall time: {elapsed:.2f}s, commits per wall second: "
+                                             f"{r.commits / max(elapsed, 1e-9):.0f}")
     wall = time.perf_counter() - started
     if seeds > 1:
         print(f"seeds={seeds} failed={len(failed)} ops={totals['ops']} commits={totals['commits']} "

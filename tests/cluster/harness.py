@@ -163,8 +163,9 @@ class LocalCluster:
                   60, f"leaders for every partition of {name}")
 
     @staticmethod
-    def partitions(st: dict[str, Any], table: str) -> list[dict[str, Any]]:
-        return [p for p in st.get("partitions", []) if p.get("table") == table]
+    def partitions(st: dict[str, Any], table: str, index: str = "") -> list[dict[str, Any]]:
+        """The partitions of ``table`` (or of its global index ``index``) in a status."""
+        return [p for p in st.get("partitions", []) if p.get("table") == table and p.get("index", "") == index]
 
     def leader_of_key(self, table: str, key: str, timeout_s: float = 30) -> str:
         """The node leading the partition of ``key`` (waiting out an election in progress)."""

@@ -74,3 +74,34 @@ def test_grow_to_five_and_shrink_back_to_three_under_load(tmp_path: Path) -> Non
     assert lost == []
     assert ledger.failed_5xx == 0, ledger.errors_5xx[:5]
     assert len(ledger.acked) > 0
+
+
+def test_a_node_down_too_long_is_declared_dead_and_its_replicas_are_recreated(tmp_path: Path) -> None:
+    """kill -9 of a node that holds replicas, for good: after the configured time the meta
+    leader declares it dead and the planner re-creates its replicas on the other nodes from the
+    surviving ones (add by membership change + snapshot, then remove the dead replica)."""
+    cluster = LocalCluster(tmp_path / "cluster", nodes=4, env={"QUORUMDB_DEAD_AFTER_SECONDS": "3"})
+    cluster.start_all()
+    try:
+        cluster.create_table("reg")
+        st = cluster.status()
+        held = {n["node"]: n["partitions"] for n in st["nodes"]}
+        victim = max((n for n in held if n != st["meta"]["leader"]), key=lambda n: held[n])
+        assert held[victim] > 0
+        ledger = Ledger(cluster.endpoints, "reg", writers=2, retries=True)
+        ledger.start()
+        time.sleep(1.0)
+        cluster.kill9(victim)
+        t0 = time.monotonic()
+        rest = [s.node_id for s in cluster.specs if s.node_id != victim]
+        st = cluster.wait(lambda s: _settled(s, rest, "reg"), 120, f"{victim}'s replicas re-created")
+        took = time.monotonic() - t0
+        assert {n["node"]: n["state"] for n in st["nodes"]}[victim] == "left"
+        time.sleep(1.0)
+        ledger.stop()
+        lost = ledger.missing(cluster.endpoint(rest[0]))
+    finally:
+        cluster.stop_all()
+    print(f"\ndead node: {victim} (held {held[victim]} replicas) re-created elsewhere {took:.1f} s after kill -9 "
+          f"(declared dead after 3 s); {len(ledger.acked)} acknowledged writes, lost {len(lost)}")
+    assert lost == []

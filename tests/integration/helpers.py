@@ -21,10 +21,10 @@ import time
 import urllib.parse
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -42,7 +42,7 @@ STOP_TIMEOUT_S = 15.0
 
 CLUSTER_ENV = "QUORUMDB_TEST_CLUSTER"  # run the suite against a local cluster of N nodes
 CLUSTER_NODE_RE = re.compile(r"^\s+(n\d+)\s+(http://\S+)")
-# What a cluster answers for what it does not do yet (GSIs, Streams, backups):
+# What a cluster answers for what it does not do yet (Streams, backups, ...):
 # a test that meets it is reported as skipped, with the answer as the reason.
 CLUSTER_REFUSAL = "not supported by this QuorumDB cluster yet"
 
@@ -438,3 +438,33 @@ def collect_pages(call: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], list[
             return items, pages
         args["ExclusiveStartKey"] = lek
     raise AssertionError("pagination did not end")
+
+
+# How long a test waits for a global secondary index to reflect the writes it made.
+GSI_SETTLE_S = 30.0
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], timeout_s: float = GSI_SETTLE_S) -> T:
+    """``check()`` (which asserts), run again until it passes or ``timeout_s`` is over (then its
+    last AssertionError is raised). Global secondary indexes are eventually consistent, in
+    DynamoDB and in a QuorumDB cluster: a write reaches them shortly after it is acknowledged,
+    not with it, so a test reading an index right after writing waits for it to settle."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def index_settled(client: Any, table: str, index: str, count: int, timeout_s: float = GSI_SETTLE_S) -> None:
+    """Wait until a Scan of global secondary index ``index`` finds ``count`` entries."""
+
+    def check() -> None:
+        items, _ = collect_pages(client.scan, TableName=table, IndexName=index)
+        assert len(items) == count, f"{index} of {table}: {len(items)} entries, expected {count}"
+
+    eventually(check, timeout_s)

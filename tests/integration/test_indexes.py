@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import collect_pages, expect_error, wait_active
+from tests.integration.helpers import (
+    collect_pages,
+    eventually,
+    expect_error,
+    index_settled,
+    wait_active,
+)
 
 ATTRS = [
     {"AttributeName": "pk", "AttributeType": "S"},
@@ -73,7 +79,13 @@ def test_describe_table_index_descriptions(ddb: Any, make_table: Any) -> None:
     table = indexed_table(make_table)
     put(ddb, table, "a", 1, lsk="x", gpk="g1", gsk=5, color="red")
     put(ddb, table, "a", 2, lsk="y", color="blue")  # sparse for every GSI
-    desc = ddb.describe_table(TableName=table)["Table"]
+
+    def check() -> dict[str, Any]:
+        desc: dict[str, Any] = ddb.describe_table(TableName=table)["Table"]
+        assert all(ix["ItemCount"] == 1 for ix in desc["GlobalSecondaryIndexes"]), desc["GlobalSecondaryIndexes"]
+        return desc
+
+    desc = eventually(check)  # global indexes are eventually consistent
     lsis = {ix["IndexName"]: ix for ix in desc["LocalSecondaryIndexes"]}
     gsis = {ix["IndexName"]: ix for ix in desc["GlobalSecondaryIndexes"]}
     assert set(lsis) == {"by_lsk"}
@@ -99,6 +111,8 @@ def test_gsi_query_order_and_projections(ddb: Any, make_table: Any) -> None:
     table = indexed_table(make_table)
     for i in range(10):
         put(ddb, table, f"p{i}", i, lsk=f"l{i}", gpk="g", gsk=100 - i, color=f"c{i}", size=i)
+    for ix in ("g_all", "g_keys", "g_incl"):
+        index_settled(ddb, table, ix, 10)
     out = ddb.query(
         TableName=table,
         IndexName="g_all",
@@ -195,6 +209,8 @@ def test_index_pagination_carries_index_and_table_key(ddb: Any, make_table: Any)
     # Many items share one GSI key value: the table key must break ties.
     for i in range(25):
         put(ddb, table, f"p{i % 7}", i, gpk="hot", gsk=i % 3)
+    index_settled(ddb, table, "g_all", 25)
+    index_settled(ddb, table, "g_keys", 25)
     items, pages = collect_pages(
         ddb.query,
         TableName=table,
@@ -217,7 +233,7 @@ def test_sparse_index_and_moves(ddb: Any, make_table: Any) -> None:
     table = indexed_table(make_table)
     put(ddb, table, "a", 1, gpk="g1", gsk=1)
     put(ddb, table, "b", 1, color="none")  # not indexed
-    assert ddb.scan(TableName=table, IndexName="g_all")["Count"] == 1
+    index_settled(ddb, table, "g_all", 1)
     # Move the item to another GSI key: the old entry disappears.
     ddb.update_item(
         TableName=table,
@@ -225,24 +241,26 @@ def test_sparse_index_and_moves(ddb: Any, make_table: Any) -> None:
         UpdateExpression="SET gpk = :n",
         ExpressionAttributeValues={":n": {"S": "g2"}},
     )
-    q = lambda v: ddb.query(  # noqa: E731
+    q = lambda v, ix="g_all": ddb.query(  # noqa: E731
         TableName=table,
-        IndexName="g_all",
+        IndexName=ix,
         KeyConditionExpression="gpk = :g",
         ExpressionAttributeValues={":g": {"S": v}},
     )["Count"]
-    assert (q("g1"), q("g2")) == (0, 1)
+
+    def moved() -> None:
+        assert (q("g1"), q("g2")) == (0, 1)
+
+    eventually(moved)  # global indexes are eventually consistent
     # Removing the index key attribute takes it out of the index.
     ddb.update_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"N": "1"}}, UpdateExpression="REMOVE gsk")
-    assert q("g2") == 0
-    assert ddb.query(
-        TableName=table,
-        IndexName="g_keys",
-        KeyConditionExpression="gpk = :g",
-        ExpressionAttributeValues={":g": {"S": "g2"}},
-    )["Count"] == 1
+
+    def removed() -> None:
+        assert (q("g2"), q("g2", "g_keys")) == (0, 1)
+
+    eventually(removed)
     ddb.delete_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"N": "1"}})
-    assert ddb.scan(TableName=table, IndexName="g_keys")["Count"] == 0
+    index_settled(ddb, table, "g_keys", 0)
 
 
 def test_index_key_type_validated_on_write(ddb: Any, make_table: Any) -> None:
@@ -423,15 +441,19 @@ def test_update_table_creates_and_deletes_gsi_with_backfill(ddb: Any, make_table
     assert written, "writers made no progress during the backfill"
     table_items, _ = collect_pages(ddb.scan, TableName=table, ConsistentRead=True)
     expected = {(it["pk"]["S"], it["sk"]["N"]) for it in table_items if "cat" in it}
-    index_items, _ = collect_pages(ddb.scan, TableName=table, IndexName="by_cat")
-    got = [(it["pk"]["S"], it["sk"]["N"]) for it in index_items]
-    assert len(got) == len(set(got)), "an item is in the index twice"
-    assert set(got) == expected
     by_key = {(it["pk"]["S"], it["sk"]["N"]): it for it in table_items}
-    for it in index_items:
-        assert it == by_key[(it["pk"]["S"], it["sk"]["N"])]
-    desc = wait_active(ddb, table)
-    assert desc["GlobalSecondaryIndexes"][0]["ItemCount"] == len(expected)
+
+    def index_equals_table() -> None:  # the writes made after the backfill settle eventually
+        index_items, _ = collect_pages(ddb.scan, TableName=table, IndexName="by_cat")
+        got = [(it["pk"]["S"], it["sk"]["N"]) for it in index_items]
+        assert len(got) == len(set(got)), "an item is in the index twice"
+        assert set(got) == expected
+        for it in index_items:
+            assert it == by_key[(it["pk"]["S"], it["sk"]["N"])]
+        desc = wait_active(ddb, table)
+        assert desc["GlobalSecondaryIndexes"][0]["ItemCount"] == len(expected)
+
+    eventually(index_equals_table)
     # Delete the index.
     ddb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "by_cat"}}])
     deadline = time.monotonic() + 30
@@ -478,6 +500,7 @@ def test_gsi_on_hash_only_table(ddb: Any, make_table: Any, projection: str) -> N
     )
     for i in range(5):
         ddb.put_item(TableName=table, Item={"id": {"N": str(i)}, "email": {"S": f"u{i}@x"}, "name": {"S": f"n{i}"}})
+    index_settled(ddb, table, "by_email", 5)
     out = ddb.query(
         TableName=table,
         IndexName="by_email",

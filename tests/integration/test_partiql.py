@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import TableFactory, aws_cli, expect_error
+from tests.integration.helpers import TableFactory, aws_cli, expect_error, index_settled
 
 MISSING_KEY = "Where clause does not contain a mandatory equality on all key attributes"
 PARAM_MISMATCH = "Number of parameters in request and statement doesn't match."
@@ -110,6 +110,7 @@ def test_select_on_index_and_consistent_read(ddb: Any, make_table: TableFactory)
     )
     for pk, city in (("a", "Oslo"), ("b", "Rome"), ("c", "Oslo")):
         run(ddb, f"INSERT INTO \"{t}\" VALUE {{'pk': ?, 'city': ?}}", {"S": pk}, {"S": city})
+    index_settled(ddb, t, "byCity", 3)  # global indexes are eventually consistent
     got = run(ddb, f'SELECT pk FROM "{t}"."byCity" WHERE city = \'Oslo\'')["Items"]
     assert sorted(i["pk"]["S"] for i in got) == ["a", "c"]
     paged, pages = select_all(ddb, f'SELECT pk FROM "{t}"."byCity" WHERE city = \'Oslo\'', Limit=1)

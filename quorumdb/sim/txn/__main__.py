@@ -15,31 +15,16 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import sys
 import time
-import traceback
 
+from quorumdb.sim.runner import settings_parser, sweep
 from quorumdb.sim.txn.mutants import TXN_MUTANTS, first_catch, txn_mutant
 from quorumdb.sim.txn.world import TxnSimConfig, TxnSimReport, run
 
 
 def _parser() -> argparse.ArgumentParser:
-    doc = __doc__ or ""
-    p = argparse.ArgumentParser(prog="python -m quorumdb.sim.txn", description=doc.splitlines()[0])
-    defaults = TxnSimConfig(seed=0)
-    for f in dataclasses.fields(TxnSimConfig):
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            p.add_argument(flag, type=type(default), default=default)
-    p.add_argument("--seeds", type=int, default=1, help="sweep this many consecutive seeds")
-    p.add_argument("--quiet", action="store_true", help="one line per seed")
-    p.add_argument("--catalogue", action="store_true",
-                   help="first catching seed of every mutant (or of --mutant) within --seeds")
-    return p
+    return settings_parser("python -m quorumdb.sim.txn", __doc__ or "", TxnSimConfig)
 
 
 def catalogue(name: str, seeds: int) -> int:
@@ -75,37 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     txn_mutant(args["mutant"])  # an unknown name fails here, before any run
     base = TxnSimConfig(**args)
     print("settings: " + " ".join(f"{k}={v}" for k, v in base.settings().items()), flush=True)
-    failed: list[int] = []
     totals: collections.Counter[str] = collections.Counter()
     started = time.perf_counter()
-    for seed in range(base.seed, base.seed + seeds):
-        cfg = dataclasses.replace(base, seed=seed)
-        t0 = time.perf_counter()
-        try:
-            report = run(cfg)
-        except Exception:
-            failed.append(seed)
-            print(f"seed={seed} ERROR (rerun: python -m quorumdb.sim.txn --seed {seed} ...)",
-                  flush=True)
-            traceback.print_exc()
-            continue
-        wall = time.perf_counter() - t0
+
+    def count(report: TxnSimReport) -> None:
         totals.update(committed=report.committed, cancelled=report.cancelled,
                       conflicts=report.conflicts, reads_checked=report.reads_checked,
                       faults=report.faults_injected, steps=report.steps)
         totals.update({f"fault:{k}": v for k, v in report.faults.items()})
         totals.update({f"stat:{k}": v for k, v in report.stats.items()})
         totals.update({f"net:{k}": v for k, v in report.network.items()})
-        if not report.ok:
-            failed.append(seed)
-        if quiet or seeds > 1:
-            print(_line(seed, report, wall), flush=True)
-            if not report.ok:
-                print(report.summary(), flush=True)
-        else:
-            print(f"seed: {seed}")
-            print(report.summary())
-            print(f"wall time: {wall:.2f}s")
+
+    failed = sweep(base, seeds, run=run, prog="python -m quorumdb.sim.txn", quiet=quiet, line=_line,
+                   on_report=count)
     if seeds > 1:
         wall = time.perf_counter() - started
         print(f"seeds={seeds} failed={len(failed)} committed={totals['committed']} "
