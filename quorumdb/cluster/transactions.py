@@ -26,8 +26,11 @@ partitions and tables, run by the sans-I/O cores of ``quorumdb.core.txn``:
   before it completed) and forgets completed records after ``ledger_retention_ms``.
 * A transaction without a ClientRequestToken whose items all live in one partition keeps the
   single-partition path (one atomic job on the leader): it meets prepared items through the
-  partition's item guard (TransactionConflict), so it stays serializable with the others. Every
-  TransactGetItems uses the two-phase read of the core (a read of one partition is one round).
+  partition's item guard (TransactionConflict), so it stays serializable with the others. (The
+  AWS SDKs fill in a token for every TransactWriteItems, so with them every transaction takes
+  the core's path: a token must be checked where every token lives, the ledger.) Every
+  TransactGetItems uses the two-phase read of the core (a read of one partition is one round),
+  so that it never returns an item a prepared transaction holds.
 
 Capacity stays the API handlers': the participants report the sizes of each action with their
 vote (outside the core's messages), which become the ``WriteResult``s the handlers count double.
@@ -98,7 +101,7 @@ LEDGER = "ledger"  # the ledger's address in the cores' messages
 # Timeouts for real processes: a Paxos round with fsync on a loaded machine takes milliseconds
 # to tens of them, and a leader election about a second.
 TXN_CONFIG = TxnConfig(retransmit_ms=250, prepare_timeout_ms=3000, no_vote_wait_ms=300, recovery_after_ms=5000,
-                       recovery_retry_ms=2000, read_attempts_max=4, read_retry_ms=50,
+                       recovery_retry_ms=2000, read_attempts_max=8, read_retry_ms=20,
                        read_timeout_ms=5000, ledger_stale_ms=10_000)
 _TICK_S = 0.02
 _SWEEP_S = 0.5
