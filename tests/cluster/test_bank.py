@@ -81,6 +81,9 @@ def _mover(seed: int, endpoints: list[str], stop: threading.Event, figs: Figures
     clients = [client_for(e, timeout_s=10) for e in endpoints]
     with_token = seed % 2 == 0
     while not stop.is_set():
+        # A pause between transfers: a read of every account needs a moment when none is held by
+        # a transaction in progress (else it is cancelled with TransactionConflict, as DynamoDB's is).
+        time.sleep(rng.uniform(0, 0.4))
         a, b = rng.sample(ACCOUNTS, 2)
         request: dict[str, Any] = {"TransactItems": _transfer_items(a, b, rng.randint(1, 300))}
         if with_token:
