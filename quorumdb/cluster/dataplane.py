@@ -87,6 +87,7 @@ _NO_STREAMS = "DynamoDB Streams are not supported by this QuorumDB cluster yet"
 _NO_BACKUPS = "Backups and point-in-time recovery are not supported by this QuorumDB cluster yet"
 _MAX_SKIPS = 8  # a batch evaluated on a state that did not commit is evaluated again
 _LEADER_WAIT_S = 10.0  # how long a request waits for a partition to elect a leader
+_SETTLED_S = 1.0  # how long counters read from the leaders are preferred to the local ones
 
 
 class NotLeaderError(Exception):
@@ -394,6 +395,8 @@ class ClusterDataPlane:
         self.leader_wait_s = leader_wait_s
         self._defs: dict[str, tuple[int, TableDef]] = {}
         self._stats: dict[tuple[str, int | None], tuple[int, int]] = {}
+        # Counters just read from partition leaders (settle_stats): (items, bytes, when).
+        self._settled: dict[tuple[str, int | None], tuple[int, int, float]] = {}
         self._stats_task: asyncio.Task[None] | None = None
         self._ttl_task: asyncio.Task[None] | None = None
         self.ttl_interval_s = ttl_interval_s
@@ -460,12 +463,35 @@ class ClusterDataPlane:
 
     def _sum_stats(self, table: TableDef, index_id: int | None) -> tuple[int, int]:
         n = b = 0
+        now = self._clock()
         for p in self._stats_partitions(table, index_id):
             r = self.host.replica(p.group_id)
-            c = r.counters(table, index_id) if r is not None else self._stats.get((p.group_id, index_id), (0, 0))
+            settled = self._settled.get((p.group_id, index_id))
+            if settled is not None and now - settled[2] < _SETTLED_S:
+                c = settled[0], settled[1]
+            else:
+                c = r.counters(table, index_id) if r is not None else self._stats.get((p.group_id, index_id), (0, 0))
             n += c[0]
             b += c[1]
         return n, b
+
+    async def settle_stats(self, table: TableDef) -> None:
+        """The table's counters (and its local indexes') from each partition's leader, which
+        has applied every acknowledged write (a replica here may be a heartbeat behind)."""
+        ids: list[int | None] = [None, *(ix.index_id for ix in table.local_indexes)]
+        for p in self.host.partitions(table.name):
+            try:
+                leader = await self._leader_of(p)
+                local = self.host.replica(p.group_id)
+                if leader == self.host.node_id and local is not None:
+                    await local.handle.lease_read()
+                    got: list[Any] = [local.counters(table, iid) for iid in ids]
+                else:
+                    got = await self.host.call(leader, "dp.stats", {"g": p.group_id, "t": table.name, "i": ids})
+            except Exception:  # noqa: BLE001 - the counters stay as this node knows them
+                continue
+            for iid, c in zip(ids, got, strict=True):
+                self._settled[(p.group_id, iid)] = (c[0], c[1], self._clock())
 
     async def refresh_stats(self) -> None:
         """Fetch the counters of the partitions this node does not host (DynamoDB refreshes

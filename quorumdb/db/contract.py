@@ -197,6 +197,11 @@ class DataPlane(Protocol):
         """(ItemCount, TableSizeBytes), maintained on write."""
         ...
 
+    async def settle_stats(self, table: TableDef) -> None:
+        """Make ``table_stats``/``index_stats`` of ``table`` count every write acknowledged
+        before the call (a data plane whose counters may lag refreshes them)."""
+        ...
+
     def index_stats(self, table: TableDef, index: IndexDef) -> tuple[int, int]:
         """(ItemCount, IndexSizeBytes) of one index."""
         ...

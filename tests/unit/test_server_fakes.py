@@ -67,6 +67,9 @@ class CatalogDataPlane:
     async def delete_table(self, name: str) -> TableDef:
         return self.tables.pop(name)
 
+    async def settle_stats(self, table: TableDef) -> None:
+        return None
+
     def table_stats(self, table: TableDef) -> tuple[int, int]:
         return (0, 0)
 

@@ -608,6 +608,7 @@ async def delete_table(ctx: RequestContext, req: dict[str, Any]) -> dict[str, An
         raise ValidationError(
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
         )
+    await ctx.db.settle_stats(table)  # the answer counts every write acknowledged before it
     out = _deleted_description(ctx, table)
     until = status_deadline(now)
     try:
