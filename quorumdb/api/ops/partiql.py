@@ -598,7 +598,15 @@ async def execute_transaction(ctx: RequestContext, req: dict[str, Any]) -> dict[
         plans.append(plan)
     if total_bytes > TRANSACT_BYTES_MAX:
         raise ValidationError(_TRANSACTION_TOO_BIG)
-    ops = [p.op for p in plans]
+    # Each statement travels as a recipe: a cluster rebuilds it on the leader of its partition.
+    ops = [
+        dataclasses.replace(
+            p.op, action=p.kind,
+            recipe=(_RECIPE, [spec["Statement"], spec.get("Parameters") or [],
+                              spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"]),
+        )
+        for spec, p in zip(specs, plans, strict=True)
+    ]
     token: str | None = req.get("ClientRequestToken")
     if token is None:
         results = await ctx.db.transact_write(ops)
