@@ -42,7 +42,7 @@ from quorumdb.db import recipes
 from quorumdb.db.contract import StoredItem, WriteOp, WriteResult
 from quorumdb.errors import ConditionalCheckFailedError, ValidationError
 from quorumdb.model.keys import extract_key
-from quorumdb.model.schema import TableDef
+from quorumdb.model.schema import TableDef, table_name_of
 from quorumdb.model.size import item_size
 from quorumdb.model.types import Item, Key
 from quorumdb.model.values import validate_item
@@ -172,7 +172,7 @@ _RECIPE = "transact"
 def _rebuild(table: TableDef, action: Any) -> tuple[Key, Any]:
     """A TransactWriteItems action rebuilt from its request JSON (``quorumdb.db.recipes``)."""
     p = _plan_action(action)
-    if p.spec.get("TableName") != table.name:
+    if table_name_of(str(p.spec.get("TableName"))) != table.name:  # a name or the table's ARN
         raise ValidationError("A write recipe names another table")
     return _mutation(table, p)
 
