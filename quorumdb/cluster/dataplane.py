@@ -23,8 +23,9 @@ replicas of some partitions (``ClusterHost``, provided by the node runtime):
   index change in an outbox with the item, and their leaders propagate it to the index
   partitions in the background (``db.gsi`` for the data, ``cluster.indexes`` for the driver).
 
-Transactions that span partitions belong to the next stage of the cluster: until then they are
-refused with a ValidationException, never written partially.
+Transactions: this class runs a transaction confined to one partition atomically on its
+leader (and refuses any other); ``cluster.transactions`` subclasses it with the transaction
+protocol (``core.txn``) for transactions on any set of partitions and tables.
 """
 
 from __future__ import annotations

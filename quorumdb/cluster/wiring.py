@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from quorumdb.cluster import txnstate
 from quorumdb.cluster.dataplane import (
     ClusterDataPlane,
     NotLeaderError,
@@ -35,6 +36,7 @@ from quorumdb.cluster.dataplane import (
 from quorumdb.cluster.metadata import Metadata
 from quorumdb.cluster.node import ClusterNode
 from quorumdb.cluster.rpc import RpcError
+from quorumdb.cluster.transactions import TransactionalDataPlane
 from quorumdb.db.gsi import stage_changes
 from quorumdb.db.partition import HASH_SPACE
 from quorumdb.db.replicated import PartitionStore
@@ -119,16 +121,19 @@ def make_dataplane(node: ClusterNode) -> ClusterDataPlane:
 
     def partition(info: Any, handle: Any) -> PartitionReplica:
         gid = info.group_id.encode()
-        store = PartitionStore(PrefixedEngine(engine, _GROUP_SPACE + gid + b"/"),
-                               WriterState(global_index_sink=stage_changes), id_prefix=prefix + gid + b"/")
+        state = WriterState(global_index_sink=stage_changes)
+        state.item_guard, state.item_written = txnstate.guard, txnstate.bump  # transactions' locks
+        store = PartitionStore(PrefixedEngine(engine, _GROUP_SPACE + gid + b"/"), state,
+                               id_prefix=prefix + gid + b"/")
         return PartitionReplica(info, store, handle)
 
     node.partition_factory = partition
     parts = int(os.environ.get(PARTITIONS_ENV, "4") or 4)
     reads = os.environ.get(EVENTUAL_READS_ENV, "leader").strip() or "leader"
     ttl = float(os.environ.get("QUORUMDB_TTL_INTERVAL_SECONDS", "5") or 5)
-    db = ClusterDataPlane(_Host(node), partitions_per_table=max(1, parts), eventual_reads=reads,
-                          ttl_interval_s=ttl)
+    db = TransactionalDataPlane(_Host(node), partitions_per_table=max(1, parts), eventual_reads=reads,
+                                ttl_interval_s=ttl)
+    db.attach(node)
 
     def serve_rpc(method: str) -> Any:
         async def handler(src: str, payload: Any) -> Any:

@@ -76,6 +76,9 @@ class WriteOp:
     # A msgpack-able description of ``mutate`` (``quorumdb.db.recipes``): a router can ship a
     # conditional write to a remote partition leader, which rebuilds the mutation from it.
     recipe: tuple[str, Any] | None = None
+    # The TransactWriteItems action this op is (Put, Update, Delete, ConditionCheck), set by the
+    # transaction handlers: a cluster transaction locks a ConditionCheck's item but never writes it.
+    action: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

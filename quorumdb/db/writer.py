@@ -79,6 +79,7 @@ from quorumdb.errors import (
     ResourceInUseError,
     ResourceNotFoundError,
     TransactionCanceledError,
+    TransactionConflictError,
     ValidationError,
 )
 from quorumdb.model.keys import (
@@ -169,6 +170,12 @@ class WriterState:
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.token_window_s = token_window_s
         self.streams = stream_settings if stream_settings is not None else streams.StreamSettings()
+        # Cluster transactions (``cluster.txnstate``): ``item_guard(st, item_key)`` runs before
+        # every item write and may refuse it (an item a prepared transaction holds raises
+        # TransactionConflictError); ``item_written(st, item_key)`` runs, staged with it, after
+        # every write that changes an item. None on a single node.
+        self.item_guard: Callable[[Staged, bytes], None] | None = None
+        self.item_written: Callable[[Staged, bytes], None] | None = None
 
     def begin(self, txn: WriteTxn) -> WriteBatch:
         return WriteBatch(self, txn)
@@ -327,6 +334,9 @@ class WriteBatch:
             except ItemCollectionSizeLimitExceededError as e:
                 failed = True
                 reasons.append({"Code": "ItemCollectionSizeLimitExceeded", "Message": e.message})
+            except TransactionConflictError as e:  # the item is held by a prepared transaction
+                failed = True
+                reasons.append({"Code": "TransactionConflict", "Message": e.message})
         if failed:
             raise TransactionCanceledError(reasons)
         # Several actions may share a collection: report each one's size after the whole transaction.
@@ -500,6 +510,9 @@ def index_entry(
 def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
     t = batch.current_table(op.table)
     kb = item_prefix(t.table_id) + encode_primary_key(t.key_schema, op.key)
+    guard = batch.state.item_guard
+    if guard is not None:
+        guard(st, kb)
     old_rec = st.get(kb)
     old: Item | None
     if old_rec is None:
@@ -560,6 +573,9 @@ def apply_write(batch: WriteBatch, st: Staged, op: WriteOp) -> WriteResult:
         st.delete(kb)
     else:
         st.put(kb, new_rec)
+    written = batch.state.item_written
+    if written is not None:
+        written(st, kb)
     dcount = (new_rec is not None) - (old_rec is not None)
     st.count(counter_key(t.table_id, None), dcount, new_size - old_size)
     index_writes = None if changes is None else _apply_index_changes(t, st, changes)

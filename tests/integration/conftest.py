@@ -4,8 +4,8 @@ Set QUORUMDB_TEST_ENDPOINT=http://127.0.0.1:NNNN to run the suite against a serv
 already running (e.g. dynalite, to check the suite's expectations); tests that need their own
 process (crash and restart) are skipped then. Set QUORUMDB_TEST_CLUSTER=3 to run it against a
 local 3-node cluster (``quorumdb cluster up``) through node 1's endpoint; a test that meets
-something the cluster refuses for now (global secondary indexes, transactions across
-partitions) is reported as skipped with the cluster's answer. Never imports the ``quorumdb``
+something the cluster refuses for now (global secondary indexes) is reported as skipped with
+the cluster's answer. Never imports the ``quorumdb``
 package.
 """
 

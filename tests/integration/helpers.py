@@ -42,7 +42,7 @@ STOP_TIMEOUT_S = 15.0
 
 CLUSTER_ENV = "QUORUMDB_TEST_CLUSTER"  # run the suite against a local cluster of N nodes
 CLUSTER_NODE_RE = re.compile(r"^\s+(n\d+)\s+(http://\S+)")
-# What a cluster answers for what it does not do yet (transactions across partitions, ...):
+# What a cluster answers for what it does not do yet (Streams, backups, ...):
 # a test that meets it is reported as skipped, with the answer as the reason.
 CLUSTER_REFUSAL = "not supported by this QuorumDB cluster yet"
 

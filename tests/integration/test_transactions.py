@@ -175,7 +175,7 @@ def test_concurrent_transfers_keep_the_total(ddb: Any, make_table: Any, endpoint
         ddb.put_item(TableName=table, Item={**acct_key(i), "bank": {"S": "b"}, "balance": {"N": str(start_balance)}})
     total = accounts * start_balance
     stop = threading.Event()
-    stats = {"committed": 0, "cancelled": 0, "conflicts": 0, "reads": 0}
+    stats = {"committed": 0, "cancelled": 0, "conflicts": 0, "reads": 0, "read_conflicts": 0}
     lock = threading.Lock()
     failures: list[str] = []
     duration_s = 8.0
@@ -217,8 +217,19 @@ def test_concurrent_transfers_keep_the_total(ddb: Any, make_table: Any, endpoint
         c = make_client(endpoint)
         while not stop.is_set():
             if kind == "transact_get":
-                out = c.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": acct_key(i)}}
-                                                          for i in range(accounts)])
+                try:
+                    out = c.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": acct_key(i)}}
+                                                              for i in range(accounts)])
+                except ClientError as exc:
+                    # A read meeting transactions in progress may be cancelled (TransactionConflict),
+                    # as DynamoDB's may.
+                    reasons = [r["Code"] for r in exc.response.get("CancellationReasons", [])]
+                    with lock:
+                        if "TransactionConflict" in reasons:
+                            stats["read_conflicts"] += 1
+                        else:
+                            failures.append(f"reader: {exc}")
+                    continue
                 check(kind, [int(r["Item"]["balance"]["N"]) for r in out["Responses"]])
             elif kind == "scan":
                 out = c.scan(TableName=table, ConsistentRead=True)

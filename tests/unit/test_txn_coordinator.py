@@ -4,8 +4,10 @@ recovery after a coordinator dies, idempotency tokens, the two-phase read."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from test_txn_harness import Net, add, check, put, ref
+from test_txn_harness import FAST, Net, add, check, put, ref
 
 from quorumdb.core.txn import (
     CANCELLED_BY_RECOVERY,
@@ -68,6 +70,8 @@ def test_a_conflicting_transaction_is_cancelled_with_transaction_conflict_at_its
     net.pump()
     second = net.write([check(0, "p2", "zz", None), add(1, "p1", "a", -2)])
     net.pump()
+    assert second.txn_id not in net.replies  # p2's vote may still add its reasons
+    net.advance(FAST.no_vote_wait_ms)
     assert codes(net, second.txn_id) == ["None", "TransactionConflict"]
     assert net.replies[second.txn_id].status.error_type == "TransactionCanceledException"
     net.release()
@@ -92,6 +96,22 @@ def test_a_failed_condition_cancels_everywhere_with_reasons_in_request_order() -
     assert not net.participants["p1"].prepared and not net.participants["p2"].prepared
     rec = net.ledger.record(t.txn_id)
     assert rec is not None and rec.state is TxnState.CANCELLED and rec.completed_ms is not None
+
+
+def test_a_cancellation_reports_the_reasons_of_every_participant_that_voted_in_time() -> None:
+    net = Net(items={"p1": {ref("a"): 1}, "p2": {ref("b"): 2}})
+    t = net.write([put(0, "p1", "a", 5, **{"if": 9}), put(1, "p2", "b", 6, **{"if": 3})])
+    net.run_until_quiet()
+    assert codes(net, t.txn_id) == ["ConditionalCheckFailed", "ConditionalCheckFailed"]
+
+
+def test_without_a_wait_the_first_no_vote_cancels_at_once() -> None:
+    net = Net(items={"p1": {ref("a"): 1}, "p2": {ref("b"): 2}},
+              config=dataclasses.replace(FAST, no_vote_wait_ms=0))
+    net.hold(lambda m: isinstance(m, Vote) and m.src == "p2")
+    t = net.write([put(0, "p1", "a", 5, **{"if": 9}), put(1, "p2", "b", 6)])
+    net.pump()
+    assert codes(net, t.txn_id) == ["ConditionalCheckFailed", "None"]
 
 
 def test_lost_votes_are_recovered_by_retransmitting_the_prepare() -> None:

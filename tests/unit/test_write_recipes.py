@@ -39,3 +39,16 @@ def test_a_recipe_must_name_the_item_and_table_it_is_shipped_with() -> None:
         recipes.rebuild(t, ["partiql", ["DELETE FROM \"u\" WHERE pk = 'a'", [], False]], {"pk": {"S": "a"}})
     with pytest.raises(ValidationError):
         recipes.rebuild(t, ["pickle", b"..."], {"pk": {"S": "a"}})
+
+
+def test_a_transaction_action_may_name_its_table_by_arn() -> None:
+    import quorumdb.api.ops.transactions  # noqa: F401 - registers the "transact" recipe
+    from quorumdb.model.schema import arn_for
+
+    t = table_def("tbl", range_key=False)
+    key = {"pk": {"S": "a"}}
+    for name in ("tbl", arn_for("tbl")):
+        put = ["transact", {"Put": {"TableName": name, "Item": {"pk": {"S": "a"}, "v": {"N": "1"}}}}]
+        assert recipes.rebuild(t, put, key)(None) == {"pk": {"S": "a"}, "v": {"N": "1"}}
+    with pytest.raises(ValidationError):
+        recipes.rebuild(t, ["transact", {"Put": {"TableName": arn_for("other"), "Item": key}}], key)

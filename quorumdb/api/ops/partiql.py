@@ -679,7 +679,15 @@ async def execute_transaction(ctx: RequestContext, req: dict[str, Any]) -> dict[
         plans.append(plan)
     if total_bytes > TRANSACT_BYTES_MAX:
         raise ValidationError(_TRANSACTION_TOO_BIG)
-    ops = [p.op for p in plans]
+    # Each statement travels as a recipe: a cluster rebuilds it on the leader of its partition.
+    ops = [
+        dataclasses.replace(
+            p.op, action=p.kind,
+            recipe=(_RECIPE, [spec["Statement"], spec.get("Parameters") or [],
+                              spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"]),
+        )
+        for spec, p in zip(specs, plans, strict=True)
+    ]
     taken = admit_transact_writes(ctx.capacity, [(op.table, op.key, None) for op in ops])
     token: str | None = req.get("ClientRequestToken")
     if token is None:

@@ -44,10 +44,11 @@ from quorumdb.api.throttle import (
     settle_transact_gets,
     settle_transact_writes,
 )
+from quorumdb.db import recipes
 from quorumdb.db.contract import StoredItem, WriteOp, WriteResult
 from quorumdb.errors import ConditionalCheckFailedError, ValidationError
 from quorumdb.model.keys import extract_key
-from quorumdb.model.schema import TableDef
+from quorumdb.model.schema import TableDef, table_name_of
 from quorumdb.model.size import item_size
 from quorumdb.model.types import Item, Key
 from quorumdb.model.values import validate_item
@@ -124,39 +125,20 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
     ops: list[WriteOp] = []
     seen: set[tuple[str, tuple[Any, ...]]] = set()
     total_bytes = 0
-    for p in planned:
+    for action, p in zip(actions, planned, strict=True):
         name = p.spec["TableName"]
         table = tables.get(name)
         if table is None:
             table = tables[name] = table_of(ctx.db, name)
             refuse_if_leaderless(table, "Transactions")
-        fail_old = p.spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
-        cond = p.parsed.condition
-        if p.kind == "Put":
-            assert p.item is not None
-            key = validate_item_for_table(table, p.item)
-            total_bytes += item_size(p.item)
-            mutate = conditional_mutator(cond, p.item, fail_old)
-        else:
-            assert p.key_in is not None
-            key = extract_key(table.key_schema, p.key_in, exact=True)
-            total_bytes += item_size(key)
-            if p.kind == "Delete":
-                mutate = conditional_mutator(cond, None, fail_old)
-            elif p.kind == "Update":
-                update = p.parsed.update
-                update.check_keys(table.key_schema)
-                if table.indexes:
-                    check_update_index_types(table, update)
-                    check_key_paths(table, update.updated_paths)
-                mutate = update_mutator(table, key, cond, update, fail_old)
-            else:
-                mutate = check_only(cond, fail_old)
+        key, mutate = _mutation(table, p)
+        total_bytes += item_size(p.item) if p.item is not None else item_size(key)
         ident = (name, key_fingerprint(key))
         if ident in seen:
             raise ValidationError(_MULTIPLE_OPS)
         seen.add(ident)
-        ops.append(WriteOp(table=table, key=key, mutate=mutate))
+        # The action travels as a recipe: a cluster rebuilds it on the leader of its partition.
+        ops.append(WriteOp(table=table, key=key, mutate=mutate, recipe=(_RECIPE, action), action=p.kind))
     if total_bytes > TRANSACT_BYTES_MAX:
         raise ValidationError(_TOO_BIG)
 
@@ -170,6 +152,42 @@ async def transact_write_items(ctx: RequestContext, req: dict[str, Any]) -> dict
     if taken is not None:
         settle_transact_writes(taken, results)
     return transact_write_response(req, ops, [p.kind for p in planned], results)
+
+
+def _mutation(table: TableDef, p: _Planned) -> tuple[Key, Any]:
+    """The key and the pure mutation of one planned action on ``table``."""
+    fail_old = p.spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+    cond = p.parsed.condition
+    if p.kind == "Put":
+        assert p.item is not None
+        key = validate_item_for_table(table, p.item)
+        return key, conditional_mutator(cond, p.item, fail_old)
+    assert p.key_in is not None
+    key = extract_key(table.key_schema, p.key_in, exact=True)
+    if p.kind == "Delete":
+        return key, conditional_mutator(cond, None, fail_old)
+    if p.kind == "Update":
+        update = p.parsed.update
+        update.check_keys(table.key_schema)
+        if table.indexes:
+            check_update_index_types(table, update)
+            check_key_paths(table, update.updated_paths)
+        return key, update_mutator(table, key, cond, update, fail_old)
+    return key, check_only(cond, fail_old)
+
+
+_RECIPE = "transact"
+
+
+def _rebuild(table: TableDef, action: Any) -> tuple[Key, Any]:
+    """A TransactWriteItems action rebuilt from its request JSON (``quorumdb.db.recipes``)."""
+    p = _plan_action(action)
+    if table_name_of(str(p.spec.get("TableName"))) != table.name:  # a name or the table's ARN
+        raise ValidationError("A write recipe names another table")
+    return _mutation(table, p)
+
+
+recipes.register(_RECIPE, _rebuild)
 
 
 def transact_write_response(

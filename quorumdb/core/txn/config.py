@@ -22,6 +22,9 @@ class TxnConfig:
     # Before the decision: a coordinator that has not heard from the ledger (Begin) or from
     # every participant (votes) for this long gives up and cancels.
     prepare_timeout_ms: int = 1000
+    # After a no vote, a coordinator waits this long for the other votes before it cancels, so
+    # that CancellationReasons show every action's reason (as DynamoDB's do); 0: cancel at once.
+    no_vote_wait_ms: int = 50
     # A participant holding a prepared transaction this long asks a recovery coordinator, then
     # asks again every ``recovery_retry_ms`` until the decision arrives.
     recovery_after_ms: int = 3000
@@ -53,8 +56,12 @@ class TxnConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.decided_cache_max, int) or self.decided_cache_max < 0:
-            raise ValueError("decided_cache_max must be an int >= 0")
+        for name in ("decided_cache_max", "no_vote_wait_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if self.no_vote_wait_ms >= self.prepare_timeout_ms:
+            raise ValueError("no_vote_wait_ms must be below prepare_timeout_ms")
         if self.prepare_timeout_ms <= self.retransmit_ms:
             raise ValueError("prepare_timeout_ms must be above retransmit_ms")
         # Liveness, not safety: a live coordinator should normally decide before its

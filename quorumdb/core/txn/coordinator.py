@@ -22,8 +22,9 @@ Write transaction protocol and why it is safe
    earlier result, and the request goes no further). Nothing has been prepared yet, so a
    coordinator that cannot reach the ledger simply answers UNAVAILABLE.
 2. ``Prepare`` to every participant (resent until each votes). The first vote of each
-   participant counts; a no vote, or no vote from someone within ``prepare_timeout_ms``,
-   decides CANCEL; yes votes from all decide COMMIT. Vote timestamps push the node's clock.
+   participant counts; a no vote (once every participant voted, or ``no_vote_wait_ms`` after
+   it, so that the client sees every action's reason), or no vote from someone within
+   ``prepare_timeout_ms``, decides CANCEL; yes votes from all decide COMMIT. Vote timestamps push the node's clock.
 3. ``LedgerDecide``: a compare-and-set on the transaction id, resent until answered. The
    answer carries the decision the ledger holds, which is the one that counts: a recovery
    coordinator may have written CANCELLED first. Only now does any ``Decision`` leave, so a
@@ -331,6 +332,7 @@ class WriteTxn(_Core):
             p: tuple(a for a in request.actions if a.partition == p) for p in self.participants
         }
         self._votes: dict[PartitionId, Vote] = {}
+        self._first_no_ms: int | None = None  # when the first no vote came
         self._acks: set[PartitionId] = set()
         self._proposed: TxnState | None = None
         self._outcome: TxnResult | None = None
@@ -393,10 +395,14 @@ class WriteTxn(_Core):
             return
         self._votes[msg.src] = msg
         self._clock.observe(msg.seen_ts)
-        if not msg.ok:
-            self._decide(TxnState.CANCELLED, now_ms)
-        elif len(self._votes) == len(self.participants):
-            self._decide(TxnState.COMMITTED, now_ms)
+        if len(self._votes) == len(self.participants):
+            ok = all(v.ok for v in self._votes.values())
+            self._decide(TxnState.COMMITTED if ok else TxnState.CANCELLED, now_ms)
+        elif not msg.ok:
+            if self._cfg.no_vote_wait_ms == 0:
+                self._decide(TxnState.CANCELLED, now_ms)
+            elif self._first_no_ms is None:
+                self._first_no_ms = now_ms  # the others' votes have a moment to add their reasons
 
     def _decide(self, decision: TxnState, now_ms: int) -> None:
         """Write the decision to the ledger (a compare-and-set); nothing else leaves until the
@@ -477,7 +483,9 @@ class WriteTxn(_Core):
             elif self._resend_due(now_ms):
                 self._send_begin()
         elif phase is WritePhase.PREPARE:
-            if waited >= cfg.prepare_timeout_ms:
+            no_vote_waited = (self._first_no_ms is not None
+                              and now_ms - self._first_no_ms >= cfg.no_vote_wait_ms)
+            if waited >= cfg.prepare_timeout_ms or no_vote_waited:
                 self._decide(TxnState.CANCELLED, now_ms)
             elif self._resend_due(now_ms):
                 for p in self.participants:

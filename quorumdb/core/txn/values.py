@@ -221,6 +221,7 @@ class ReasonCode(enum.Enum):
     VALIDATION_ERROR = "ValidationError"
     THROTTLING_ERROR = "ThrottlingError"
     PROVISIONED_THROUGHPUT_EXCEEDED = "ProvisionedThroughputExceeded"
+    DUPLICATE_ITEM = "DuplicateItem"  # a PartiQL INSERT of an existing item (ExecuteTransaction)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
