@@ -18,7 +18,13 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.integration.helpers import CREDENTIALS, REGION, ServerProcess, TableFactory, against_quorumdb
+from tests.integration.helpers import (
+    CREDENTIALS,
+    REGION,
+    ServerProcess,
+    TableFactory,
+    against_quorumdb,
+)
 
 pytestmark = pytest.mark.skipif(not against_quorumdb(), reason="starts its own quorumdb servers")
 

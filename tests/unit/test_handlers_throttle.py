@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from quorumdb.api.throttle import ENFORCE_TAG, INDEX_MESSAGE, TABLE_MESSAGE, Throttle, from_env, item_position
+from quorumdb.api.throttle import (
+    ENFORCE_TAG,
+    INDEX_MESSAGE,
+    TABLE_MESSAGE,
+    Throttle,
+    from_env,
+    item_position,
+)
 from quorumdb.core.capacity import partition_of
 from quorumdb.errors import ProvisionedThroughputExceededError, TransactionCanceledError
 from quorumdb.model.schema import TableDef, Throughput
